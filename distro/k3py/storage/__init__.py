@@ -18,8 +18,8 @@ from k3py.storage.sqlite import SQLiteStore, open_store
 
 __all__ = [
     "Backend",
-    "CompactionOptions",
     "Compacted",
+    "CompactionOptions",
     "Conflict",
     "Event",
     "EventType",

@@ -28,9 +28,7 @@ class Conflict(StorageError):
     """A compare-and-swap lost: the key's mod_revision is not the one the caller expected."""
 
     def __init__(self, key: bytes, expected: int, actual: int) -> None:
-        super().__init__(
-            f"key {key!r} was modified: expected mod_revision {expected}, found {actual}"
-        )
+        super().__init__(f"key {key!r} was modified: expected mod_revision {expected}, found {actual}")
         self.key = key
         self.expected = expected
         self.actual = actual
@@ -40,9 +38,7 @@ class Compacted(StorageError):
     """The requested revision is older than the compaction point; its history is gone."""
 
     def __init__(self, requested: int, compacted: int) -> None:
-        super().__init__(
-            f"revision {requested} has been compacted (oldest available is {compacted + 1})"
-        )
+        super().__init__(f"revision {requested} has been compacted (oldest available is {compacted + 1})")
         self.requested = requested
         self.compacted = compacted
 

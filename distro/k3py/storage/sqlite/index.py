@@ -1,0 +1,155 @@
+"""The in-memory MVCC key index of the SQLite backend (etcd's ``treeIndex`` idea).
+
+The database holds one table ordered by revision; this index maps each key to the list of
+revisions that touched it, so point reads, ranges at any retained revision and compare-and-
+swap checks never scan SQL. Only the writer thread mutates it, always after its transaction
+is durable; readers on other threads take the same lock for short, bounded sections.
+
+An entry is ``(mod_revision, create_revision, version)``; ``version == 0`` marks a deletion
+(a tombstone). Each key's entries are sorted by mod_revision.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+Entry = tuple[int, int, int]
+"""(mod_revision, create_revision, version); version 0 means the key was deleted."""
+
+
+def _mod(entry: Entry) -> int:
+    return entry[0]
+
+
+def entry_at(history: list[Entry], rev: int) -> Entry | None:
+    """The newest entry of one key's history at or before ``rev``."""
+    last = history[-1]
+    if last[0] <= rev:
+        return last
+    i = bisect_right(history, rev, key=_mod)
+    return history[i - 1] if i else None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRange:
+    items: list[tuple[bytes, Entry]]
+    more: bool
+    next_key: bytes | None
+
+
+class KeyIndex:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.revision = 1
+        """The newest durable revision; reads at 0 ("latest") read at this one."""
+        self.compacted = 0
+        """History at or before this revision is gone."""
+        self._hist: dict[bytes, list[Entry]] = {}
+        self._keys: list[bytes] = []
+        # Keys whose history holds something compaction could drop (older entries or a
+        # tombstone), so compaction costs what changed, not the size of the keyspace.
+        self._compactable: set[bytes] = set()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self, rows: Iterable[tuple[int, bytes, int, int]]) -> None:
+        """Fill from ``(rev, key, create_rev, version)`` rows in revision order."""
+        hist = self._hist
+        for rev, key, create_rev, version in rows:
+            entries = hist.get(key)
+            if entries is None:
+                hist[key] = [(rev, create_rev, version)]
+                if version == 0:
+                    self._compactable.add(key)
+            else:
+                entries.append((rev, create_rev, version))
+                self._compactable.add(key)
+        self._keys = sorted(hist)
+
+    # -- reads (callers hold ``lock``) ---------------------------------------------------------
+
+    def latest(self, key: bytes) -> Entry | None:
+        entries = self._hist.get(key)
+        return entries[-1] if entries else None
+
+    def get(self, key: bytes, rev: int) -> Entry | None:
+        """The live entry of ``key`` at ``rev``, or None if absent or deleted then."""
+        entries = self._hist.get(key)
+        if entries is None:
+            return None
+        entry = entry_at(entries, rev)
+        return entry if entry is not None and entry[2] else None
+
+    def range(self, start: bytes, end: bytes, rev: int, limit: int) -> IndexRange:
+        keys, hist = self._keys, self._hist
+        i = bisect_left(keys, start)
+        stop = bisect_left(keys, end) if end else len(keys)
+        items: list[tuple[bytes, Entry]] = []
+        while i < stop:
+            key = keys[i]
+            i += 1
+            entry = entry_at(hist[key], rev)
+            if entry is None or not entry[2]:
+                continue
+            if limit and len(items) == limit:
+                return IndexRange(items, True, key)
+            items.append((key, entry))
+        return IndexRange(items, False, None)
+
+    def count(self, start: bytes, end: bytes) -> int:
+        keys, hist = self._keys, self._hist
+        i = bisect_left(keys, start)
+        stop = bisect_left(keys, end) if end else len(keys)
+        return sum(1 for k in keys[i:stop] if hist[k][-1][2])
+
+    def __len__(self) -> int:
+        return len(self._hist)
+
+    # -- writes (writer thread, holding ``lock``) -------------------------------------------
+
+    def apply(self, key: bytes, entry: Entry) -> None:
+        entries = self._hist.get(key)
+        if entries is None:
+            self._hist[key] = [entry]
+            insort(self._keys, key)
+            if entry[2] == 0:
+                self._compactable.add(key)
+        else:
+            entries.append(entry)
+            self._compactable.add(key)
+
+    def _superseded(self, rev: int) -> Iterator[tuple[bytes, list[Entry], int]]:
+        """Each compactable key with how many leading entries compaction at ``rev`` drops."""
+        for key in self._compactable:
+            entries = self._hist[key]
+            n = bisect_right(entries, rev, key=_mod)
+            drop = n if n and entries[n - 1][2] == 0 else n - 1
+            if drop > 0:
+                yield key, entries, drop
+
+    def compaction_plan(self, rev: int) -> list[int]:
+        """The revisions whose rows compaction at ``rev`` removes (the index is unchanged)."""
+        return [e[0] for _, entries, drop in self._superseded(rev) for e in entries[:drop]]
+
+    def compact(self, rev: int) -> None:
+        """Drop every entry superseded at or before ``rev``, and tombstones at or before it."""
+        gone: list[bytes] = []
+        settled: list[bytes] = []
+        for key, entries, drop in list(self._superseded(rev)):
+            del entries[:drop]
+            if not entries:
+                gone.append(key)
+            elif len(entries) == 1 and entries[0][2]:
+                settled.append(key)
+        self._compactable.difference_update(settled)
+        for key in gone:
+            del self._hist[key]
+            self._compactable.discard(key)
+        if len(gone) > 64:
+            self._keys = [k for k in self._keys if k in self._hist]
+        else:
+            for key in gone:
+                del self._keys[bisect_left(self._keys, key)]

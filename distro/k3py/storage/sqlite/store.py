@@ -1,0 +1,218 @@
+"""``SQLiteStore``: the default backend, one SQLite file in WAL mode.
+
+Data flow: writes → ``Writer`` (group commit once per loop turn) → index update →
+futures resolved and watch events published by ``_deliver`` → ``Broadcaster``. Point reads run inline on
+the loop (one primary-key lookup); ranges that may be large and watch history run on the
+``ReaderPool`` threads. A periodic task asks the writer to compact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+from k3py.storage.broadcaster import Broadcaster
+from k3py.storage.errors import Compacted, StorageError, StoreUnavailable
+from k3py.storage.model import Event, KeyValue, RangeResult
+from k3py.storage.options import SQLiteOptions
+from k3py.storage.sqlite.index import KeyIndex
+from k3py.storage.sqlite.readers import (
+    ReaderPool,
+    read_history,
+    read_range,
+    resolve_revision,
+)
+from k3py.storage.sqlite.schema import connect, describe, open_database
+from k3py.storage.sqlite.watch import SQLiteWatch
+from k3py.storage.sqlite.writer import Op, Outcome, Request, Writer
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_INLINE_RANGE_LIMIT = 500
+
+
+def _load(conn: sqlite3.Connection, index: KeyIndex) -> None:
+    index.load(conn.execute("SELECT rev, key, create_rev, version FROM log ORDER BY rev"))
+    meta = dict(conn.execute("SELECT name, value FROM meta"))
+    head = conn.execute("SELECT max(rev) FROM log").fetchone()[0] or 0
+    index.compacted = int(meta.get("compact_rev", 0))
+    index.revision = max(int(meta.get("base_rev", 1)), head, index.compacted + 1)
+
+
+async def open_store(options: SQLiteOptions) -> SQLiteStore:
+    """Open or create the store at ``options.path`` and start its writer and compactor."""
+    return await SQLiteStore.open(options)
+
+
+class SQLiteStore:
+    def __init__(self, options: SQLiteOptions, conn: sqlite3.Connection, index: KeyIndex) -> None:
+        self._options = options
+        self._loop = asyncio.get_running_loop()
+        self._index = index
+        self._reader = connect(options.path, writer=False)
+        self._pool = ReaderPool(options.path)
+        self._broadcaster = Broadcaster(index.revision)
+        self._writer = Writer(
+            conn,
+            index,
+            self._loop,
+            self._deliver,
+            max_batch=options.max_batch,
+            compaction=options.compaction,
+        )
+        self._closed = False
+        self._conn = conn
+        self._compactor: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, options: SQLiteOptions) -> SQLiteStore:
+        conn = await asyncio.to_thread(open_database, options.path)
+        index = KeyIndex()
+        try:
+            await asyncio.to_thread(_load, conn, index)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreUnavailable(
+                f"cannot read database {options.path}: {describe(exc)} (corrupt file?)"
+            ) from exc
+        store = cls(options, conn, index)
+        if options.compaction.enabled and options.compaction.interval > 0:
+            store._compactor = asyncio.create_task(store._compact_periodically(), name="k3py-store-compactor")
+        log.info(
+            "store %s opened at revision %d (%d keys, compacted to %d)",
+            options.path,
+            index.revision,
+            len(index),
+            index.compacted,
+        )
+        return store
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def current_revision(self) -> int:
+        return self._index.revision
+
+    @property
+    def compact_revision(self) -> int:
+        return self._index.compacted
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._broadcaster)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get(self, key: bytes, *, rev: int = 0) -> KeyValue | None:
+        self._check_open()
+        index = self._index
+        with index.lock:
+            rev = resolve_revision(index, rev)
+            entry = index.get(key, rev)
+        if entry is None:
+            return None
+        row = self._reader.execute("SELECT value FROM log WHERE rev = ?", (entry[0],)).fetchone()
+        if row is None:
+            raise Compacted(rev, index.compacted)
+        return KeyValue(key, row[0], entry[1], entry[0], entry[2])
+
+    async def range(self, start: bytes, end: bytes, *, rev: int = 0, limit: int = 0) -> RangeResult:
+        self._check_open()
+        if 0 < limit <= _INLINE_RANGE_LIMIT:
+            return read_range(self._reader, self._index, start, end, rev, limit)
+        return await self._in_pool(lambda: read_range(self._pool.conn(), self._index, start, end, rev, limit))
+
+    async def count(self, start: bytes, end: bytes) -> int:
+        self._check_open()
+        with self._index.lock:
+            return self._index.count(start, end)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create(self, key: bytes, value: bytes) -> KeyValue:
+        return await self._write(Op.CREATE, key, value, 0)  # type: ignore[return-value]
+
+    async def update(self, key: bytes, value: bytes, *, expected_mod: int = 0) -> KeyValue:
+        return await self._write(Op.UPDATE, key, value, expected_mod)  # type: ignore[return-value]
+
+    async def delete(self, key: bytes, *, expected_mod: int = 0) -> KeyValue:
+        return await self._write(Op.DELETE, key, b"", expected_mod)  # type: ignore[return-value]
+
+    async def compact(self, rev: int) -> int:
+        """Compact history up to ``rev`` (0: to what the retention options allow)."""
+        return await self._write(Op.COMPACT, b"", b"", rev)  # type: ignore[return-value]
+
+    async def _write(self, op: Op, key: bytes, value: bytes, expected: int) -> object:
+        self._check_open()
+        fut: asyncio.Future[object] = self._loop.create_future()
+        self._writer.submit(Request(op, key, value, expected, fut))
+        return await fut
+
+    def _deliver(self, outcomes: list[Outcome], events: list[Event]) -> None:
+        """On the loop: resolve the callers' futures, then publish the committed events."""
+        for fut, result in outcomes:
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+        self._broadcaster.publish(events)
+
+    # -- watch ---------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def watch(self, prefix: bytes, *, after: int) -> AsyncIterator[SQLiteWatch]:
+        """Events on keys under ``prefix`` with revision > ``after``, in order."""
+        self._check_open()
+        with self._index.lock:
+            if after < self._index.compacted:
+                raise Compacted(after, self._index.compacted)
+        watch = SQLiteWatch(self._broadcaster, self._history, prefix, after, self._options.watch_buffer)
+        try:
+            yield watch
+        finally:
+            watch.close()
+
+    def _history(self, start: bytes, end: bytes, after: int, upto: int) -> asyncio.Future[list[Event]]:
+        return self._loop.run_in_executor(
+            self._pool.executor,
+            lambda: read_history(self._pool.conn(), self._index, start, end, after, upto),
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def _compact_periodically(self) -> None:
+        interval = self._options.compaction.interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.compact(0)
+            except StorageError as exc:
+                log.warning("periodic compaction failed: %s", exc)
+
+    async def _in_pool(self, fn: Callable[[], T]) -> T:
+        return await self._loop.run_in_executor(self._pool.executor, fn)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._compactor is not None:
+            self._compactor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._compactor
+        self._writer.flush()
+        self._broadcaster.close()
+        await asyncio.to_thread(self._pool.close)
+        self._reader.close()
+        self._conn.close()
