@@ -1,0 +1,193 @@
+"""Parsers for setting values, one per kind of value a flag can take.
+
+Each parser takes a raw value as it arrived (a string from the command line or the
+environment, or a string, number, boolean or list from the YAML config file) and returns
+the typed value, or raises ``ValueError`` with a message that quotes the value and says
+what is wrong. The flag name and the source are added by ``config.build``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from k3py.config.model import DISABLEABLE, IPAddress, IPNetwork, SQLiteEndpoint
+
+T = TypeVar("T")
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
+_SAN_NAME = re.compile(rf"^(\*\.)?{_DNS_LABEL}(\.{_DNS_LABEL})*$", re.IGNORECASE)
+_UNSUPPORTED_DATASTORES = ("etcd", "http", "https", "unix", "postgres", "postgresql", "mysql", "nats")
+
+
+def _scalar(raw: object) -> str:
+    """A scalar as text; YAML numbers are accepted where text is expected (e.g. tokens)."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError(f"expected a single value, got {_show(raw)}")
+    return str(raw).strip()
+
+
+def _show(raw: object) -> str:
+    if isinstance(raw, str):
+        return f'"{raw}"'
+    if isinstance(raw, list | dict):
+        return f"a YAML {'list' if isinstance(raw, list) else 'mapping'}"
+    return repr(raw)
+
+
+def text(raw: object) -> str:
+    value = _scalar(raw)
+    if not value or any(ch.isspace() for ch in value):
+        raise ValueError(f"{_show(raw)} must be non-empty and contain no whitespace")
+    return value
+
+
+def switch(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise ValueError(f"{_show(raw)} is not a boolean (use true or false)")
+
+
+def path(raw: object) -> Path:
+    value = _scalar(raw)
+    if not value:
+        raise ValueError("the path is empty")
+    return Path(value).expanduser().absolute()
+
+
+def port(raw: object) -> int:
+    value = _scalar(raw)
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise ValueError(f"{_show(raw)} is not a port number (1-65535)")
+    return int(value)
+
+
+def positive_int(raw: object) -> int:
+    value = _scalar(raw)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{_show(raw)} is not a whole number of at least 1")
+    return int(value)
+
+
+def seconds(raw: object) -> float:
+    value = _scalar(raw)
+    try:
+        number = float(value.removesuffix("s"))
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < float("inf"):
+        raise ValueError(f"{_show(raw)} is not a number of seconds (0 or more)")
+    return number
+
+
+def ip_address(raw: object) -> IPAddress:
+    value = _scalar(raw)
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{_show(raw)} is not an IPv4 or IPv6 address") from None
+
+
+def cidr(raw: object) -> IPNetwork:
+    value = _scalar(raw)
+    if "/" not in value:
+        raise ValueError(f"{_show(raw)} is not a CIDR (expected ADDRESS/PREFIX, e.g. 10.42.0.0/16)")
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{_show(raw)} is not a valid CIDR: {exc}") from None
+
+
+def file_mode(raw: object) -> int:
+    """An octal permission mode as K3s takes it: ``"0644"``, ``"644"`` or ``0o644``."""
+    value = _scalar(raw).lower().removeprefix("0o")
+    if not value or any(ch not in "01234567" for ch in value) or int(value, 8) > 0o777:
+        raise ValueError(f"{_show(raw)} is not an octal file mode between 0000 and 0777 (e.g. 0644)")
+    return int(value, 8)
+
+
+def node_name(raw: object) -> str:
+    value = _scalar(raw)
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(
+            f"{_show(raw)} is not a valid node name "
+            "(lowercase letters, digits, '-' and '.', at most 253 characters)"
+        )
+    return value
+
+
+def subject_alt_name(raw: object) -> str:
+    value = _scalar(raw)
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if len(value) > 253 or not _SAN_NAME.match(value):
+        raise ValueError(f"{_show(raw)} is neither an IP address nor a DNS name")
+    return value.lower()
+
+
+def disable_item(raw: object) -> str:
+    value = _scalar(raw)
+    if value not in DISABLEABLE:
+        raise ValueError(
+            f"{_show(raw)} is not a component that can be disabled (one of: {', '.join(DISABLEABLE)})"
+        )
+    return value
+
+
+def datastore_endpoint(raw: object) -> SQLiteEndpoint:
+    """``sqlite://PATH`` or a plain file path; other schemes are recognised and refused."""
+    value = _scalar(raw)
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "sqlite", value
+    if scheme in _UNSUPPORTED_DATASTORES:
+        raise ValueError(f"{scheme}:// datastores are not supported yet (only sqlite:// for now)")
+    if scheme != "sqlite":
+        raise ValueError(f"unknown datastore scheme {scheme!r} in {_show(raw)} (expected sqlite://PATH)")
+    if "?" in rest:
+        raise ValueError(f"{_show(raw)}: sqlite:// endpoints take no query parameters")
+    if not rest:
+        raise ValueError(f"{_show(raw)} names no database file (expected sqlite:///path/to/state.db)")
+    return SQLiteEndpoint(path=Path(rest).expanduser().absolute())
+
+
+def https_url(raw: object) -> str:
+    value = _scalar(raw)
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"{_show(raw)} is not an https URL (e.g. https://10.0.0.1:6443)")
+    try:
+        parts.port  # noqa: B018  (validates the port)
+    except ValueError:
+        raise ValueError(f"{_show(raw)} has an invalid port") from None
+    return value.rstrip("/")
+
+
+def list_of(item: Callable[[object], T]) -> Callable[[object], tuple[T, ...]]:
+    """A parser for list flags: a YAML list, repeated flags, or comma-separated text."""
+
+    def parse(raw: object) -> tuple[T, ...]:
+        items: list[object]
+        if isinstance(raw, list | tuple):
+            items = [part for entry in raw for part in _split(entry)]
+        else:
+            items = list(_split(raw))
+        parsed = [item(entry) for entry in items]
+        return tuple(dict.fromkeys(parsed))
+
+    return parse
+
+
+def _split(raw: object) -> list[object]:
+    if isinstance(raw, str):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return [raw]

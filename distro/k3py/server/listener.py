@@ -1,0 +1,80 @@
+"""The server's HTTP listener: one aiohttp application on ``--bind-address:--https-listen-port``.
+
+For now it serves only the health endpoints, over plain HTTP; TLS and the Kubernetes API
+arrive with the API server, which will add its routes to the same application. A port
+that cannot be bound becomes a ``ServerError`` with the address and the reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from k3py.config import IPAddress
+from k3py.server.errors import ServerError
+from k3py.server.health import HealthCheck, health_routes
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 5.0
+"""Seconds that in-flight requests get to finish when the server stops."""
+
+
+class Listener:
+    """Owns the aiohttp runner and site; ``start`` binds, ``stop`` drains and closes."""
+
+    def __init__(
+        self,
+        host: IPAddress,
+        port: int,
+        checks: Sequence[HealthCheck],
+        *,
+        access_log: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        app = web.Application()
+        app.add_routes(health_routes(checks))
+        kwargs: dict[str, Any] = {} if access_log else {"access_log": None}
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=STOP_TIMEOUT, **kwargs)
+        self._started = False
+
+    @property
+    def address(self) -> str:
+        shown = f"[{self.host}]" if self.host.version == 6 else str(self.host)
+        return f"{shown}:{self.port}"
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, str(self.host), self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise ServerError(f"cannot listen on {self.address}: {_describe(exc)}") from None
+        self._started = True
+        log.info(
+            "Listening on http://%s for /healthz, /livez and /readyz (plain HTTP until TLS lands)",
+            self.address,
+        )
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self._runner.cleanup()
+        log.info("Stopped listening on %s", self.address)
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use (is another k3py server running? choose another --https-listen-port)"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need root)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "address not available on this host (check --bind-address)"
+    return exc.strerror or str(exc)

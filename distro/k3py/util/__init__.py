@@ -1,0 +1,1 @@
+"""Domain-free helpers, one module per concern (``proc`` runs other programs)."""

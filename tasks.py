@@ -1,0 +1,204 @@
+"""Developer tasks for k3py: ``invoke --list`` shows them, ``invoke --help TASK`` their options.
+
+- ``invoke deps``    install the Debian packages k3py and its tests need (root)
+- ``invoke test``    run the test suite (pytest, in parallel)
+- ``invoke lint``    ruff check, ruff format --check, mypy, import-linter
+- ``invoke server``  run a development server with its state under .cache/dev
+
+Tasks can be chained: ``invoke deps test`` runs both, in order. Every external command
+goes through ``k3py.util.proc`` and is echoed as ``+ cmd`` before it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+from rich.console import Console
+from rich.table import Table
+
+from k3py.util import proc
+
+ROOT = Path(__file__).resolve().parent
+DEV_DIR = ROOT / ".cache" / "dev"
+LINT_PATHS = ("distro", "tests", "tasks.py")
+DEFAULT_MARKERS = "not qemu and not e2e"
+
+DEBIAN_PACKAGES = {
+    "sqlite3": "the sqlite3 shell, to inspect the datastore (<data-dir>/server/db/state.db)",
+    "iproute2": "ip, for node addresses, routes and network namespaces",
+    "util-linux": "mount, nsenter and unshare, for pod sandboxes and namespaced tests",
+    "procps": "ps, pgrep and sysctl, to inspect processes and kernel settings",
+    "ca-certificates": "trusted CAs, for HTTPS to package and image registries",
+}
+
+console = Console(highlight=False)
+
+
+class _EchoCommands(logging.Handler):
+    """Shows the ``+ cmd`` lines of ``k3py.util.proc`` on the console, dimmed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(record.getMessage(), style="dim", markup=False, soft_wrap=True)
+
+
+_proc_log = logging.getLogger("k3py.util.proc")
+_proc_log.addHandler(_EchoCommands())
+_proc_log.setLevel(logging.INFO)
+_proc_log.propagate = False
+
+
+def _tool(name: str) -> Path:
+    """A program from this virtualenv first (ruff, mypy, k3py...), else from PATH."""
+    found = proc.which(name, path=str(Path(sys.executable).parent)) or proc.which(name)
+    if found is None:
+        raise Exit(f"{name} not found: install the dev extras (.venv/bin/pip install -e '.[dev]')", code=1)
+    return found
+
+
+def _run(command: Sequence[str | Path], *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
+    """Run a command through the choke point; turn a failure into invoke's Exit."""
+    try:
+        proc.run(command, cwd=cwd, env=env)
+    except proc.CommandFailed as exc:
+        raise Exit(code=exc.returncode) from None
+    except proc.ProcessError as exc:
+        raise Exit(str(exc), code=1) from None
+
+
+@task(
+    help={
+        "markers": f"pytest -m expression; '' runs every tier (default: '{DEFAULT_MARKERS}')",
+        "path": "test file or directory; repeatable (default: tests)",
+        "workers": "pytest-xdist workers: a number, or 'auto' for one per CPU (default: auto)",
+    },
+    iterable=["path"],
+)
+def test(
+    c: Context, markers: str = DEFAULT_MARKERS, path: list[str] | None = None, workers: str = "auto"
+) -> None:
+    """Run the tests in parallel. Tests marked `root` run only as root (euid 0)."""
+    command: list[str | Path] = [sys.executable, "-m", "pytest", "-n", workers]
+    if markers:
+        command += ["-m", markers]
+    command += path or ["tests"]
+    if os.geteuid() != 0:
+        console.print("[yellow]Not root:[/] tests marked [bold]root[/] will be skipped.")
+    console.rule(f"[bold]test[/] ({markers or 'all tiers'})")
+    _run(command, cwd=ROOT)
+
+
+@task(help={"fix": "apply ruff's fixes and formatting instead of only checking"})
+def lint(c: Context, fix: bool = False) -> None:
+    """Check style, formatting, types and import layering; report every failure."""
+    paths = [p for p in LINT_PATHS if (ROOT / p).exists()]
+    ruff = _tool("ruff")
+    steps: list[tuple[str, list[str | Path]]] = [
+        ("ruff check", [ruff, "check", *(["--fix"] if fix else []), *paths]),
+        ("ruff format", [ruff, "format", *([] if fix else ["--check"]), *paths]),
+        ("mypy", [_tool("mypy"), *paths]),
+        ("import-linter", [_tool("lint-imports")]),
+    ]
+    failed: list[str] = []
+    for name, command in steps:
+        console.rule(f"[bold]{name}[/]")
+        try:
+            proc.run(command, cwd=ROOT)
+        except proc.ProcessError:
+            failed.append(name)
+    if failed:
+        raise Exit(f"lint failed: {', '.join(failed)}", code=1)
+    console.print("[green]lint: all checks passed[/]")
+
+
+def _installed(packages: list[str]) -> set[str]:
+    result = proc.run(
+        [_dpkg_query(), "-W", "-f=${Package} ${db:Status-Status}\\n", *packages],
+        capture=True,
+        check=False,
+        quiet=True,
+    )
+    return {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" installed")}
+
+
+def _dpkg_query() -> Path:
+    found = proc.which("dpkg-query")
+    if found is None:
+        raise Exit("invoke deps needs Debian (or a derivative): dpkg-query not found", code=1)
+    return found
+
+
+@task(help={"dry_run": "only show what would be installed"})
+def deps(c: Context, dry_run: bool = False) -> None:
+    """Install the Debian packages k3py needs with apt-get (skips those already installed)."""
+    installed = _installed(list(DEBIAN_PACKAGES))
+    missing = [name for name in DEBIAN_PACKAGES if name not in installed]
+    table = Table(title="Debian packages", title_justify="left")
+    table.add_column("package", style="bold")
+    table.add_column("status")
+    table.add_column("why k3py needs it")
+    for name, why in DEBIAN_PACKAGES.items():
+        status = "[green]installed[/]" if name in installed else "[yellow]to install[/]"
+        table.add_row(name, status, why)
+    console.print(table)
+    if not missing:
+        console.print("[green]deps: nothing to install[/]")
+        return
+    if dry_run:
+        console.print(f"deps: would install {' '.join(missing)}")
+        return
+    if os.geteuid() != 0:
+        raise Exit(f"invoke deps must run as root to install: {' '.join(missing)}", code=1)
+    apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    apt_get = shutil.which("apt-get") or "apt-get"
+    console.print("[bold]deps:[/] refreshing the package lists")
+    _run([apt_get, "update", "-q"], env=apt_env)
+    console.print(f"[bold]deps:[/] installing {' '.join(missing)}")
+    _run([apt_get, "install", "-y", "-q", "--no-install-recommends", *missing], env=apt_env)
+    console.print("[green]deps: done[/]")
+
+
+@task(
+    help={
+        "port": "port to listen on (default: 6443)",
+        "debug": "log at DEBUG level",
+        "reset": "delete .cache/dev first, starting from an empty datastore",
+    }
+)
+def server(c: Context, port: int = 6443, debug: bool = False, reset: bool = False) -> None:
+    """Run `k3py server` on 127.0.0.1 with its data and kubeconfig under .cache/dev (Ctrl-C stops it)."""
+    if reset and DEV_DIR.exists():
+        console.print(f"[bold]server:[/] removing {DEV_DIR}")
+        shutil.rmtree(DEV_DIR)
+    DEV_DIR.mkdir(parents=True, exist_ok=True)
+    command: list[str | Path] = [
+        _tool("k3py"),
+        "server",
+        "--config",
+        os.devnull,
+        "--data-dir",
+        DEV_DIR,
+        "--write-kubeconfig",
+        DEV_DIR / "k3py.yaml",
+        "--bind-address",
+        "127.0.0.1",
+        "--https-listen-port",
+        str(port),
+        *(["--debug"] if debug else []),
+    ]
+    console.print(f"[bold]server:[/] check it with: curl http://127.0.0.1:{port}/readyz?verbose")
+    try:
+        _run(command, cwd=ROOT)
+    except KeyboardInterrupt:
+        console.print("[bold]server:[/] stopped")
+
+
+namespace = Collection(deps, test, lint, server)
