@@ -20,7 +20,7 @@ import enum
 import logging
 import sqlite3
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 _INSERT = "INSERT INTO log(rev, key, create_rev, prev_rev, version, value) VALUES (?,?,?,?,?,?)"
 _DELETE_CHUNK = 500
 _AGE_SAMPLE_SECONDS = 0.1
+VALUE_CACHE_BYTES = 4 << 20
+"""Recently written values kept in memory, so an update or delete finds the previous value
+(which its watch event carries) without reading the log."""
 
 
 class Op(enum.Enum):
@@ -74,6 +77,27 @@ class _Pending:
     value: bytes
 
 
+class _ValueCache:
+    """Values by revision, newest kept, bounded by their total size."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._values: OrderedDict[int, bytes] = OrderedDict()
+
+    def get(self, rev: int) -> bytes | None:
+        return self._values.get(rev)
+
+    def put(self, rev: int, value: bytes) -> None:
+        if len(value) > self._limit:
+            return
+        self._values[rev] = value
+        self._size += len(value)
+        while self._size > self._limit:
+            _, old = self._values.popitem(last=False)
+            self._size -= len(old)
+
+
 class Writer:
     def __init__(
         self,
@@ -95,6 +119,7 @@ class Writer:
         self._flush_scheduled = False
         self._last_compact_check = index.revision
         self._ages: deque[tuple[int, float]] = deque([(index.revision, time.monotonic())])
+        self._values = _ValueCache(VALUE_CACHE_BYTES)
 
     def submit(self, request: Request) -> None:
         self._pending.append(request)
@@ -135,7 +160,6 @@ class Writer:
         events: list[Event] = []
         accepted: list[int] = []  # positions in outcomes of writes that joined the group
         try:
-            conn.execute("BEGIN IMMEDIATE")
             for r in writes:
                 key = r.key
                 p = pending.get(key)
@@ -180,11 +204,12 @@ class Writer:
                 accepted.append(len(outcomes))
                 outcomes.append((r.fut, result))
                 events.append(event)
-            if rows:
+            if len(rows) == 1:  # a single statement is its own transaction
+                conn.execute(_INSERT, rows[0])
+            elif rows:
+                conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(_INSERT, rows)
                 conn.execute("COMMIT")
-            else:
-                conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -198,12 +223,17 @@ class Writer:
                 for row in rows:
                     index.apply(row[1], (row[0], row[2], row[4]))
                 index.revision = rev
+            for row in rows:
+                self._values.put(row[0], row[5])
             now = time.monotonic()
             if now - self._ages[-1][1] >= _AGE_SAMPLE_SECONDS:
                 self._ages.append((rev, now))
         self._deliver(outcomes, events)
 
     def _value_of(self, rev: int) -> bytes:
+        cached = self._values.get(rev)
+        if cached is not None:
+            return cached
         row = self._conn.execute("SELECT value FROM log WHERE rev = ?", (rev,)).fetchone()
         if row is None:
             raise StoreUnavailable(f"index names revision {rev} but the log has no such row")
