@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
+from k3py.aio.supervisor import Supervisor
 from k3py.storage.broadcaster import Broadcaster
 from k3py.storage.errors import Compacted, StorageError, StoreUnavailable
 from k3py.storage.model import Event, KeyValue, RangeResult
@@ -67,7 +68,7 @@ class SQLiteStore:
         )
         self._closed = False
         self._conn = conn
-        self._compactor: asyncio.Task[None] | None = None
+        self._tasks = Supervisor("store", grace=5.0)
 
     @classmethod
     async def open(cls, options: SQLiteOptions) -> SQLiteStore:
@@ -82,7 +83,7 @@ class SQLiteStore:
             ) from exc
         store = cls(options, conn, index)
         if options.compaction.enabled and options.compaction.interval > 0:
-            store._compactor = asyncio.create_task(store._compact_periodically(), name="k3py-store-compactor")
+            store._tasks.spawn("compactor", store._compact_periodically(), critical=False)
         log.info(
             "store %s opened at revision %d (%d keys, compacted to %d)",
             options.path,
@@ -207,10 +208,7 @@ class SQLiteStore:
         if self._closed:
             return
         self._closed = True
-        if self._compactor is not None:
-            self._compactor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._compactor
+        await self._tasks.shutdown()
         self._writer.flush()
         self._broadcaster.close()
         await asyncio.to_thread(self._pool.close)
