@@ -68,17 +68,31 @@ def _check_header(path: Path) -> None:
 
 
 def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
-    """A connection with the store's pragmas; the writer also owns checkpoints."""
+    """A connection with the store's pragmas; the writer also owns checkpoints.
+
+    The journal mode is not set here: WAL mode is a property of the file, switched on by
+    ``open_database`` only once the file is known to be a k3py store.
+    """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    if writer:
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
-        conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-    else:
-        conn.execute("PRAGMA query_only = 1")
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA synchronous = FULL")
+        if writer:
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+        else:
+            conn.execute("PRAGMA query_only = 1")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def on_read_only_filesystem(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -88,12 +102,16 @@ def open_database(path: Path) -> sqlite3.Connection:
     except OSError as exc:
         raise StoreUnavailable(f"cannot create data directory {path.parent}: {describe(exc)}") from exc
     _check_header(path)
+    if on_read_only_filesystem(path.parent):
+        raise StoreUnavailable(f"database {path} is on a read-only file system")
     if path.exists() and not os.access(path.parent, os.W_OK):
         raise StoreUnavailable(f"database directory {path.parent} is not writable")
     conn: sqlite3.Connection | None = None
     try:
         conn = connect(path, writer=True)
         _validate_or_create(conn, path)
+        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+            raise StoreUnavailable(f"cannot switch database {path} to WAL mode")
         return conn
     except StoreUnavailable:
         if conn is not None:

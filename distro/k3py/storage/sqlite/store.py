@@ -60,6 +60,7 @@ class SQLiteStore:
         self._broadcaster = Broadcaster(index.revision)
         self._writer = Writer(
             conn,
+            options.path,
             index,
             self._loop,
             self._deliver,

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import logging
+import os
 import sqlite3
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from k3py.storage.errors import (
     Conflict,
@@ -35,7 +38,7 @@ from k3py.storage.errors import (
 from k3py.storage.model import Event, EventType, KeyValue
 from k3py.storage.options import CompactionOptions
 from k3py.storage.sqlite.index import Entry, KeyIndex
-from k3py.storage.sqlite.schema import describe
+from k3py.storage.sqlite.schema import describe, on_read_only_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,7 @@ class Writer:
     def __init__(
         self,
         conn: sqlite3.Connection,
+        path: Path,
         index: KeyIndex,
         loop: asyncio.AbstractEventLoop,
         deliver: Deliver,
@@ -110,6 +114,7 @@ class Writer:
         compaction: CompactionOptions,
     ) -> None:
         self._conn = conn
+        self._path = path
         self._index = index
         self._loop = loop
         self._deliver = deliver
@@ -213,7 +218,7 @@ class Writer:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            failure = StoreUnavailable(f"write failed, nothing was stored: {describe(exc)}")
+            failure = StoreUnavailable(f"write failed, nothing was stored: {self._reason(exc)}")
             for i in accepted:
                 outcomes[i] = (outcomes[i][0], failure)
             self._deliver(outcomes, [])
@@ -229,6 +234,21 @@ class Writer:
             if now - self._ages[-1][1] >= _AGE_SAMPLE_SECONDS:
                 self._ages.append((rev, now))
         self._deliver(outcomes, events)
+
+    def _reason(self, exc: sqlite3.Error) -> str:
+        """Why a write failed. SQLite reports a file system that went read-only under it as a
+        plain I/O error; opening the file for writing names the cause (ext4's emergency
+        read-only state does not show in the mount flags)."""
+        reason = describe(exc)
+        if "I/O" not in reason:
+            return reason
+        if on_read_only_filesystem(self._path.parent):
+            return "read-only file system"
+        try:
+            os.close(os.open(self._path, os.O_WRONLY))
+        except OSError as probe:
+            return f"{reason} ({describe(probe)})" if probe.errno != errno.EROFS else "read-only file system"
+        return reason
 
     def _value_of(self, rev: int) -> bytes:
         cached = self._values.get(rev)
@@ -279,7 +299,8 @@ class Writer:
         if target <= index.compacted:
             return index.compacted
         with index.lock:
-            index.compacted = target
+            before = index.compacted
+            index.compacted = target  # new reads below the target fail from now on
             doomed = index.compaction_plan(target)
         started = time.monotonic()
         try:
@@ -292,7 +313,9 @@ class Writer:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"compaction failed: {describe(exc)}") from exc
+            with index.lock:
+                index.compacted = before
+            raise StoreUnavailable(f"compaction failed: {self._reason(exc)}") from exc
         with index.lock:
             index.compact(target)
         try:
