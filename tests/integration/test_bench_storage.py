@@ -22,7 +22,11 @@ FIGURES = {
     "fsync reference": (
         rf"^disk: 4 KiB write \+ fdatasync, preallocated file \(/s\)\s+{NUMBER}\s+physical reference$"
     ),
-    "1 writer": rf"^durable writes/s, 1 writer \(512 B values\)\s+{NUMBER}\s+\d+% of reference$",
+    "append reference": rf"^disk: 4 KiB append \+ fsync, growing file \(/s\)\s+{NUMBER}\s+naive log append$",
+    "1 writer": (
+        rf"^durable writes/s, 1 writer \(512 B values\)\s+{NUMBER}\s+"
+        r"\d+% of the physical reference, \d+% of append \+ fsync$"
+    ),
     "64 writers": rf"^durable writes/s, 64 concurrent writers\s+{NUMBER}\s*$",
     "reads": rf"^reads/s \(get by key, 1 reader\)\s+{NUMBER}\s*$",
     "list 1,000": rf"^list 1,000 keys \(ms\)\s+{NUMBER}\s*$",
@@ -55,7 +59,8 @@ def test_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
     assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     out = done.stdout
     values = {name: figure(out, name) for name in FIGURES}
-    for name in ("fsync reference", "1 writer", "64 writers", "reads", "churn first pass", "churn"):
+    rates = ("fsync reference", "append reference", "1 writer", "64 writers", "reads")
+    for name in (*rates, "churn first pass", "churn"):
         assert values[name] > 0, (name, out)
     assert values["list big"] >= 0 and values["list 1,000"] >= 0
     sizes = [int(n.replace(",", "")) for n in re.findall(r"^list ([\d,]+) keys", out, re.MULTILINE)]

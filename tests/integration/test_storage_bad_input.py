@@ -124,7 +124,7 @@ CORRUPTIONS: dict[str, Corruption] = {
 async def test_corrupt_database_is_refused_and_left_untouched(tmp_path: Path, corruption: str) -> None:
     path = tmp_path / "state.db"
     await fill(path, 200)
-    assert list(snapshot(tmp_path)) == ["state.db"]  # checkpointed on close
+    assert list(snapshot(tmp_path)) == ["state.db", "state.db-redo"]  # checkpointed on close
     assert path.stat().st_size >= 8 * PAGE
     path.write_bytes(CORRUPTIONS[corruption](path.read_bytes()))
     before = snapshot(tmp_path)

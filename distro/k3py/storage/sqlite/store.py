@@ -13,6 +13,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from k3py.aio.supervisor import Supervisor
@@ -27,9 +28,10 @@ from k3py.storage.sqlite.readers import (
     read_range,
     resolve_revision,
 )
-from k3py.storage.sqlite.schema import connect, describe, open_database
+from k3py.storage.sqlite.redo import RedoLog, Row, redo_path, size_for
+from k3py.storage.sqlite.schema import connect, describe, open_database, sync_files
 from k3py.storage.sqlite.watch import SQLiteWatch
-from k3py.storage.sqlite.writer import Op, Outcome, Request, Writer
+from k3py.storage.sqlite.writer import INSERT, Op, Outcome, Request, Writer
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,55 @@ def _load(conn: sqlite3.Connection, index: KeyIndex) -> None:
     index.revision = max(int(meta.get("base_rev", 1)), head, index.compacted + 1)
 
 
+def _recover(conn: sqlite3.Connection, path: Path, index: KeyIndex) -> RedoLog:
+    """Open the commit log, apply the records SQLite lacks, then start the log afresh.
+
+    Runs after the index was loaded, which has read the whole log table: a damaged
+    database is refused before anything is written to it.
+    """
+    redo = RedoLog.open(redo_path(path), size_for(path.parent))
+    try:
+        head = index.revision
+        missing: list[Row] = []
+        for rows in redo.records():
+            for row in rows:
+                if row[0] <= head:
+                    continue
+                if row[0] != head + 1:
+                    raise StoreUnavailable(
+                        f"commit log {redo.path} skips from revision {head} to {row[0]}; "
+                        "the database and its log do not belong together"
+                    )
+                missing.append(row)
+                head = row[0]
+        if missing:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(INSERT, missing)
+            conn.execute("COMMIT")
+            with index.lock:
+                for rev, key, create, _, version, _ in missing:
+                    index.apply(key, (rev, create, version))
+                index.revision = head
+            log.info("applied %d writes from the commit log (up to revision %d)", len(missing), head)
+        sync_files(path)
+        redo.reset()
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        redo.close()
+        raise
+    return redo
+
+
 async def open_store(options: SQLiteOptions) -> SQLiteStore:
     """Open or create the store at ``options.path`` and start its writer and compactor."""
     return await SQLiteStore.open(options)
 
 
 class SQLiteStore:
-    def __init__(self, options: SQLiteOptions, conn: sqlite3.Connection, index: KeyIndex) -> None:
+    def __init__(
+        self, options: SQLiteOptions, conn: sqlite3.Connection, index: KeyIndex, redo: RedoLog
+    ) -> None:
         self._options = options
         self._loop = asyncio.get_running_loop()
         self._index = index
@@ -61,6 +105,7 @@ class SQLiteStore:
         self._writer = Writer(
             conn,
             options.path,
+            redo,
             index,
             self._loop,
             self._deliver,
@@ -69,6 +114,7 @@ class SQLiteStore:
         )
         self._closed = False
         self._conn = conn
+        self._redo = redo
         self._tasks = Supervisor("store", grace=5.0)
 
     @classmethod
@@ -82,7 +128,15 @@ class SQLiteStore:
             raise StoreUnavailable(
                 f"cannot read database {options.path}: {describe(exc)} (corrupt file?)"
             ) from exc
-        store = cls(options, conn, index)
+        try:
+            redo = await asyncio.to_thread(_recover, conn, options.path, index)
+        except (sqlite3.Error, OSError) as exc:
+            conn.close()
+            raise StoreUnavailable(f"cannot recover database {options.path}: {describe(exc)}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        store = cls(options, conn, index, redo)
         if options.compaction.enabled and options.compaction.interval > 0:
             store._tasks.spawn("compactor", store._compact_periodically(), critical=False)
         log.info(
@@ -215,3 +269,9 @@ class SQLiteStore:
         await asyncio.to_thread(self._pool.close)
         self._reader.close()
         self._conn.close()
+        try:  # everything is in SQLite's files: the next open has nothing to replay
+            await asyncio.to_thread(sync_files, self._options.path)
+            self._redo.reset()
+        except OSError as exc:
+            log.warning("store %s closed without a final sync: %s", self._options.path, describe(exc))
+        self._redo.close()

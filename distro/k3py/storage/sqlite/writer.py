@@ -38,11 +38,12 @@ from k3py.storage.errors import (
 from k3py.storage.model import Event, EventType, KeyValue
 from k3py.storage.options import CompactionOptions
 from k3py.storage.sqlite.index import Entry, KeyIndex
+from k3py.storage.sqlite.redo import RedoLog, Row, encode
 from k3py.storage.sqlite.schema import describe, on_read_only_filesystem
 
 log = logging.getLogger(__name__)
 
-_INSERT = "INSERT INTO log(rev, key, create_rev, prev_rev, version, value) VALUES (?,?,?,?,?,?)"
+INSERT = "INSERT INTO log(rev, key, create_rev, prev_rev, version, value) VALUES (?,?,?,?,?,?)"
 _DELETE_CHUNK = 500
 _AGE_SAMPLE_SECONDS = 0.1
 VALUE_CACHE_BYTES = 4 << 20
@@ -106,6 +107,7 @@ class Writer:
         self,
         conn: sqlite3.Connection,
         path: Path,
+        redo: RedoLog,
         index: KeyIndex,
         loop: asyncio.AbstractEventLoop,
         deliver: Deliver,
@@ -115,6 +117,8 @@ class Writer:
     ) -> None:
         self._conn = conn
         self._path = path
+        self._redo = redo
+        self._failed = ""
         self._index = index
         self._loop = loop
         self._deliver = deliver
@@ -127,10 +131,27 @@ class Writer:
         self._values = _ValueCache(VALUE_CACHE_BYTES)
 
     def submit(self, request: Request) -> None:
+        if self._failed:
+            request.fut.set_exception(StoreUnavailable(f"the store refuses writes: {self._failed}"))
+            return
         self._pending.append(request)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
+        if self._flush_scheduled:
+            return
+        if not self._others_ready():
+            self.flush()  # nothing else can run before the group closes: commit it now
+            return
+        self._flush_scheduled = True
+        self._loop.call_soon(self.flush)
+
+    def _others_ready(self) -> bool:
+        """Whether other callbacks wait to run in this turn of the loop (and may submit).
+
+        A write submitted while nothing else is runnable cannot be joined by another before
+        the queued flush runs, so committing at once saves a round trip through the loop.
+        Loops that do not expose their ready queue always defer.
+        """
+        ready = getattr(self._loop, "_ready", None)
+        return ready is None or len(ready) > 0
 
     def flush(self) -> None:
         """Commit everything submitted so far, one group of at most ``max_batch`` at a time."""
@@ -157,10 +178,10 @@ class Writer:
             self.compact_auto()
 
     def _commit(self, writes: list[Request]) -> None:
-        index, conn = self._index, self._conn
+        index = self._index
         rev = index.revision
         pending: dict[bytes, _Pending] = {}
-        rows: list[tuple[int, bytes, int, int, int, bytes]] = []
+        rows: list[Row] = []
         outcomes: list[Outcome] = []
         events: list[Event] = []
         accepted: list[int] = []  # positions in outcomes of writes that joined the group
@@ -209,15 +230,9 @@ class Writer:
                 accepted.append(len(outcomes))
                 outcomes.append((r.fut, result))
                 events.append(event)
-            if len(rows) == 1:  # a single statement is its own transaction
-                conn.execute(_INSERT, rows[0])
-            elif rows:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT, rows)
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            if rows:
+                self._store_rows(rows)
+        except (sqlite3.Error, OSError) as exc:
             failure = StoreUnavailable(f"write failed, nothing was stored: {self._reason(exc)}")
             for i in accepted:
                 outcomes[i] = (outcomes[i][0], failure)
@@ -235,11 +250,59 @@ class Writer:
                 self._ages.append((rev, now))
         self._deliver(outcomes, events)
 
-    def _reason(self, exc: sqlite3.Error) -> str:
+    def _store_rows(self, rows: list[Row]) -> None:
+        """Insert ``rows`` in one transaction, durable when this returns.
+
+        The commit log record goes first; if SQLite then fails to take the rows, the record
+        is erased again, so no write reported as failed can come back from the log. A group
+        that does not fit in the log's free space commits with SQLite's own fsync, after
+        which the log starts over.
+        """
+        conn, redo = self._conn, self._redo
+        record = encode(rows, redo.epoch)
+        if not redo.fits(record):
+            conn.execute("PRAGMA synchronous = FULL")
+            try:
+                self._insert(rows)
+            finally:
+                conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                redo.reset()
+            except OSError as exc:  # the log still holds only committed rows: harmless
+                log.warning("cannot restart commit log %s: %s", redo.path, describe(exc))
+            return
+        offset = redo.append(record)
+        try:
+            self._insert(rows)
+        except BaseException:
+            try:
+                redo.erase(offset)
+            except OSError as exc:
+                self._failed = f"cannot erase a failed commit from {redo.path}: {describe(exc)}"
+                log.error("store stops accepting writes: %s", self._failed)
+            raise
+
+    def _insert(self, rows: list[Row]) -> None:
+        conn = self._conn
+        if len(rows) == 1:  # a single statement is its own transaction
+            conn.execute(INSERT, rows[0])
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _reason(self, exc: sqlite3.Error | OSError) -> str:
         """Why a write failed. SQLite reports a file system that went read-only under it as a
         plain I/O error; opening the file for writing names the cause (ext4's emergency
         read-only state does not show in the mount flags)."""
         reason = describe(exc)
+        if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+            return "read-only file system"
         if "I/O" not in reason:
             return reason
         if on_read_only_filesystem(self._path.parent):
