@@ -135,23 +135,9 @@ class Writer:
             request.fut.set_exception(StoreUnavailable(f"the store refuses writes: {self._failed}"))
             return
         self._pending.append(request)
-        if self._flush_scheduled:
-            return
-        if not self._others_ready():
-            self.flush()  # nothing else can run before the group closes: commit it now
-            return
-        self._flush_scheduled = True
-        self._loop.call_soon(self.flush)
-
-    def _others_ready(self) -> bool:
-        """Whether other callbacks wait to run in this turn of the loop (and may submit).
-
-        A write submitted while nothing else is runnable cannot be joined by another before
-        the queued flush runs, so committing at once saves a round trip through the loop.
-        Loops that do not expose their ready queue always defer.
-        """
-        ready = getattr(self._loop, "_ready", None)
-        return ready is None or len(ready) > 0
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Commit everything submitted so far, one group of at most ``max_batch`` at a time."""
