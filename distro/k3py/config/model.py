@@ -63,10 +63,10 @@ class ServerConfig:
 
     @property
     def listen_url(self) -> str:
-        """The URL the server listens on (plain HTTP until the API server brings TLS)."""
+        """The URL the server listens on."""
         host = self.bind_address
         shown = f"[{host}]" if host.version == 6 else str(host)
-        return f"http://{shown}:{self.https_listen_port}"
+        return f"https://{shown}:{self.https_listen_port}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,22 +1,21 @@
-"""The server's HTTP listener: one aiohttp application on ``--bind-address:--https-listen-port``.
+"""The server's HTTPS listener: one aiohttp application on ``--bind-address:--https-listen-port``.
 
-For now it serves only the health endpoints, over plain HTTP; TLS and the Kubernetes API
-arrive with the API server, which will add its routes to the same application. A port
-that cannot be bound becomes a ``ServerError`` with the address and the reason.
+It serves whatever application it is given (the API server with the health endpoints),
+over TLS when given an SSL context. A port that cannot be bound becomes a ``ServerError``
+with the address and the reason.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Sequence
+import ssl
 from typing import Any
 
 from aiohttp import web
 
 from k3py.config import IPAddress
 from k3py.server.errors import ServerError
-from k3py.server.health import HealthCheck, health_routes
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +30,14 @@ class Listener:
         self,
         host: IPAddress,
         port: int,
-        checks: Sequence[HealthCheck],
+        app: web.Application,
         *,
+        ssl_context: ssl.SSLContext | None = None,
         access_log: bool = False,
     ) -> None:
         self.host = host
         self.port = port
-        app = web.Application()
-        app.add_routes(health_routes(checks))
+        self._ssl = ssl_context
         kwargs: dict[str, Any] = {} if access_log else {"access_log": None}
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=STOP_TIMEOUT, **kwargs)
         self._started = False
@@ -50,17 +49,14 @@ class Listener:
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, str(self.host), self.port)
+        site = web.TCPSite(self._runner, str(self.host), self.port, ssl_context=self._ssl)
         try:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
             raise ServerError(f"cannot listen on {self.address}: {_describe(exc)}") from None
         self._started = True
-        log.info(
-            "Listening on http://%s for /healthz, /livez and /readyz (plain HTTP until TLS lands)",
-            self.address,
-        )
+        log.info("Listening on %s://%s", "https" if self._ssl else "http", self.address)
 
     async def stop(self) -> None:
         if not self._started:

@@ -1,24 +1,41 @@
 """The ``k3py server`` flow: one asyncio loop from start to clean shutdown.
 
 Start-up is sequential and each step fails with a named error: prepare the data
-directory → open the datastore → listen for HTTP (health endpoints for now; the API
-server, controllers and scheduler join here as supervised tasks) → open the ``ready``
-gate. The flow then waits for a stop request (SIGINT/SIGTERM, or a crashed critical task)
+directory → open the datastore → create or load the PKI → create the system namespaces →
+listen for HTTPS (the Kubernetes API and the health endpoints) → write the admin
+kubeconfig → open the ``ready`` gate. Controllers and the scheduler join as supervised
+tasks. The flow then waits for a stop request (SIGINT/SIGTERM, or a crashed critical task)
 and unwinds in reverse: stop listening, cancel tasks with a bounded grace, close the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import platform
+import socket
 from contextlib import AsyncExitStack
+
+from aiohttp import web
 
 from k3py import __version__
 from k3py.aio import Gate, StopRequest, Supervisor, stop_on_signals
+from k3py.apiserver.app import build_app
+from k3py.apiserver.bootstrap import bootstrap
 from k3py.config import ServerConfig
+from k3py.pki import (
+    Pki,
+    PkiError,
+    client_identity,
+    ensure_pki,
+    kubeconfig,
+    ssl_server_context,
+    write_kubeconfig,
+)
 from k3py.server.datastore import StoreHandle, open_datastore, prepare_data_dir
-from k3py.server.health import PING, HealthCheck
+from k3py.server.errors import ServerError
+from k3py.server.health import PING, HealthCheck, health_routes
 from k3py.server.listener import Listener
 
 log = logging.getLogger(__name__)
@@ -66,9 +83,19 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             HealthCheck("etcd", etcd),
             HealthCheck("shutdown", shutdown, endpoints=frozenset({"readyz"})),
         )
-        listener = Listener(config.bind_address, config.https_listen_port, checks, access_log=config.debug)
+        pki = await asyncio.to_thread(_pki, config)
+        await bootstrap(store, config.service_cidr, config.https_listen_port)
+        app = build_app(store, health_routes(checks), identify=_identify, service_cidr=config.service_cidr)
+        listener = Listener(
+            config.bind_address,
+            config.https_listen_port,
+            app,
+            ssl_context=ssl_server_context(pki),
+            access_log=config.debug,
+        )
         await listener.start()
         cleanup.push_async_callback(listener.stop)
+        await asyncio.to_thread(_write_admin_kubeconfig, config, pki)
 
         _log_missing_components(config)
         ready.open()
@@ -91,9 +118,54 @@ def _log_missing_components(config: ServerConfig) -> None:
         log.info("Embedded agent disabled (--disable-agent)")
     else:
         log.warning("The embedded agent is not implemented yet: this node runs no pods")
-    log.info(
-        "Not writing a kubeconfig to %s yet: it arrives with the API server",
-        config.write_kubeconfig,
-    )
     if config.disable:
         log.debug("Disabled components: %s", ", ".join(sorted(config.disable)))
+
+
+def _identify(request: web.Request) -> tuple[str, list[str]] | None:
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    return client_identity(ssl_object.getpeercert())
+
+
+def first_service_ip(config: ServerConfig) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(config.service_cidr.network_address + 1)
+
+
+def _pki(config: ServerConfig) -> Pki:
+    """The serving certificate names the host, the node and service IPs and every --tls-san."""
+    names = [socket.gethostname(), config.node_name]
+    ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [first_service_ip(config)]
+    for address in (config.node_ip, config.advertise_address):
+        if address is not None:
+            ips.append(address)
+    if not config.bind_address.is_unspecified:
+        ips.append(config.bind_address)
+    for san in config.tls_san:
+        try:
+            ips.append(ipaddress.ip_address(san))
+        except ValueError:
+            names.append(san)
+    try:
+        return ensure_pki(config.server_dir / "tls", dns_names=names, ip_addresses=ips)
+    except PkiError as exc:
+        raise ServerError(str(exc)) from None
+
+
+def _write_admin_kubeconfig(config: ServerConfig, pki: Pki) -> None:
+    host = "127.0.0.1" if config.bind_address.is_unspecified else str(config.bind_address)
+    if ":" in host:
+        host = f"[{host}]"
+    text = kubeconfig(
+        f"https://{host}:{config.https_listen_port}",
+        pki.server_ca.cert_pem,
+        pki.admin.cert_pem,
+        pki.admin.key_pem,
+    )
+    try:
+        write_kubeconfig(config.write_kubeconfig, text, config.write_kubeconfig_mode)
+    except (OSError, PkiError) as exc:
+        raise ServerError(f"cannot write kubeconfig {config.write_kubeconfig}: {exc}") from None
+    log.info("Wrote kubeconfig %s", config.write_kubeconfig)

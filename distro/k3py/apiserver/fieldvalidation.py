@@ -1,0 +1,80 @@
+"""Server-side field validation: unknown and duplicate fields, per ``fieldValidation``.
+
+``Strict`` rejects the request (400 BadRequest, "strict decoding error: ..."), ``Warn``
+(the server's default) answers with ``Warning`` headers, ``Ignore`` does neither. Unknown
+fields are found by walking the object along the kind's schema; duplicate keys need the
+raw JSON, so the body is decoded a second time only when it is checked.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from k3py.api.resources import Resource
+from k3py.api.schema import Node, Schemas
+
+_META_ALWAYS = ("apiVersion", "kind", "metadata")
+
+
+def unknown_fields(resource: Resource, obj: Any, *, drop: bool = False) -> list[str]:
+    """Paths of fields the kind's schema does not have; with ``drop``, also remove them
+    (as decoding into the typed object does upstream, so they are never stored)."""
+    node = Schemas.get().kind(resource.group, resource.version, resource.kind)
+    if node is None or not isinstance(obj, dict):
+        return []
+    found: list[str] = []
+    _walk(node, obj, "", found, drop)
+    return found
+
+
+def _walk(node: Node, value: Any, path: str, found: list[str], drop: bool) -> None:
+    if isinstance(value, dict):
+        names = node.field_names
+        values = node.values()
+        if not names and values is None:
+            return  # a free-form object (RawExtension, JSON): anything goes
+        for key, child in list(value.items()):
+            sub = f"{path}.{key}" if path else key
+            if key in names:
+                field = node.field(key)
+                if field is not None:
+                    _walk(field, child, sub, found, drop)
+            elif values is not None:
+                _walk(values, child, sub, found, drop)
+            else:
+                found.append(sub)
+                if drop:
+                    del value[key]
+    elif isinstance(value, list):
+        items = node.items()
+        if items is not None:
+            for i, child in enumerate(value):
+                _walk(items, child, f"{path}[{i}]", found, drop)
+
+
+def duplicate_fields(raw: bytes) -> list[str]:
+    """Paths of keys that occur twice in one JSON object of ``raw`` (invalid JSON: none)."""
+    found: list[str] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                found.append(key)
+            seen.add(key)
+        return dict(pairs)
+
+    try:
+        json.loads(raw, object_pairs_hook=hook)
+    except ValueError:
+        return []
+    return found
+
+
+def problems(resource: Resource, obj: Any, raw: bytes | None) -> list[str]:
+    """Unknown (then dropped from ``obj``) and duplicate fields, as messages."""
+    messages = [f'unknown field "{path}"' for path in unknown_fields(resource, obj, drop=True)]
+    if raw is not None:
+        messages += [f'duplicate field "{key}"' for key in duplicate_fields(raw)]
+    return messages

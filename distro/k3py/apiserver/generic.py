@@ -1,0 +1,602 @@
+"""The generic object store: every verb of every resource, over the revisioned store.
+
+kube-apiserver's cut: handlers parse HTTP, this store implements the verbs once for all
+resources, and per-resource strategies (``strategy.py``) prepare, default and validate.
+Objects are stored as the JSON the API returns, without ``metadata.resourceVersion``:
+that is the store's mod_revision and is set when an object is read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import contextlib
+import copy
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from k3py.api import objects
+from k3py.api.resources import Registry, Resource
+from k3py.api.selectors import (
+    SelectorError,
+    check_field_selector,
+    parse_field_selector,
+    parse_label_selector,
+    selectable_fields,
+)
+from k3py.apiserver import errors
+from k3py.apiserver.services import IPNetwork, ServiceAllocator
+from k3py.apiserver.strategy import strategy_for
+from k3py.storage import (
+    Backend,
+    Compacted,
+    Conflict,
+    EventType,
+    FutureRevision,
+    KeyExists,
+    KeyNotFound,
+    KeyValue,
+    StoreUnavailable,
+    prefix_end,
+)
+
+Obj = dict[str, Any]
+MAX_CAS_RETRIES = 16
+NAMESPACE_KEY = "namespaces"
+
+
+def decode(kv: KeyValue, rev: int | None = None) -> Obj:
+    obj: Obj = orjson.loads(kv.value)
+    objects.metadata(obj)["resourceVersion"] = str(rev if rev is not None else kv.mod_revision)
+    return obj
+
+
+def encode(obj: Obj) -> bytes:
+    meta = obj.get("metadata", {})
+    if "resourceVersion" in meta:
+        meta = {k: v for k, v in meta.items() if k != "resourceVersion"}
+        obj = {**obj, "metadata": meta}
+    return orjson.dumps(obj)
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    label_selector: str = ""
+    field_selector: str = ""
+    limit: int = 0
+    continue_token: str = ""
+    resource_version: str = ""
+    resource_version_match: str = ""
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    dry_run: bool = False
+    field_manager: str = ""
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    dry_run: bool = False
+    grace_period_seconds: int | None = None
+    propagation_policy: str = ""
+    precondition_uid: str = ""
+    precondition_resource_version: str = ""
+
+
+@dataclass
+class Filter:
+    """Label and field selectors of a list or watch, checked per object."""
+
+    resource: Resource
+    namespace: str
+    labels: Any = None
+    fields: Any = None
+    field_names: set[str] = field(default_factory=set)
+
+    @classmethod
+    def parse(cls, resource: Resource, namespace: str, label_text: str, field_text: str) -> Filter:
+        try:
+            labels = parse_label_selector(label_text) if label_text else None
+            fields = parse_field_selector(field_text) if field_text else None
+            if fields is not None:
+                check_field_selector(resource.name, fields)
+        except SelectorError as exc:
+            raise errors.bad_request(str(exc)) from None
+        return cls(resource, namespace, labels, fields)
+
+    def matches(self, obj: Obj) -> bool:
+        meta = obj.get("metadata", {})
+        if self.labels is not None and not self.labels.matches(meta.get("labels") or {}):
+            return False
+        if self.fields is not None:
+            return bool(self.fields.matches(selectable_fields(self.resource.name, obj)))
+        return True
+
+    @property
+    def everything(self) -> bool:
+        return self.labels is None and self.fields is None
+
+
+def _continue_token(rev: int, start: bytes) -> str:
+    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": start.decode(errors="surrogateescape")})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_continue(token: str) -> tuple[int, bytes]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = orjson.loads(raw)
+        rev, start = int(data["rv"]), str(data["start"]).encode(errors="surrogateescape")
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise errors.bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        ) from None
+    if rev <= 0:
+        raise errors.bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        )
+    return rev, start
+
+
+def _parse_rv(value: str, what: str = "resourceVersion") -> int:
+    try:
+        rev = int(value)
+    except ValueError:
+        raise errors.bad_request(f"invalid {what} {value!r}") from None
+    if rev < 0:
+        raise errors.bad_request(f"invalid {what} {value!r}")
+    return rev
+
+
+class ObjectStore:
+    def __init__(self, backend: Backend, registry: Registry, service_cidr: IPNetwork | None = None) -> None:
+        self.backend = backend
+        self.registry = registry
+        services = registry.lookup("", "v1", "services")
+        self.services = (
+            ServiceAllocator(backend, service_cidr, services)
+            if service_cidr is not None and services is not None
+            else None
+        )
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, res: Resource, namespace: str, name: str, resource_version: str = "") -> Obj:
+        rev = _parse_rv(resource_version) if resource_version not in ("", "0") else 0
+        try:
+            kv = await self.backend.get(res.key(namespace, name), rev=rev)
+        except Compacted:
+            raise errors.expired(f"too old resource version: {rev}") from None
+        except FutureRevision:
+            raise errors.ApiError(
+                504, "Timeout", f"Too large resource version: {rev}, current: {self.backend.current_revision}"
+            ) from None
+        if kv is None:
+            raise errors.not_found(res, name)
+        return decode(kv)
+
+    async def list(self, res: Resource, namespace: str, opts: ListOptions) -> Obj:
+        flt = Filter.parse(res, namespace, opts.label_selector, opts.field_selector)
+        prefix = res.namespace_prefix(namespace) if res.namespaced else res.storage_prefix()
+        start, end = prefix, prefix_end(prefix)
+        rev = 0
+        if opts.continue_token:
+            rev, start = _parse_continue(opts.continue_token)
+        elif opts.resource_version and opts.resource_version != "0":
+            wanted = _parse_rv(opts.resource_version)
+            if opts.resource_version_match == "Exact":
+                rev = wanted
+            elif wanted > self.backend.current_revision:
+                raise errors.ApiError(
+                    504,
+                    "Timeout",
+                    f"Too large resource version: {wanted}, current: {self.backend.current_revision}",
+                )
+        elif opts.resource_version_match == "Exact":
+            raise errors.bad_request('resourceVersionMatch "Exact" requires a resourceVersion other than "0"')
+        limit = max(0, opts.limit)
+        items: list[Obj] = []
+        next_key: bytes | None = None
+        try:
+            while True:
+                want = limit - len(items) if limit else 0
+                page = await self.backend.range(start, end, rev=rev, limit=want)
+                rev = page.revision
+                for kv in page.kvs:
+                    obj = decode(kv)
+                    if flt.matches(obj):
+                        items.append(obj)
+                if not page.more or page.next_key is None:
+                    next_key = None
+                    break
+                start = next_key = page.next_key
+                if limit and len(items) >= limit:
+                    break
+        except Compacted:
+            if opts.continue_token:
+                raise errors.expired(
+                    "The provided continue parameter is too old to display a consistent list result. "
+                    "You can start a new list without the continue parameter, or use the continue token "
+                    "in this response to retrieve the remainder of the results. Continuing with the provided "
+                    "token results in an inconsistent list - objects that were created, modified, or deleted "
+                    "between the time the first chunk was returned and now may show up in the list."
+                ) from None
+            raise errors.expired(f"too old resource version: {rev}") from None
+        except FutureRevision:
+            raise errors.ApiError(
+                504, "Timeout", f"Too large resource version: {rev}, current: {self.backend.current_revision}"
+            ) from None
+        meta: Obj = {"resourceVersion": str(rev)}
+        if next_key is not None:
+            meta["continue"] = _continue_token(rev, next_key)
+            if flt.everything:
+                remaining = await self.backend.count(next_key, end) if not opts.continue_token else None
+                if remaining:
+                    meta["remainingItemCount"] = remaining
+        return {"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta, "items": items}
+
+    async def watch(
+        self, res: Resource, namespace: str, opts: ListOptions, *, send_initial: bool = False
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """Events ``(type, object)``: from after ``resourceVersion``, or the current state
+        as synthetic ADDED events first when no resourceVersion (or "0") is given, as
+        kube-apiserver does. With ``send_initial`` the initial events end with a BOOKMARK
+        annotated ``k8s.io/initial-events-end``.
+        """
+        flt = Filter.parse(res, namespace, opts.label_selector, opts.field_selector)
+        prefix = res.namespace_prefix(namespace) if res.namespaced else res.storage_prefix()
+        rv = opts.resource_version
+        initial: builtins.list[Obj] = []
+        if rv in ("", "0") or send_initial:
+            listed = await self.list(res, namespace, ListOptions(opts.label_selector, opts.field_selector))
+            initial = listed["items"]
+            after = int(listed["metadata"]["resourceVersion"])
+        else:
+            after = _parse_rv(rv)
+            if after > self.backend.current_revision:
+                raise errors.ApiError(
+                    504,
+                    "Timeout",
+                    f"Too large resource version: {after}, current: {self.backend.current_revision}",
+                )
+        stream = self._watch_stream(res, prefix, after, flt, initial, send_initial)
+        return stream
+
+    async def _watch_stream(
+        self,
+        res: Resource,
+        prefix: bytes,
+        after: int,
+        flt: Filter,
+        initial: builtins.list[Obj],
+        send_initial: bool,
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        for obj in initial:
+            yield "ADDED", obj
+        if send_initial:
+            yield "BOOKMARK", bookmark(res, after, initial_end=True)
+        try:
+            async with self.backend.watch(prefix, after=after) as stream:
+                async for batch in stream:
+                    for event in batch:
+                        kind, changed = _translate(event, flt)
+                        if changed is not None:
+                            yield kind, changed
+        except Compacted:
+            raise errors.expired(
+                f"too old resource version: {after} ({self.backend.compact_revision + 1})"
+            ) from None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def create(self, res: Resource, namespace: str, obj: Obj, opts: WriteOptions) -> Obj:
+        strategy = strategy_for(res)
+        self._check_type(res, obj)
+        meta = objects.metadata(obj)
+        if res.namespaced:
+            body_ns = meta.get("namespace") or namespace
+            if body_ns != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = namespace
+            await self._check_namespace(namespace)
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = objects.generate_name(str(meta["generateName"]))
+        for bad in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(bad, None)
+        meta["uid"] = objects.new_uid()
+        meta["creationTimestamp"] = objects.now()
+        strategy.prepare_create(obj)
+        if self.services is not None and res is self.services.resource:
+            async with self.services.lock:  # no two Services may take the same address
+                return await self._create(res, namespace, obj, opts, allocate=True)
+        return await self._create(res, namespace, obj, opts)
+
+    async def _create(
+        self, res: Resource, namespace: str, obj: Obj, opts: WriteOptions, *, allocate: bool = False
+    ) -> Obj:
+        meta = obj["metadata"]
+        causes = strategy_for(res).validate(obj, None)
+        if causes:
+            raise errors.invalid(res.kind, res.group, str(meta.get("name") or ""), causes)
+        name = str(meta["name"])
+        key = res.key(namespace, name)
+        if await self.backend.get(key) is not None:
+            raise errors.already_exists(res, name)
+        if allocate and self.services is not None:
+            await self.services.allocate(obj)
+        if opts.dry_run:
+            meta["resourceVersion"] = ""
+            return obj
+        try:
+            kv = await self.backend.create(key, encode(obj))
+        except KeyExists:
+            raise errors.already_exists(res, name) from None
+        except StoreUnavailable as exc:
+            raise errors.internal(str(exc)) from None
+        meta["resourceVersion"] = str(kv.mod_revision)
+        return obj
+
+    async def update(
+        self, res: Resource, namespace: str, name: str, obj: Obj, opts: WriteOptions, subresource: str = ""
+    ) -> Obj:
+        self._check_type(res, obj)
+        meta = objects.metadata(obj)
+        if meta.get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        if res.namespaced and meta.get("namespace", namespace) != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        wanted_rv = str(meta.get("resourceVersion") or "")
+
+        def change(current: Obj) -> Obj:
+            if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(res, name, errors.STALE)
+            return copy.deepcopy(obj)
+
+        return await self.guaranteed_update(res, namespace, name, change, opts, subresource)
+
+    async def guaranteed_update(
+        self,
+        res: Resource,
+        namespace: str,
+        name: str,
+        change: Callable[[Obj], Obj],
+        opts: WriteOptions,
+        subresource: str = "",
+    ) -> Obj:
+        """Read, apply ``change``, write with compare-and-swap; retry on a concurrent write.
+
+        ``change`` gets a private copy of the current object and returns the new one; it may
+        raise ``ApiError`` (a failed precondition, a bad patch).
+        """
+        strategy = strategy_for(res)
+        key = res.key(namespace, name)
+        for _ in range(MAX_CAS_RETRIES):
+            kv = await self.backend.get(key)
+            if kv is None:
+                raise errors.not_found(res, name)
+            current = decode(kv)
+            new = change(copy.deepcopy(current))
+            self._check_type(res, new)
+            new_meta = objects.metadata(new)
+            if new_meta.get("name", name) != name:
+                raise errors.bad_request(
+                    f"the name of the object ({new_meta.get('name')}) "
+                    f"does not match the name on the URL ({name})"
+                )
+            _keep_system_fields(new, current)
+            if subresource == "status":
+                strategy.prepare_status_update(new, current)
+            else:
+                strategy.prepare_update(new, current)
+            causes = strategy.validate(new, current)
+            if causes:
+                raise errors.invalid(res.kind, res.group, name, causes)
+            if _finalized_deletion(new):
+                if opts.dry_run:
+                    return new
+                try:
+                    await self.backend.delete(key, expected_mod=kv.mod_revision)
+                except Conflict:
+                    continue
+                except KeyNotFound:
+                    raise errors.not_found(res, name) from None
+                return new
+            if _same(new, current):
+                return current  # no-op updates do not bump the revision
+            if opts.dry_run:
+                return new
+            try:
+                out = await self.backend.update(key, encode(new), expected_mod=kv.mod_revision)
+            except Conflict:
+                continue
+            except KeyNotFound:
+                raise errors.not_found(res, name) from None
+            new_meta["resourceVersion"] = str(out.mod_revision)
+            return new
+        raise errors.conflict(res, name, "too many concurrent writes; please try again")
+
+    async def delete(self, res: Resource, namespace: str, name: str, opts: DeleteOptions) -> tuple[Obj, bool]:
+        """Delete, or start a graceful/finalized deletion. Returns (object, deleted now)."""
+        strategy = strategy_for(res)
+        key = res.key(namespace, name)
+        for _ in range(MAX_CAS_RETRIES):
+            kv = await self.backend.get(key)
+            if kv is None:
+                raise errors.not_found(res, name)
+            current = decode(kv)
+            meta = current["metadata"]
+            if opts.precondition_uid and opts.precondition_uid != meta.get("uid"):
+                raise errors.conflict(
+                    res,
+                    name,
+                    f"Precondition failed: UID in precondition: {opts.precondition_uid}, "
+                    f"UID in object meta: {meta.get('uid')}",
+                )
+            if (
+                opts.precondition_resource_version
+                and opts.precondition_resource_version != meta["resourceVersion"]
+            ):
+                raise errors.conflict(
+                    res,
+                    name,
+                    "Precondition failed: ResourceVersion in precondition: "
+                    f"{opts.precondition_resource_version}, "
+                    f"ResourceVersion in object meta: {meta['resourceVersion']}",
+                )
+            finalizers = list(meta.get("finalizers") or [])
+            if opts.propagation_policy in ("Foreground",) and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            elif opts.propagation_policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            grace = strategy.grace_period(current, opts.grace_period_seconds)
+            if not finalizers and grace == 0:
+                if opts.dry_run:
+                    return current, True
+                if res.plural == NAMESPACE_KEY and not res.group:
+                    await self._empty_namespace(name)
+                try:
+                    out = await self.backend.delete(key, expected_mod=kv.mod_revision)
+                except Conflict:
+                    continue
+                except KeyNotFound:
+                    raise errors.not_found(res, name) from None
+                deleted = decode(out)
+                return deleted, True
+            if meta.get("deletionTimestamp"):
+                return current, False  # already being deleted
+            new = copy.deepcopy(current)
+            nm = new["metadata"]
+            nm["deletionTimestamp"] = objects.now()
+            nm["deletionGracePeriodSeconds"] = grace
+            if finalizers:
+                nm["finalizers"] = finalizers
+            if "generation" in nm:
+                nm["generation"] = int(nm["generation"]) + 1
+            if opts.dry_run:
+                return new, False
+            try:
+                out = await self.backend.update(key, encode(new), expected_mod=kv.mod_revision)
+            except Conflict:
+                continue
+            nm["resourceVersion"] = str(out.mod_revision)
+            return new, False
+        raise errors.conflict(res, name, "too many concurrent writes; please try again")
+
+    async def _empty_namespace(self, namespace: str) -> None:
+        """Remove everything in a namespace that is being deleted (content goes first)."""
+        for res in self.registry:
+            if not res.namespaced:
+                continue
+            prefix = res.namespace_prefix(namespace)
+            while True:
+                page = await self.backend.range(prefix, prefix_end(prefix), limit=500)
+                for kv in page.kvs:
+                    with contextlib.suppress(KeyNotFound, Conflict):
+                        await self.backend.delete(kv.key, expected_mod=kv.mod_revision)
+                if not page.more:
+                    break
+
+    async def delete_collection(
+        self, res: Resource, namespace: str, list_opts: ListOptions, opts: DeleteOptions
+    ) -> Obj:
+        listed = await self.list(res, namespace, list_opts)
+        for item in listed["items"]:
+            meta = item["metadata"]
+            try:
+                await self.delete(res, meta.get("namespace", ""), meta["name"], opts)
+            except errors.ApiError as exc:
+                if exc.code != 404:
+                    raise
+        return listed
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _check_type(self, res: Resource, obj: Obj) -> None:
+        kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if kind and kind != res.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({res.kind})"
+            )
+        if api_version and api_version != res.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) "
+                f"does not match the expected API version ({res.api_version})"
+            )
+        obj["kind"] = res.kind
+        obj["apiVersion"] = res.api_version
+
+    async def _check_namespace(self, namespace: str) -> None:
+        ns_res = self.registry.lookup("", "v1", NAMESPACE_KEY)
+        assert ns_res is not None
+        kv = await self.backend.get(ns_res.key("", namespace))
+        if kv is None:
+            raise errors.not_found(ns_res, namespace)
+        ns = orjson.loads(kv.value)
+        if ns.get("metadata", {}).get("deletionTimestamp"):
+            raise errors.forbidden(
+                f"unable to create new content in namespace {namespace} because it is being terminated"
+            )
+
+
+def _keep_system_fields(new: Obj, current: Obj) -> None:
+    """Fields a client cannot change with an update (as ObjectMetaUpdateValidation enforces)."""
+    meta, old = new["metadata"], current["metadata"]
+    for name in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+        if name in old:
+            meta[name] = old[name]
+        else:
+            meta.pop(name, None)
+    meta["resourceVersion"] = old["resourceVersion"]
+    if "namespace" in old:
+        meta["namespace"] = old["namespace"]
+
+
+def _finalized_deletion(obj: Obj) -> bool:
+    meta = obj["metadata"]
+    return (
+        bool(meta.get("deletionTimestamp"))
+        and not meta.get("finalizers")
+        and meta.get("deletionGracePeriodSeconds", 0) == 0
+    )
+
+
+def _same(a: Obj, b: Obj) -> bool:
+    return encode(a) == encode(b)
+
+
+def _translate(event: Any, flt: Filter) -> tuple[str, Obj | None]:
+    rev = event.kv.mod_revision
+    prev = decode(event.prev, rev) if event.prev is not None else None
+    if event.type is EventType.DELETE:
+        if prev is not None and flt.matches(prev):
+            return "DELETED", prev
+        return "", None
+    cur = decode(event.kv)
+    cur_ok = flt.matches(cur)
+    prev_ok = prev is not None and flt.matches(prev)
+    if cur_ok:
+        return ("MODIFIED" if prev_ok else "ADDED"), cur
+    if prev_ok:
+        return "DELETED", cur
+    return "", None
+
+
+def bookmark(res: Resource, rev: int, *, initial_end: bool = False) -> Obj:
+    """A BOOKMARK event's object: only kind, apiVersion and the resourceVersion."""
+    meta: Obj = {"resourceVersion": str(rev)}
+    if initial_end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    return {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}

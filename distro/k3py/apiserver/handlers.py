@@ -1,0 +1,623 @@
+"""HTTP handlers of the Kubernetes REST API: one per verb, all resources alike.
+
+The handlers parse the URL, query and body, call the generic store and encode what it
+returns in the representation the client asked for (JSON, YAML, Table, PartialObjectMetadata).
+Every failure is an ``ApiError`` answered as a ``Status`` by the application's middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from k3py.api import printers
+from k3py.api.resources import Registry, Resource
+from k3py.api.validation import Cause
+from k3py.apiserver import discovery, errors, fieldvalidation
+from k3py.apiserver.generic import (
+    DeleteOptions,
+    ListOptions,
+    Obj,
+    ObjectStore,
+    WriteOptions,
+    bookmark,
+)
+from k3py.apiserver.openapi import OpenAPI
+from k3py.apiserver.patching import apply_patch
+from k3py.apiserver.request import MediaType, Target, negotiate, parse_path
+
+MAX_BODY = 3 * 1024 * 1024
+BOOKMARK_INTERVAL = 30.0
+MIN_WATCH_TIMEOUT = 1800
+JSON = "application/json"
+PATCH_TYPES = {
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+    "application/apply-patch+cbor",
+}
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true")
+
+
+def _int(query: Any, name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.bad_request(f"invalid value for {name}: {raw!r}") from None
+
+
+def dumps(obj: Any, media: MediaType | None = None) -> tuple[bytes, str]:
+    if media is not None and media.yaml:
+        return yaml.safe_dump(obj, sort_keys=False).encode(), "application/yaml"
+    return orjson.dumps(obj), JSON
+
+
+def respond(
+    obj: Any, status: int = 200, media: MediaType | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    body, content_type = dumps(obj, media)
+    return web.Response(body=body, status=status, content_type=content_type, headers=headers)
+
+
+async def read_body(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise errors.too_large(MAX_BODY)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise errors.too_large(MAX_BODY)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_body(raw: bytes, content_type: str) -> Any:
+    """JSON or YAML, by Content-Type; a clear 400 for anything malformed."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if not raw.strip():
+        raise errors.bad_request("the body of the request was empty")
+    if mime in ("application/yaml", "application/apply-patch+yaml"):
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error converting YAML to JSON: {str(exc).splitlines()[0]}") from None
+    if mime in ("", "application/json", "*/*") or mime.endswith("+json"):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+    raise errors.unsupported_media_type(content_type)
+
+
+def _object_body(value: Any) -> Obj:
+    if not isinstance(value, dict):
+        raise errors.bad_request("Object 'Kind' is missing in the request body: expected a JSON object")
+    return value
+
+
+class Api:
+    def __init__(self, store: ObjectStore, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+        self.openapi = OpenAPI(registry)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/version", self.version),
+            web.get("/openapi/v2", self.openapi_v2),
+            web.get("/openapi/v3", self.openapi_v3_index),
+            web.get("/openapi/v3/{path:.+}", self.openapi_v3),
+            web.get("/api", self.core_discovery),
+            web.get("/apis", self.groups_discovery),
+            web.route("*", "/api/{version}", self.group_version_discovery_core),
+            web.route("*", "/apis/{group}", self.group_discovery),
+            web.route("*", "/apis/{group}/{version}", self.group_version_discovery),
+            web.route("*", "/api/{version}/{rest:.+}", self.core_resource),
+            web.route("*", "/apis/{group}/{version}/{rest:.+}", self.group_resource),
+        ]
+
+    # -- discovery --------------------------------------------------------------------------
+
+    async def version(self, request: web.Request) -> web.Response:
+        return respond(discovery.version_info())
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        if accept and "json" not in accept and "*/*" not in accept:
+            raise errors.not_acceptable(accept)  # the protobuf form is not served; clients fall back
+        return web.Response(body=self.openapi.v2_document(), content_type=JSON)
+
+    async def openapi_v3_index(self, request: web.Request) -> web.Response:
+        return respond(self.openapi.v3_index())
+
+    async def openapi_v3(self, request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        wanted = {self.openapi.path_of(g, v): (g, v) for g, v in self.openapi.group_versions()}.get(path)
+        if wanted is None:
+            raise errors.not_found_path(request.path)
+        body, digest = self.openapi.v3_document(*wanted)
+        etag = f'"{digest}"'
+        given = request.query.get("hash")
+        if given is not None and given != digest:
+            raise web.HTTPMovedPermanently(f"/openapi/v3/{path}?hash={digest}")
+        headers = {"ETag": etag, "Cache-Control": "public, immutable" if given else "no-cache, private"}
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=body, content_type=JSON, headers=headers)
+
+    async def core_discovery(self, request: web.Request) -> web.Response:
+        if _wants_aggregated(request):
+            return _aggregated(discovery.aggregated(self.registry, core=True))
+        return respond(discovery.core_versions(f"{request.host}"))
+
+    async def groups_discovery(self, request: web.Request) -> web.Response:
+        if _wants_aggregated(request):
+            return _aggregated(discovery.aggregated(self.registry, core=False))
+        return respond(discovery.group_list(self.registry))
+
+    async def group_discovery(self, request: web.Request) -> web.Response:
+        _only_get(request)
+        doc = discovery.group(self.registry, request.match_info["group"])
+        if doc is None:
+            raise errors.not_found_path(request.path)
+        return respond(doc)
+
+    async def group_version_discovery_core(self, request: web.Request) -> web.Response:
+        _only_get(request)
+        version = request.match_info["version"]
+        if version not in self.registry.versions(""):
+            raise errors.not_found_path(request.path)
+        return respond(discovery.resource_list(self.registry, "", version))
+
+    async def group_version_discovery(self, request: web.Request) -> web.Response:
+        _only_get(request)
+        group, version = request.match_info["group"], request.match_info["version"]
+        if version not in self.registry.versions(group):
+            raise errors.not_found_path(request.path)
+        return respond(discovery.resource_list(self.registry, group, version))
+
+    # -- resources --------------------------------------------------------------------------
+
+    async def core_resource(self, request: web.Request) -> web.StreamResponse:
+        return await self._resource(request, "", request.match_info["version"])
+
+    async def group_resource(self, request: web.Request) -> web.StreamResponse:
+        return await self._resource(request, request.match_info["group"], request.match_info["version"])
+
+    async def _resource(self, request: web.Request, group: str, version: str) -> web.StreamResponse:
+        if version not in self.registry.versions(group):
+            raise errors.not_found_path(request.path)
+        target = parse_path(self.registry, group, version, request.match_info["rest"].split("/"))
+        method = request.method
+        if method == "GET":
+            if target.name and not _bool(request.query.get("watch")):
+                return await self.get(request, target)
+            if _bool(request.query.get("watch")):
+                return await self.watch(request, target)
+            return await self.list(request, target)
+        if method == "POST" and not target.name:
+            return await self.create(request, target)
+        if method == "PUT" and target.name:
+            return await self.update(request, target)
+        if method == "PATCH" and target.name:
+            return await self.patch(request, target)
+        if method == "DELETE":
+            if target.name and not target.subresource:
+                return await self.delete(request, target)
+            if not target.name:
+                return await self.delete_collection(request, target)
+        raise errors.method_not_allowed(method, target.resource)
+
+    async def get(self, request: web.Request, target: Target) -> web.Response:
+        media = negotiate(request.headers.get("Accept", ""))
+        obj = await self.store.get(
+            target.resource, target.namespace, target.name, request.query.get("resourceVersion", "")
+        )
+        if target.subresource == "scale":
+            return respond(_scale_of(target.resource, obj), media=media)
+        return respond(self._render(target.resource, obj, media, request, single=True), media=media)
+
+    async def list(self, request: web.Request, target: Target) -> web.Response:
+        media = negotiate(request.headers.get("Accept", ""))
+        result = await self.store.list(target.resource, target.namespace, _list_options(request))
+        return respond(self._render(target.resource, result, media, request, single=False), media=media)
+
+    async def create(self, request: web.Request, target: Target) -> web.Response:
+        media = negotiate(request.headers.get("Accept", ""))
+        if target.subresource:
+            raise errors.method_not_allowed("create", target.resource)
+        opts = _write_options(request)
+        raw = await read_body(request)
+        body = _object_body(decode_body(raw, request.headers.get("Content-Type", JSON)))
+        warnings = _check_fields(request, target.resource, body, raw)
+        obj = await self.store.create(target.resource, target.namespace, body, opts)
+        rendered = self._render(target.resource, obj, media, request, single=True)
+        return respond(rendered, status=201, media=media, headers=warnings)
+
+    async def update(self, request: web.Request, target: Target) -> web.Response:
+        media = negotiate(request.headers.get("Accept", ""))
+        opts = _write_options(request)
+        raw = await read_body(request)
+        body = _object_body(decode_body(raw, request.headers.get("Content-Type", JSON)))
+        res = target.resource
+        if target.subresource == "scale":
+            obj = await self._update_scale(target, body, opts)
+            return respond(_scale_of(res, obj), media=media)
+        warnings = _check_fields(request, res, body, raw)
+        obj = await self.store.update(res, target.namespace, target.name, body, opts, target.subresource)
+        return respond(self._render(res, obj, media, request, single=True), media=media, headers=warnings)
+
+    async def patch(self, request: web.Request, target: Target) -> web.Response:
+        media = negotiate(request.headers.get("Accept", ""))
+        content_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if content_type not in PATCH_TYPES:
+            raise errors.unsupported_media_type(content_type)
+        raw = await read_body(request)
+        patch_doc = decode_body(raw, content_type)
+        res = target.resource
+        opts = _write_options(request)
+        if target.subresource == "scale":
+
+            def change_scale(current: Obj) -> Obj:
+                scale = apply_patch(content_type, _scale_of(res, current), patch_doc, None)
+                return _with_replicas(current, scale)
+
+            obj = await self.store.guaranteed_update(res, target.namespace, target.name, change_scale, opts)
+            return respond(_scale_of(res, obj), media=media)
+
+        warnings: dict[str, str] = {}
+
+        def change(current: Obj) -> Obj:
+            patched = apply_patch(content_type, current, patch_doc, res)
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            warnings.update(_check_fields(request, res, patched, None))
+            return patched
+
+        obj = await self.store.guaranteed_update(
+            res, target.namespace, target.name, change, opts, target.subresource
+        )
+        return respond(self._render(res, obj, media, request, single=True), media=media, headers=warnings)
+
+    async def delete(self, request: web.Request, target: Target) -> web.Response:
+        media = negotiate(request.headers.get("Accept", ""))
+        opts = await _delete_options(request)
+        obj, deleted = await self.store.delete(target.resource, target.namespace, target.name, opts)
+        if deleted and target.resource.plural not in _RETURN_DELETED:
+            meta = obj.get("metadata", {})
+            status: Obj = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {"name": target.name, "kind": target.resource.plural, "uid": meta.get("uid", "")},
+            }
+            if target.resource.group:
+                status["details"]["group"] = target.resource.group
+            return respond(status, media=media)
+        return respond(obj, status=200 if deleted else 202, media=media)
+
+    async def delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        media = negotiate(request.headers.get("Accept", ""))
+        listed = await self.store.delete_collection(
+            target.resource, target.namespace, _list_options(request), await _delete_options(request)
+        )
+        return respond(listed, media=media)
+
+    async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        media = negotiate(request.headers.get("Accept", ""))
+        res = target.resource
+        opts = _list_options(request)
+        if target.name:
+            selector = f"metadata.name={target.name}"
+            opts = ListOptions(
+                opts.label_selector,
+                ",".join(s for s in (opts.field_selector, selector) if s),
+                0,
+                "",
+                opts.resource_version,
+                opts.resource_version_match,
+            )
+        send_initial = _bool(request.query.get("sendInitialEvents"))
+        bookmarks = _bool(request.query.get("allowWatchBookmarks"))
+        if send_initial and not bookmarks:
+            raise errors.invalid(
+                "ListOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    Cause(
+                        "FieldValueForbidden",
+                        "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true",
+                        "allowWatchBookmarks",
+                    )
+                ],
+            )
+        timeout = _int(request.query, "timeoutSeconds")
+        if timeout is None:
+            timeout = random.randint(MIN_WATCH_TIMEOUT, 2 * MIN_WATCH_TIMEOUT)
+        try:
+            events = await self.store.watch(res, target.namespace, opts, send_initial=send_initial)
+        except errors.ApiError as exc:
+            if exc.code != 410:
+                raise
+            return await _single_error_stream(request, exc)
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": JSON, "Transfer-Encoding": "chunked"}
+        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        table_state = {"first": True}
+        last_rv = "0"
+
+        async def send(kind: str, obj: Obj) -> None:
+            nonlocal last_rv
+            last_rv = obj.get("metadata", {}).get("resourceVersion", last_rv)
+            out: Obj = obj
+            if media.as_kind == "Table" and kind != "BOOKMARK":
+                out = printers.table(
+                    res.name, [obj], now=datetime.now(UTC), include_object=_include_object(request)
+                )
+                if not table_state["first"]:
+                    out["columnDefinitions"] = []
+                table_state["first"] = False
+            elif media.as_kind.startswith("PartialObjectMetadata") and kind != "BOOKMARK":
+                out = _partial(obj)
+            await response.write(orjson.dumps({"type": kind, "object": out}) + b"\n")
+
+        try:
+            async with asyncio.timeout(timeout):
+                iterator = aiter(events)
+                while True:
+                    try:
+                        async with asyncio.timeout(BOOKMARK_INTERVAL if bookmarks else None):
+                            kind, obj = await anext(iterator)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        if asyncio.current_task() is not None and bookmarks:
+                            await send(
+                                "BOOKMARK",
+                                bookmark(
+                                    res,
+                                    int(last_rv)
+                                    if last_rv.isdigit()
+                                    else self.store.backend.current_revision,
+                                ),
+                            )
+                            continue
+                        raise
+                    if kind == "BOOKMARK" and not bookmarks:
+                        continue
+                    await send(kind, obj)
+        except TimeoutError:
+            pass
+        except errors.ApiError as exc:
+            with contextlib.suppress(ConnectionError):
+                await response.write(orjson.dumps({"type": "ERROR", "object": exc.status()}) + b"\n")
+        except ConnectionError:
+            return response
+        finally:
+            with contextlib.suppress(Exception):
+                await events.aclose()  # type: ignore[attr-defined]
+        with contextlib.suppress(ConnectionError):
+            await response.write_eof()
+        return response
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _render(
+        self, res: Resource, obj: Obj, media: MediaType, request: web.Request, *, single: bool
+    ) -> Obj:
+        if media.as_kind == "Table":
+            items = [obj] if single else obj["items"]
+            return printers.table(
+                res.name,
+                items,
+                now=datetime.now(UTC),
+                include_object=_include_object(request),
+                list_meta=None if single else obj["metadata"],
+            )
+        if media.as_kind == "PartialObjectMetadata":
+            if not single:
+                raise errors.not_acceptable(request.headers.get("Accept", ""))
+            return _partial(obj)
+        if media.as_kind == "PartialObjectMetadataList":
+            if single:
+                raise errors.not_acceptable(request.headers.get("Accept", ""))
+            return {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj["metadata"],
+                "items": [_partial(item) for item in obj["items"]],
+            }
+        return obj
+
+    async def _update_scale(self, target: Target, body: Obj, opts: WriteOptions) -> Obj:
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        wanted_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+        def change(current: Obj) -> Obj:
+            if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(target.resource, target.name, errors.STALE)
+            return _with_replicas(current, {"spec": spec})
+
+        return await self.store.guaranteed_update(
+            target.resource, target.namespace, target.name, change, opts
+        )
+
+
+_RETURN_DELETED = {"pods", "namespaces", "persistentvolumes", "persistentvolumeclaims", "nodes"}
+
+
+def _partial(obj: Obj) -> Obj:
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
+
+
+def _include_object(request: web.Request) -> str:
+    value = request.query.get("includeObject", "Metadata")
+    if value not in ("None", "Metadata", "Object"):
+        raise errors.bad_request(f"invalid includeObject: {value!r}")
+    return value
+
+
+def _scale_of(res: Resource, obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    selector = spec.get("selector") or {}
+    if isinstance(selector, dict) and "matchLabels" in selector:
+        text = ",".join(f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items()))
+    elif isinstance(selector, dict):
+        text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    else:
+        text = ""
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace", ""),
+            "uid": meta.get("uid", ""),
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": spec.get("replicas", 0)},
+        "status": {"replicas": status.get("replicas", 0), "selector": text},
+    }
+
+
+def _with_replicas(current: Obj, scale: Obj) -> Obj:
+    replicas = (scale.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or replicas < 0:
+        raise errors.invalid(
+            "Scale",
+            "autoscaling",
+            current["metadata"]["name"],
+            [
+                Cause(
+                    "FieldValueInvalid",
+                    f"Invalid value: {replicas}: must be greater than or equal to 0",
+                    "spec.replicas",
+                )
+            ],
+        )
+    current.setdefault("spec", {})["replicas"] = replicas
+    return current
+
+
+def _check_fields(request: web.Request, res: Resource, obj: Obj, raw: bytes | None) -> dict[str, str]:
+    """Apply ``fieldValidation``: raise for Strict, return ``Warning`` headers for Warn."""
+    mode = request.query.get("fieldValidation") or "Warn"
+    if mode == "Ignore":
+        fieldvalidation.unknown_fields(res, obj, drop=True)
+        return {}
+    content_type = request.headers.get("Content-Type", JSON)
+    is_json = "json" in content_type or not content_type
+    found = fieldvalidation.problems(res, obj, raw if is_json else None)
+    if not found:
+        return {}
+    if mode == "Strict":
+        raise errors.bad_request(
+            f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+            f"strict decoding error: {', '.join(found)}"
+        )
+    return {"Warning": ", ".join(f"299 - {orjson.dumps(message).decode()}" for message in found)}
+
+
+def _list_options(request: web.Request) -> ListOptions:
+    q = request.query
+    limit = _int(q, "limit") or 0
+    return ListOptions(
+        label_selector=q.get("labelSelector", ""),
+        field_selector=q.get("fieldSelector", ""),
+        limit=max(0, limit),
+        continue_token=q.get("continue", ""),
+        resource_version=q.get("resourceVersion", ""),
+        resource_version_match=q.get("resourceVersionMatch", ""),
+    )
+
+
+def _write_options(request: web.Request) -> WriteOptions:
+    dry = request.query.getall("dryRun", [])
+    for value in dry:
+        if value != "All":
+            raise errors.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    validation = request.query.get("fieldValidation", "")
+    if validation not in ("", "Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f'fieldValidation: Unsupported value: "{validation}": '
+            'supported values: "Ignore", "Strict", "Warn"'
+        )
+    return WriteOptions(dry_run=bool(dry), field_manager=request.query.get("fieldManager", ""))
+
+
+async def _delete_options(request: web.Request) -> DeleteOptions:
+    body: Obj = {}
+    raw = await read_body(request)
+    if raw.strip():
+        decoded = decode_body(raw, request.headers.get("Content-Type", JSON))
+        if isinstance(decoded, dict):
+            body = decoded
+    q = request.query
+    grace = _int(q, "gracePeriodSeconds")
+    if grace is None and isinstance(body.get("gracePeriodSeconds"), int):
+        grace = body["gracePeriodSeconds"]
+    policy = q.get("propagationPolicy") or body.get("propagationPolicy") or ""
+    if policy and policy not in ("Orphan", "Background", "Foreground"):
+        raise errors.bad_request(f'propagationPolicy: Unsupported value: "{policy}"')
+    if not policy and (_bool(q.get("orphanDependents")) or body.get("orphanDependents") is True):
+        policy = "Orphan"
+    pre = body.get("preconditions") or {}
+    dry = q.getall("dryRun", []) or body.get("dryRun") or []
+    return DeleteOptions(
+        dry_run=bool(dry),
+        grace_period_seconds=grace,
+        propagation_policy=str(policy),
+        precondition_uid=str(pre.get("uid") or ""),
+        precondition_resource_version=str(pre.get("resourceVersion") or ""),
+    )
+
+
+def _only_get(request: web.Request) -> None:
+    if request.method != "GET":
+        raise errors.method_not_allowed(request.method)
+
+
+def _wants_aggregated(request: web.Request) -> bool:
+    for media in request.headers.get("Accept", "").split(","):
+        if "as=APIGroupDiscoveryList" in media and "v=v2" in media and "apidiscovery.k8s.io" in media:
+            return True
+    return False
+
+
+def _aggregated(doc: Obj) -> web.Response:
+    return web.Response(body=orjson.dumps(doc), headers={"Content-Type": discovery.AGGREGATED_V2})
+
+
+async def _single_error_stream(request: web.Request, exc: errors.ApiError) -> web.StreamResponse:
+    """A watch that cannot start (410) answers 200 with one ERROR event, as upstream does."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(orjson.dumps({"type": "ERROR", "object": exc.status()}) + b"\n")
+    await response.write_eof()
+    return response

@@ -1,0 +1,129 @@
+"""Per-resource rules around the generic store: what create and update may set, defaults,
+validation, generation and status handling, graceful deletion.
+
+Mirrors kube-apiserver's ``RESTCreateStrategy``/``RESTUpdateStrategy``: the status
+subresource owns ``status``, the main resource owns everything else; ``generation`` counts
+changes outside metadata and status; create starts from a clean status.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from k3py.api import defaults, validation
+from k3py.api.resources import Resource
+from k3py.api.validation import Cause
+
+Obj = dict[str, Any]
+
+_STATUS_KEPT_ON_CREATE = {"nodes"}  # the kubelet registers a node with its status
+_INITIAL_STATUS: dict[str, Obj] = {
+    "pods": {"phase": "Pending"},
+    "namespaces": {"phase": "Active"},
+    "persistentvolumeclaims": {"phase": "Pending"},
+    "persistentvolumes": {"phase": "Pending"},
+}
+_STATUS_META_KEPT = ("labels", "annotations", "finalizers", "ownerReferences")
+
+
+def _spec_of(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "kind", "apiVersion")}
+
+
+class Strategy:
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        self.has_status = "status" in resource.subresources
+        self.tracks_generation = self.has_status or resource.plural in ("podtemplates",)
+
+    def prepare_create(self, obj: Obj) -> None:
+        meta = obj["metadata"]
+        if self.has_status and self.resource.plural not in _STATUS_KEPT_ON_CREATE:
+            obj.pop("status", None)
+            initial = _INITIAL_STATUS.get(self.resource.plural)
+            if initial is not None:
+                obj["status"] = copy.deepcopy(initial)
+        if self.tracks_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        defaults.apply(self.resource, obj)
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        if self.resource.plural == "services" and not self.resource.group:
+            _keep_allocations(new, old)
+        if self.has_status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        defaults.apply(self.resource, new)
+        if self.tracks_generation:
+            generation = int(old["metadata"].get("generation") or 1)
+            if _spec_of(new) != _spec_of(old):
+                generation += 1
+            new["metadata"]["generation"] = generation
+
+    def prepare_status_update(self, new: Obj, old: Obj) -> None:
+        """Only ``status`` changes through the status subresource (and metadata it may not touch stays)."""
+        status = new.get("status")
+        meta = new["metadata"]
+        result = copy.deepcopy(old)
+        if status is None:
+            result.pop("status", None)
+        else:
+            result["status"] = status
+        for name in _STATUS_META_KEPT:
+            if name in old["metadata"]:
+                result["metadata"][name] = old["metadata"][name]
+        if "managedFields" in meta:
+            result["metadata"]["managedFields"] = meta["managedFields"]
+        new.clear()
+        new.update(result)
+
+    def validate(self, obj: Obj, old: Obj | None) -> list[Cause]:
+        return validation.validate(self.resource, obj, old)
+
+    def grace_period(self, obj: Obj, requested: int | None) -> int:
+        """Seconds a deletion waits for; 0 deletes at once (finalizers permitting)."""
+        if self.resource.plural != "pods":
+            return 0
+        spec = obj.get("spec") or {}
+        if not spec.get("nodeName"):
+            return 0  # never scheduled: nothing runs it, nothing to wait for
+        if requested is not None:
+            return max(0, requested)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+
+def _keep_allocations(new: Obj, old: Obj) -> None:
+    """An update that leaves out the cluster IP or node ports keeps the allocated ones."""
+    spec, old_spec = new.get("spec"), old.get("spec") or {}
+    if not isinstance(spec, dict) or spec.get("type", "ClusterIP") != old_spec.get("type", "ClusterIP"):
+        return
+    if not spec.get("clusterIP") and old_spec.get("clusterIP"):
+        for name in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if name in old_spec:
+                spec[name] = copy.deepcopy(old_spec[name])
+    old_ports = {
+        (p.get("port"), p.get("protocol", "TCP")): p
+        for p in old_spec.get("ports") or []
+        if isinstance(p, dict)
+    }
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict) and not port.get("nodePort"):
+            previous = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+            if previous is not None and previous.get("nodePort"):
+                port["nodePort"] = previous["nodePort"]
+
+
+_cache: dict[str, Strategy] = {}
+
+
+def strategy_for(resource: Resource) -> Strategy:
+    key = f"{resource.group}/{resource.version}/{resource.plural}"
+    strategy = _cache.get(key)
+    if strategy is None:
+        strategy = _cache[key] = Strategy(resource)
+    return strategy
