@@ -40,10 +40,8 @@ class Strategy:
     def prepare_create(self, obj: Obj) -> None:
         meta = obj["metadata"]
         if self.has_status and self.resource.plural not in _STATUS_KEPT_ON_CREATE:
-            obj.pop("status", None)
-            initial = _INITIAL_STATUS.get(self.resource.plural)
-            if initial is not None:
-                obj["status"] = copy.deepcopy(initial)
+            # Created objects start from an empty status, as upstream's strategies reset it.
+            obj["status"] = copy.deepcopy(_INITIAL_STATUS.get(self.resource.plural, {}))
         if self.tracks_generation:
             meta["generation"] = 1
         else:
