@@ -30,7 +30,7 @@ from k3py.util import proc
 ROOT = Path(__file__).resolve().parent
 DEV_DIR = ROOT / ".cache" / "dev"
 LINT_PATHS = ("distro", "tests", "tasks.py")
-DEFAULT_MARKERS = "not qemu and not e2e"
+DEFAULT_MARKERS = "not qemu"
 
 DEBIAN_PACKAGES = {
     "sqlite3": "the sqlite3 shell, to inspect the datastore (<data-dir>/server/db/state.db)",

@@ -128,3 +128,31 @@ def test_multi_document_yaml_output(cluster: Cluster, namespace: str) -> None:
     listed = yaml.safe_load(cluster.kubectl("get", "deployment,service,configmap", "-o", "yaml", *n).stdout)
     kinds = sorted(item["kind"] for item in listed["items"])
     assert kinds.count("Deployment") == 1 and "Service" in kinds and "ConfigMap" in kinds
+
+
+def test_server_side_apply_conflict_and_force(cluster: Cluster, namespace: str) -> None:
+    n = ("-n", namespace)
+    out = cluster.kubectl("apply", "--server-side", "-f", "-", *n, input=MANIFEST).stdout
+    assert "deployment.apps/web serverside-applied" in out
+    cluster.kubectl("scale", "deployment", "web", "--replicas=5", *n)  # another manager takes replicas
+
+    changed = MANIFEST.replace("replicas: 2", "replicas: 3")
+    refused = cluster.kubectl("apply", "--server-side", "-f", "-", *n, input=changed, check=False)
+    assert refused.returncode != 0
+    assert "Apply failed with 1 conflict" in refused.stderr and ".spec.replicas" in refused.stderr
+    assert cluster.kubectl_json("get", "deployment", "web", *n)["spec"]["replicas"] == 5
+
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", *n, input=changed)
+    deploy = cluster.kubectl_json("get", "deployment", "web", "--show-managed-fields", *n)
+    assert deploy["spec"]["replicas"] == 3
+    applier = [m for m in deploy["metadata"]["managedFields"] if m["operation"] == "Apply"]
+    assert applier and applier[0]["manager"] == "kubectl"
+    assert "f:replicas" in applier[0]["fieldsV1"]["f:spec"]
+
+    # Dropping a field from the applied configuration removes it from the object.
+    trimmed = changed.replace("        ports: [{containerPort: 80}]\n", "", 1)
+    cluster.kubectl("apply", "--server-side", "-f", "-", *n, input=trimmed)
+    container = cluster.kubectl_json("get", "deployment", "web", *n)["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert "ports" not in container

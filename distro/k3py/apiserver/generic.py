@@ -20,7 +20,9 @@ from typing import Any
 import orjson
 
 from k3py.api import objects
+from k3py.api.apply import ApplyConflict, ApplyError, track_update
 from k3py.api.resources import Registry, Resource
+from k3py.api.schema import Schemas
 from k3py.api.selectors import (
     SelectorError,
     check_field_selector,
@@ -77,6 +79,9 @@ class ListOptions:
 class WriteOptions:
     dry_run: bool = False
     field_manager: str = ""
+    """Who is writing, for managedFields (the fieldManager parameter, else the user agent)."""
+    applied: bool = False
+    """The change was computed by server-side apply, which already recorded ownership."""
 
 
 @dataclass(frozen=True)
@@ -315,6 +320,8 @@ class ObjectStore:
         meta["uid"] = objects.new_uid()
         meta["creationTimestamp"] = objects.now()
         strategy.prepare_create(obj)
+        if not opts.applied:
+            obj = self._track(res, None, obj, opts, "")
         if self.services is not None and res is self.services.resource:
             async with self.services.lock:  # no two Services may take the same address
                 return await self._create(res, namespace, obj, opts, allocate=True)
@@ -401,6 +408,9 @@ class ObjectStore:
                 strategy.prepare_status_update(new, current)
             else:
                 strategy.prepare_update(new, current)
+            if not opts.applied:
+                new = self._track(res, current, new, opts, subresource)
+            new_meta = objects.metadata(new)
             causes = strategy.validate(new, current)
             if causes:
                 raise errors.invalid(res.kind, res.group, name, causes)
@@ -523,6 +533,24 @@ class ObjectStore:
         return listed
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _track(self, res: Resource, old: Obj | None, new: Obj, opts: WriteOptions, subresource: str) -> Obj:
+        """Record ``opts.field_manager`` as the owner of what this write changed."""
+        if not opts.field_manager:
+            return new
+        node = Schemas.get().kind(res.group, res.version, res.kind)
+        try:
+            return track_update(
+                old,
+                new,
+                manager=opts.field_manager,
+                node=node,
+                api_version=res.api_version,
+                now=objects.now(),
+                subresource=subresource,
+            )
+        except (ApplyError, ApplyConflict) as exc:  # unreadable managedFields: upstream drops them
+            raise errors.bad_request(str(exc)) from None
 
     def _check_type(self, res: Resource, obj: Obj) -> None:
         kind, api_version = obj.get("kind"), obj.get("apiVersion")

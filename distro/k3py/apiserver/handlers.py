@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +18,10 @@ import orjson
 import yaml
 from aiohttp import web
 
-from k3py.api import printers
+from k3py.api import apply as ssa
+from k3py.api import printers, protobuf
 from k3py.api.resources import Registry, Resource
+from k3py.api.schema import Schemas
 from k3py.api.validation import Cause
 from k3py.apiserver import discovery, errors, fieldvalidation
 from k3py.apiserver.generic import (
@@ -37,6 +40,7 @@ MAX_BODY = 3 * 1024 * 1024
 BOOKMARK_INTERVAL = 30.0
 MIN_WATCH_TIMEOUT = 1800
 JSON = "application/json"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 PATCH_TYPES = {
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -96,6 +100,11 @@ def decode_body(raw: bytes, content_type: str) -> Any:
             return yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise errors.bad_request(f"error converting YAML to JSON: {str(exc).splitlines()[0]}") from None
+    if mime == PROTOBUF:
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as exc:
+            raise errors.bad_request(f"the body of the request is not valid protobuf: {exc}") from None
     if mime in ("", "application/json", "*/*") or mime.endswith("+json"):
         try:
             return orjson.loads(raw)
@@ -265,12 +274,15 @@ class Api:
     async def patch(self, request: web.Request, target: Target) -> web.Response:
         media = negotiate(request.headers.get("Accept", ""))
         content_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-        if content_type not in PATCH_TYPES:
+        if content_type not in PATCH_TYPES or content_type == "application/apply-patch+cbor":
             raise errors.unsupported_media_type(content_type)
         raw = await read_body(request)
         patch_doc = decode_body(raw, content_type)
         res = target.resource
         opts = _write_options(request)
+        if content_type == "application/apply-patch+yaml":
+            obj = await self._apply(request, target, patch_doc, raw)
+            return respond(self._render(res, obj, media, request, single=True), media=media)
         if target.subresource == "scale":
 
             def change_scale(current: Obj) -> Obj:
@@ -448,6 +460,59 @@ class Api:
             }
         return obj
 
+    async def _apply(self, request: web.Request, target: Target, config: Any, raw: bytes) -> Obj:
+        """Server-side apply: create the object if missing, else merge by field ownership."""
+        res = target.resource
+        manager = request.query.get("fieldManager", "")
+        if not manager:
+            raise errors.bad_request("PATCH apply requires fieldManager to be set")
+        if not isinstance(config, dict):
+            raise errors.bad_request("apply patch must be a YAML or JSON object")
+        force = _bool(request.query.get("force"))
+        opts = replace(_write_options(request), applied=True)
+        _check_fields(request, res, config, None)
+        meta = config.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if name not in (None, target.name):
+            raise errors.bad_request(
+                f"the name of the object ({name}) does not match the name on the URL ({target.name})"
+            )
+        node = Schemas.get().kind(res.group, res.version, res.kind)
+
+        def merge(live: Obj | None) -> Obj:
+            try:
+                return ssa.apply(
+                    live,
+                    config,
+                    manager=manager,
+                    force=force,
+                    node=node,
+                    api_version=res.api_version,
+                    now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    subresource=target.subresource,
+                )
+            except ssa.ApplyConflict as exc:
+                details = {"name": target.name, "kind": res.plural, "causes": exc.causes}
+                raise errors.ApiError(409, "Conflict", str(exc), details) from None
+            except ssa.ApplyError as exc:
+                raise errors.bad_request(str(exc)) from None
+
+        try:
+            await self.store.get(res, target.namespace, target.name)
+        except errors.ApiError as exc:
+            if exc.code != 404 or target.subresource:
+                raise
+            created = merge(None)
+            created.setdefault("metadata", {})["name"] = target.name
+            try:
+                return await self.store.create(res, target.namespace, created, opts)
+            except errors.ApiError as again:
+                if again.code != 409:
+                    raise  # someone created it meanwhile: apply to theirs below
+        return await self.store.guaranteed_update(
+            res, target.namespace, target.name, merge, opts, target.subresource
+        )
+
     async def _update_scale(self, target: Target, body: Obj, opts: WriteOptions) -> Obj:
         spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
         wanted_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
@@ -567,7 +632,18 @@ def _write_options(request: web.Request) -> WriteOptions:
             f'fieldValidation: Unsupported value: "{validation}": '
             'supported values: "Ignore", "Strict", "Warn"'
         )
-    return WriteOptions(dry_run=bool(dry), field_manager=request.query.get("fieldManager", ""))
+    return WriteOptions(dry_run=bool(dry), field_manager=_manager(request))
+
+
+def _manager(request: web.Request) -> str:
+    """The fieldManager parameter, else the client's name from its User-Agent (as upstream)."""
+    given = request.query.get("fieldManager", "")
+    if len(given) > 128:
+        raise errors.bad_request("fieldManager: Too long: may not be more than 128 bytes")
+    if given:
+        return given
+    agent = request.headers.get("User-Agent", "")
+    return agent.split("/", 1)[0][:128] if agent else "unknown"
 
 
 async def _delete_options(request: web.Request) -> DeleteOptions:

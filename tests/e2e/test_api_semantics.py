@@ -1,0 +1,150 @@
+"""REST semantics that clients rely on: pagination, resourceVersion matching, watch
+bookmarks and initial events, tables and metadata-only responses, dry runs, generation."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.request
+from typing import Any
+
+from tests.e2e.cluster import Cluster
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+def call(
+    cluster: Cluster,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    accept: str = "application/json",
+    content_type: str = "application/json",
+) -> tuple[int, Any]:
+    headers = {"Accept": accept}
+    raw = None
+    if body is not None:
+        raw = json.dumps(body).encode()
+        headers["Content-Type"] = content_type
+    status, _, answer = cluster.request(method, path, raw, headers)
+    return status, json.loads(answer) if answer else None
+
+
+def make(cluster: Cluster, namespace: str, count: int) -> None:
+    for i in range(count):
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"cm-{i:02d}", "labels": {"i": str(i % 2)}},
+        }
+        assert call(cluster, "POST", f"/api/v1/namespaces/{namespace}/configmaps", body)[0] == 201
+
+
+def test_pagination_is_consistent_and_resumable(cluster: Cluster, namespace: str) -> None:
+    make(cluster, namespace, 7)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    status, first = call(cluster, "GET", path + "?limit=3")
+    assert status == 200 and len(first["items"]) == 3
+    assert first["metadata"]["remainingItemCount"] == 4
+    rv = first["metadata"]["resourceVersion"]
+    call(cluster, "POST", path, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm-late"}})
+    names = [i["metadata"]["name"] for i in first["items"]]
+    token = first["metadata"]["continue"]
+    while token:
+        _, page = call(cluster, "GET", f"{path}?limit=3&continue={token}")
+        assert page["metadata"]["resourceVersion"] == rv  # every page at the first page's revision
+        names += [i["metadata"]["name"] for i in page["items"]]
+        token = page["metadata"].get("continue")
+    assert names == [f"cm-{i:02d}" for i in range(7)]  # the later create is not in this list
+    assert call(cluster, "GET", f"{path}?limit=3&continue=garbage")[0] == 400
+
+    _, exact = call(cluster, "GET", f"{path}?resourceVersion={rv}&resourceVersionMatch=Exact")
+    assert len(exact["items"]) == 7
+    _, selected = call(cluster, "GET", f"{path}?labelSelector=i%3D1")
+    assert [i["metadata"]["name"] for i in selected["items"]] == ["cm-01", "cm-03", "cm-05"]
+    _, by_name = call(cluster, "GET", f"{path}?fieldSelector=metadata.name%3Dcm-02")
+    assert [i["metadata"]["name"] for i in by_name["items"]] == ["cm-02"]
+    status, bad = call(cluster, "GET", f"{path}?fieldSelector=spec.nope%3Dx")
+    assert status == 400 and bad["reason"] == "BadRequest"
+
+
+def watch_lines(cluster: Cluster, path: str, count: int) -> list[dict[str, Any]]:
+    tls = cluster.data_dir / "server" / "tls"
+    context = ssl.create_default_context(cafile=str(tls / "server-ca.crt"))
+    context.load_cert_chain(str(tls / "client-admin.crt"), str(tls / "client-admin.key"))
+    events = []
+    with urllib.request.urlopen(cluster.url + path, timeout=20, context=context) as response:
+        for line in response:
+            events.append(json.loads(line))
+            if len(events) == count:
+                break
+    return events
+
+
+def test_watch_with_initial_events_and_bookmark(cluster: Cluster, namespace: str) -> None:
+    make(cluster, namespace, 2)
+    query = "watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"
+    path = f"/api/v1/namespaces/{namespace}/configmaps?{query}&timeoutSeconds=10"
+    events = watch_lines(cluster, path, 3)
+    assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
+    assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    status, refused = call(
+        cluster, "GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=1&sendInitialEvents=true"
+    )
+    assert status == 422 and refused["reason"] == "Invalid"
+
+
+def test_tables_and_metadata_only(cluster: Cluster, namespace: str) -> None:
+    make(cluster, namespace, 2)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    _, table = call(cluster, "GET", path, accept=TABLE)
+    assert table["kind"] == "Table"
+    assert [c["name"] for c in table["columnDefinitions"]][:3] == ["Name", "Data", "Age"]
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    _, full = call(cluster, "GET", path + "?includeObject=Object", accept=TABLE)
+    assert full["rows"][0]["object"]["kind"] == "ConfigMap"
+    _, meta = call(
+        cluster, "GET", path, accept="application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
+    )
+    assert meta["kind"] == "PartialObjectMetadataList" and "data" not in meta["items"][0]
+    status, refused = call(cluster, "GET", path, accept="application/vnd.kubernetes.protobuf")
+    assert status == 406 and refused["reason"] == "NotAcceptable"
+
+
+def test_dry_run_and_generation(cluster: Cluster, namespace: str) -> None:
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "gen"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "gen"}},
+            "template": {
+                "metadata": {"labels": {"app": "gen"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }
+    status, dry = call(cluster, "POST", path + "?dryRun=All", deployment)
+    assert status == 201 and dry["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "Always"
+    assert call(cluster, "GET", path + "/gen")[0] == 404
+    _, created = call(cluster, "POST", path, deployment)
+    assert created["metadata"]["generation"] == 1 and created["status"] == {}
+    merge = "application/merge-patch+json"
+    _, labelled = call(
+        cluster, "PATCH", path + "/gen", {"metadata": {"labels": {"x": "y"}}}, content_type=merge
+    )
+    assert labelled["metadata"]["generation"] == 1  # metadata only: no new generation
+    _, scaled = call(cluster, "PATCH", path + "/gen", {"spec": {"replicas": 2}}, content_type=merge)
+    assert scaled["metadata"]["generation"] == 2
+    _, status_patched = call(
+        cluster,
+        "PATCH",
+        path + "/gen/status",
+        {"status": {"replicas": 2}, "spec": {"replicas": 9}},
+        content_type=merge,
+    )
+    assert status_patched["status"] == {"replicas": 2} and status_patched["spec"]["replicas"] == 2
+    assert status_patched["metadata"]["generation"] == 2
