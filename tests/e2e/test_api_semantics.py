@@ -148,3 +148,37 @@ def test_dry_run_and_generation(cluster: Cluster, namespace: str) -> None:
     )
     assert status_patched["status"] == {"replicas": 2} and status_patched["spec"]["replicas"] == 2
     assert status_patched["metadata"]["generation"] == 2
+
+
+def test_delete_collection_by_label(cluster: Cluster, namespace: str) -> None:
+    make(cluster, namespace, 6)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    status, _ = call(cluster, "DELETE", path + "?labelSelector=i%3D0")
+    assert status == 200
+    _, left = call(cluster, "GET", path)
+    assert [i["metadata"]["name"] for i in left["items"]] == ["cm-01", "cm-03", "cm-05"]
+
+
+def test_node_port_services_get_ports_from_the_range(cluster: Cluster, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/services"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "np"},
+        "spec": {"type": "NodePort", "selector": {"app": "x"}, "ports": [{"port": 80}]},
+    }
+    status, created = call(cluster, "POST", path, body)
+    assert status == 201
+    port = created["spec"]["ports"][0]
+    assert 30000 <= port["nodePort"] <= 32767 and port["targetPort"] == 80
+    taken = {**body, "metadata": {"name": "np2"}}
+    taken["spec"] = {**body["spec"], "ports": [{"port": 81, "nodePort": port["nodePort"]}]}
+    status, refused = call(cluster, "POST", path, taken)
+    assert status == 422 and "already allocated" in refused["message"]
+    headless = {
+        **body,
+        "metadata": {"name": "headless"},
+        "spec": {"clusterIP": "None", "selector": {"app": "x"}},
+    }
+    status, created = call(cluster, "POST", path, headless)
+    assert status == 201 and created["spec"]["clusterIP"] == "None"
