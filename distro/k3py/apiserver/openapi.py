@@ -289,36 +289,33 @@ class OpenAPI:
         return self._v2
 
     def _build_v3(self, group: str, version: str) -> Obj:
-        schemas = Schemas.get()
-        resources = self.registry.in_version(group, version)
-        paths: Obj = {}
-        roots = list(_COMMON)
-        for res in resources:
-            ref = _definition_name(schemas, res)
-            if ref is not None:
-                roots += [ref, ref + "List"]
-            paths.update(_paths(res, ref, v3=True))
-        components = {name: convert(schemas.definition(name), V3_REF) for name in _closure(schemas, roots)}
+        paths, schemas = _paths_and_schemas(self.registry.in_version(group, version), v3=True)
         return {
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": f"v{KUBERNETES_VERSION}"},
             "paths": paths,
-            "components": {"schemas": components},
+            "components": {"schemas": schemas},
         }
 
     def _build_v2(self) -> Obj:
-        schemas = Schemas.get()
-        paths: Obj = {}
-        roots = list(_COMMON)
-        for res in self.registry:
-            ref = _definition_name(schemas, res)
-            if ref is not None:
-                roots += [ref, ref + "List"]
-            paths.update(_paths(res, ref, v3=False))
-        definitions = {name: convert(schemas.definition(name), V2_REF) for name in _closure(schemas, roots)}
+        paths, definitions = _paths_and_schemas(list(self.registry), v3=False)
         return {
             "swagger": "2.0",
             "info": {"title": "Kubernetes", "version": f"v{KUBERNETES_VERSION}"},
             "paths": paths,
             "definitions": definitions,
         }
+
+
+def _paths_and_schemas(resources: list[Resource], *, v3: bool) -> tuple[Obj, Obj]:
+    """The paths of ``resources`` and every schema they reference, in the chosen dialect."""
+    schemas = Schemas.get()
+    paths: Obj = {}
+    roots = list(_COMMON)
+    for res in resources:
+        ref = _definition_name(schemas, res)
+        if ref is not None:
+            roots += [ref, ref + "List"]
+        paths.update(_paths(res, ref, v3=v3))
+    prefix = V3_REF if v3 else V2_REF
+    return paths, {name: convert(schemas.definition(name), prefix) for name in _closure(schemas, roots)}
