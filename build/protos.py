@@ -16,8 +16,8 @@ writes ``distro/k3py/api/data/protobuf-<minor>.json.gz``, which :mod:`k3py.api.p
      "types": {struct: [[json name, field number, type, flags], ...]}}
 
 A type is a scalar (``string bool int32 int64 uint32 uint64 float64 bytes``), a struct's full
-name (``k8s.io/api/core/v1.PodSpec``), ``[]T``, ``map[K]T``, ``wrap[]T`` (a named slice that
-protobuf wraps in a message: ``+protobuf.nullable=true``) or one of the ``@special`` types that
+name (``k8s.io/api/core/v1.PodSpec``), ``[]T``, ``map[K]T``, ``wrap[]T`` (a map value whose named
+slice type protobuf wraps in a message: ``+protobuf.nullable=true``) or one of the ``@special`` types that
 have their own protobuf or JSON form (``metav1.Time``, ``resource.Quantity``...). Flags: ``o``
 omitempty, ``z`` omitzero, ``p`` pointer, ``i`` embedded struct whose fields JSON inlines. Field
 number 0 means the field is not on the wire (``TypeMeta``): it always serialises as its zero.
@@ -37,7 +37,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -559,6 +559,9 @@ class Universe:
             if (json_name == "-" and not options) or (not go_name[0].isupper() and not embedded):
                 continue
             resolved = self.resolve(gofield.type, package, decl.imports)
+            if resolved.text.startswith(("wrap", "[]wrap")):
+                # The decoder renders these as gogo fills in map values (never nil).
+                raise ProtoBuildError(f"{full}.{go_name}: a nullable slice type outside a map value")
             inline = embedded and not json_name and bool(resolved.struct)
             number = 0
             wire = _protobuf_tag(gofield.tag)
@@ -591,9 +594,7 @@ class Universe:
         # "rep", JSONSchemaProps.maximum says "bytes"); generated.proto is what the code follows.
         want = ("[]" if proto.repeated else "") + proto.type
         if _shape(want) != _shape(resolved.proto):
-            raise ProtoBuildError(
-                f"{full}.{proto.name}: generated.proto says {want}, Go says {resolved.text}"
-            )
+            raise ProtoBuildError(f"{full}.{proto.name}: {want} in generated.proto, {resolved.text} in Go")
 
     def run(self) -> None:
         while self.pending:
@@ -703,13 +704,13 @@ def generate(
     partial = output.with_name(output.name + ".tmp")
     partial.write_bytes(packed)
     partial.replace(output)
-    kinds = document["kinds"]
-    assert isinstance(kinds, dict)
+    kinds, types = described["kinds"], described["types"]
+    assert isinstance(kinds, dict) and isinstance(types, dict)
     report = ProtoReport(
         output=output,
         modules=modules.versions,
         kinds=sum(len(k) for k in kinds.values()),
-        structs=len(described["types"]),  # type: ignore[arg-type]
+        structs=len(types),
         json_bytes=len(text),
         written_bytes=len(packed),
     )
@@ -735,15 +736,12 @@ def generate_fixtures(*, minor: str = KUBERNETES_MINOR, version: str | None = No
             _go(["get", f"{module}@{v}"], workdir)
         _go(["mod", "tidy"], workdir)
         FIXTURES_DIR.mkdir(parents=True, exist_ok=True)
+        for stale in [*FIXTURES_DIR.glob("*.pb"), *FIXTURES_DIR.glob("*.json")]:
+            stale.unlink()  # all written by main.go: a fixture it no longer makes goes
         _go(["run", ".", str(FIXTURES_DIR)], workdir)
     written = sorted(FIXTURES_DIR.glob("*.pb"))
     log.info("wrote %d fixtures to %s", len(written), FIXTURES_DIR)
     return written
-
-
-def _iter_kinds(document: Mapping[str, Mapping[str, str]]) -> Iterator[str]:
-    for by_kind in document.values():
-        yield from by_kind
 
 
 def main(argv: list[str] | None = None) -> int:

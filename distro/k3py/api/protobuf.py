@@ -94,8 +94,8 @@ class _Type:
 def _parse_type(text: str) -> _Type:
     if text.startswith("[]"):
         return _Type("list", elem=_parse_type(text[2:]))
-    if text.startswith("wrap[]"):
-        return _Type("wrap", elem=_parse_type(text[6:]))
+    if text.startswith("wrap[]"):  # a message whose field 1 is the list
+        return _Type("wrap", elem=_parse_type(text[4:]))
     if text.startswith("map["):
         key, _, value = text[4:].partition("]")
         return _Type("map", elem=_parse_type(value), key=key)
@@ -343,9 +343,9 @@ class _Decoder:
             return self._scalar(t.name, occurrences[-1]) if occurrences else _ZEROS[t.name]
         if t.kind == "struct":
             return self.message(_merged(occurrences), t.name)
-        if t.kind == "wrap":
+        if t.kind == "wrap":  # only a map value: gogo fills in an empty, non-nil slice
             assert t.elem is not None
-            return self._list(t.elem, _scan(_merged(occurrences)).get(1, [])) or None
+            return self._list(t.elem, _scan(_merged(occurrences)).get(1, []))
         if t.name in ("@time", "@microtime"):  # replaced, not merged, by each occurrence
             last = _last_payload(occurrences)
             return _SPECIALS[t.name](self, last if last is not None else memoryview(b""))
@@ -697,7 +697,8 @@ def _interpret_suffix(suffix: str) -> tuple[int, str]:
         return _SI_EXPONENTS[suffix], _DECIMAL_SI
     if suffix in _BINARY_EXPONENTS:
         return _BINARY_EXPONENTS[suffix], _BINARY_SI
-    if len(suffix) > 1 and suffix[0] in "eE" and _EXPONENT.fullmatch(suffix[1:]):
+    # (more than 20 digits cannot be an int64: Go's ParseInt fails, and so does this)
+    if 1 < len(suffix) <= 22 and suffix[0] in "eE" and _EXPONENT.fullmatch(suffix[1:]):
         parsed = int(suffix[1:])
         if -(1 << 63) <= parsed <= _MAX_INT64:
             return _int32(parsed), _DECIMAL_EXPONENT  # Go keeps an int32
