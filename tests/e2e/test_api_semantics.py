@@ -161,7 +161,7 @@ def test_delete_collection_by_label(cluster: Cluster, namespace: str) -> None:
 
 def test_node_port_services_get_ports_from_the_range(cluster: Cluster, namespace: str) -> None:
     path = f"/api/v1/namespaces/{namespace}/services"
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": "np"},
