@@ -15,6 +15,7 @@ import pytest
 import k3py
 from k3py.cli.main import main, run
 from k3py.cli.parser import SUBCOMMAND_FLAGS, build_parser
+from k3py.util.arch import kube_platform
 
 SUBCOMMANDS = ("server", "agent", "kubectl", "check-config", "version")
 
@@ -30,8 +31,10 @@ def subparsers() -> dict[str, argparse.ArgumentParser]:
 def test_version_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["version"]) == 0
     out = capsys.readouterr().out
-    assert out == f"k3py version v{k3py.__version__} (python {platform.python_version()})\n"
-    assert re.fullmatch(r"k3py version v\d+\.\d+\.\d+\S* \(python 3\.\d+\.\d+\S*\)\n", out)
+    assert (
+        out == f"k3py version v{k3py.__version__} (python {platform.python_version()}, {kube_platform()})\n"
+    )
+    assert re.fullmatch(r"k3py version v\d+\.\d+\.\d+\S* \(python 3\.\d+\.\d+\S*, linux/\w+\)\n", out)
 
 
 def test_version_flag_matches_version_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,17 +13,13 @@ from typing import Any
 
 from k3py import __version__
 from k3py.api.resources import Registry, Resource
+from k3py.util.arch import kube_platform
 
 Obj = dict[str, Any]
 
 KUBERNETES_VERSION = "1.37.0"
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"]}
-
-
-def _machine() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
 def version_info() -> Obj:
@@ -37,7 +33,7 @@ def version_info() -> Obj:
         "buildDate": "",
         "goVersion": f"python{platform.python_version()}",
         "compiler": platform.python_implementation().lower(),
-        "platform": f"linux/{_machine()}",
+        "platform": kube_platform(),
     }
 
 

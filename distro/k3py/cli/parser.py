@@ -16,6 +16,7 @@ from typing import NoReturn
 from k3py import __version__
 from k3py.cli.errors import UsageError
 from k3py.config import AGENT_FLAGS, SERVER_FLAGS, Flag, Kind
+from k3py.util.arch import kube_platform
 
 SUBCOMMAND_FLAGS: dict[str, tuple[Flag, ...]] = {"server": SERVER_FLAGS, "agent": AGENT_FLAGS}
 
@@ -28,7 +29,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def version_line() -> str:
-    return f"k3py version v{__version__} (python {platform.python_version()})"
+    return f"k3py version v{__version__} (python {platform.python_version()}, {kube_platform()})"
 
 
 def build_parser() -> Parser:
