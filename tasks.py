@@ -1,12 +1,14 @@
 """Developer tasks for k3py: ``invoke --list`` shows them, ``invoke --help TASK`` their options.
 
-- ``invoke deps``    install the Debian packages k3py and its tests need (root)
+- ``invoke deps``    install the Debian packages k3py, its tests and its build need; set up QEMU (root)
+- ``invoke build``   build the one-file binary dist/k3py-linux-<arch> for a target (root)
 - ``invoke test``    run the test suite (pytest, in parallel)
 - ``invoke lint``    ruff check, ruff format --check, mypy, import-linter
 - ``invoke server``  run a development server with its state under .cache/dev
 
 Tasks can be chained: ``invoke deps test`` runs both, in order. Every external command
-goes through ``k3py.util.proc`` and is echoed as ``+ cmd`` before it runs.
+goes through ``k3py.util.proc`` (the build's through ``build.runner``, which also logs their
+output) and is echoed as ``+ cmd`` before it runs.
 """
 
 from __future__ import annotations
@@ -22,14 +24,22 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Task as ProgressTask
 from rich.table import Table
+from rich.text import Text
 
+from build import host as build_host
+from build.errors import BuildError
+from build.pipeline import STAGES, BuildOptions, build_target
+from build.report import BuildReport
+from build.targets import Target, native_target_name, resolve_targets, target_names
 from k3py.util import proc
 
 ROOT = Path(__file__).resolve().parent
 DEV_DIR = ROOT / ".cache" / "dev"
-LINT_PATHS = ("distro", "tests", "tasks.py")
+LINT_PATHS = ("distro", "build", "tests", "tasks.py")
 DEFAULT_MARKERS = "not qemu"
 
 DEBIAN_PACKAGES = {
@@ -39,6 +49,8 @@ DEBIAN_PACKAGES = {
     "procps": "ps, pgrep and sysctl, to inspect processes and kernel settings",
     "ca-certificates": "trusted CAs, for HTTPS to package and image registries",
 }
+
+DEBIAN_PACKAGES.update(build_host.BUILD_PACKAGES)
 
 console = Console(highlight=False)
 
@@ -138,7 +150,7 @@ def _dpkg_query() -> Path:
 
 @task(help={"dry_run": "only show what would be installed"})
 def deps(c: Context, dry_run: bool = False) -> None:
-    """Install the Debian packages k3py needs with apt-get (skips those already installed)."""
+    """Install the Debian packages k3py and its build need (apt-get); register the QEMU handlers."""
     installed = _installed(list(DEBIAN_PACKAGES))
     missing = [name for name in DEBIAN_PACKAGES if name not in installed]
     table = Table(title="Debian packages", title_justify="left")
@@ -150,20 +162,41 @@ def deps(c: Context, dry_run: bool = False) -> None:
         table.add_row(name, status, why)
     console.print(table)
     if not missing:
-        console.print("[green]deps: nothing to install[/]")
-        return
-    if dry_run:
+        console.print("[green]deps: no package to install[/]")
+    elif dry_run:
         console.print(f"deps: would install {' '.join(missing)}")
-        return
-    if os.geteuid() != 0:
+    elif os.geteuid() != 0:
         raise Exit(f"invoke deps must run as root to install: {' '.join(missing)}", code=1)
-    apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    apt_get = shutil.which("apt-get") or "apt-get"
-    console.print("[bold]deps:[/] refreshing the package lists")
-    _run([apt_get, "update", "-q"], env=apt_env)
-    console.print(f"[bold]deps:[/] installing {' '.join(missing)}")
-    _run([apt_get, "install", "-y", "-q", "--no-install-recommends", *missing], env=apt_env)
-    console.print("[green]deps: done[/]")
+    else:
+        apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        apt_get = shutil.which("apt-get") or "apt-get"
+        console.print("[bold]deps:[/] refreshing the package lists")
+        _run([apt_get, "update", "-q"], env=apt_env)
+        console.print(f"[bold]deps:[/] installing {' '.join(missing)}")
+        _run([apt_get, "install", "-y", "-q", "--no-install-recommends", *missing], env=apt_env)
+        console.print(f"[green]deps: installed {' '.join(missing)}[/]")
+    _deps_qemu(dry_run=dry_run)
+
+
+def _deps_qemu(*, dry_run: bool) -> None:
+    """Mount binfmt_misc and register the QEMU handlers of the emulated targets; say what was done."""
+    emulated = [target for target in resolve_targets("all") if target.emulated]
+    if not dry_run and os.geteuid() != 0:
+        problems = [p for p in map(build_host.handler_problem, emulated) if p]
+        if problems:
+            raise Exit(f"deps: {problems[0]}", code=1)
+        return
+    try:
+        actions = build_host.ensure_binfmt(emulated, dry_run=dry_run)
+    except (BuildError, proc.ProcessError) as exc:
+        raise Exit(f"deps: {exc}", code=1) from None
+    for action in actions:
+        console.print(f"[bold]deps:[/] {action}")
+    names = ", ".join(f"{t.binfmt_name} ({t.name})" for t in emulated)
+    if not actions:
+        console.print(f"[green]deps: QEMU handlers already registered: {names}[/]")
+    elif not dry_run:
+        console.print(f"[green]deps: QEMU handlers registered: {names}[/]")
 
 
 @task(
@@ -201,4 +234,111 @@ def server(c: Context, port: int = 6443, debug: bool = False, reset: bool = Fals
         console.print("[bold]server:[/] stopped")
 
 
-namespace = Collection(deps, test, lint, server)
+class _BuildDisplay:
+    """The progress display of ``invoke build``: one row per stage of each target.
+
+    A pending stage shows a dot, the running one a spinner and the command it is running (or,
+    with ``--verbose``, every command and its output scrolls above the rows), a finished one a
+    tick, its time and what it made.
+    """
+
+    def __init__(self, progress: Progress, targets: list[Target], *, verbose: bool) -> None:
+        self.progress = progress
+        self.verbose = verbose
+        self.rows: dict[tuple[str, str], TaskID] = {}
+        self.running: TaskID | None = None
+        for target in targets:
+            for stage, title in STAGES.items():
+                self.rows[target.name, stage] = progress.add_task(
+                    title, start=False, total=1, arch=target.name, note=""
+                )
+
+    def stage_started(self, target: Target, stage: str) -> None:
+        self.running = self.rows[target.name, stage]
+        self.progress.start_task(self.running)
+
+    def stage_finished(self, target: Target, stage: str, seconds: float, note: str) -> None:
+        self.progress.update(self.rows[target.name, stage], completed=1, note=note)
+        self.running = None
+
+    def command(self, line: str) -> None:
+        if self.verbose:
+            self.progress.console.print(line, style="bold dim", markup=False, soft_wrap=True)
+        elif self.running is not None:
+            self.progress.update(self.running, note=line if len(line) < 90 else line[:87] + "...")
+
+    def output(self, line: str) -> None:
+        if self.verbose:
+            self.progress.console.print(line, style="dim", markup=False, soft_wrap=True, highlight=False)
+
+
+class _StageColumn(SpinnerColumn):
+    """· pending, a spinner while running, ✓ done."""
+
+    def render(self, task: ProgressTask) -> RenderableType:
+        if not task.started:
+            return Text("·", style="dim")
+        return super().render(task)
+
+
+def _build_report_table(reports: list[BuildReport]) -> Table:
+    table = Table(title="k3py binaries", title_justify="left")
+    for column in ("target", "binary", "size", "sha256", "build time", "root filesystem", "python"):
+        table.add_column(column, style="bold" if column == "target" else None)
+    for report in reports:
+        artifact = Path(report.artifact)
+        table.add_row(
+            report.target,
+            str(artifact.relative_to(ROOT) if artifact.is_relative_to(ROOT) else artifact),
+            f"{report.size_mb:.1f} MB",
+            report.sha256[:16],
+            f"{report.build_seconds:.0f} s",
+            "cached" if report.rootfs_cached else "bootstrapped",
+            f"{report.guest_python} ({report.guest_machine})",
+        )
+    return table
+
+
+@task(
+    name="build",
+    help={
+        "arch": f"{', '.join(target_names())}, a comma-separated list, or 'all' (default: this host's)",
+        "verbose": "show every command and its output",
+        "refresh_rootfs": "bootstrap the root filesystem again even if its recipe is cached",
+        "keep_work": "keep the unpacked root and PyInstaller's work under .cache/k3py/work/<arch>",
+    },
+)
+def build_binary(
+    c: Context, arch: str = "", verbose: bool = False, refresh_rootfs: bool = False, keep_work: bool = False
+) -> None:
+    """Build dist/k3py-linux-<arch> (+ .sha256, .lock, .report.json) in a root filesystem of the target."""
+    try:
+        targets = resolve_targets(arch or native_target_name())
+    except BuildError as exc:
+        raise Exit(f"build: {exc}", code=exc.exit_code) from None
+    options = BuildOptions(refresh_rootfs=refresh_rootfs, keep_work=keep_work)
+    console.rule(f"[bold]build[/] {', '.join(t.name for t in targets)}")
+    columns = (
+        _StageColumn(finished_text="[green]✓[/]"),
+        TextColumn("[bold]{task.fields[arch]:>5}[/] {task.description:<22}"),
+        TimeElapsedColumn(),
+        TextColumn("[dim]{task.fields[note]}[/]", markup=True),
+    )
+    reports: list[BuildReport] = []
+    with Progress(*columns, console=console, auto_refresh=True, refresh_per_second=4) as progress:
+        display = _BuildDisplay(progress, targets, verbose=verbose)
+        for target in targets:
+            try:
+                reports.append(build_target(target, options=options, listener=display, sink=display))
+            except BuildError as exc:
+                progress.stop()
+                raise Exit(f"build {target.name}: {exc}", code=exc.exit_code) from None
+            except KeyboardInterrupt:
+                progress.stop()
+                raise Exit(f"build {target.name}: interrupted (mounts torn down)", code=130) from None
+    console.print(_build_report_table(reports))
+    for report in reports:
+        console.print(f"[dim]report: {Path(report.artifact).name}.report.json · log: {report.log}[/]")
+
+
+namespace = Collection(deps, test, lint, server, build_binary)

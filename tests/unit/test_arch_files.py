@@ -13,10 +13,12 @@ REQUIRED = {
     "debian_arch": str,
     "uname_machine": str,
     "qemu_binary": str,
+    "binfmt_name": str,
     "wheel_platforms": list,
     "go_arch": str,
     "bits": int,
     "build_in_tmpfs": bool,
+    "build_packages": list,
 }
 
 
@@ -40,6 +42,14 @@ def test_only_the_native_target_runs_without_qemu() -> None:
     emulated = {n: load(n)["qemu_binary"] for n in ("amd64", "arm64", "armv7")}
     assert emulated["amd64"] == ""
     assert emulated["arm64"] and emulated["armv7"]
+
+
+@pytest.mark.parametrize("name", ["amd64", "arm64", "armv7"])
+def test_an_emulated_target_names_its_binfmt_handler(name: str) -> None:
+    data = load(name)
+    assert bool(data["binfmt_name"]) == bool(data["qemu_binary"])
+    if data["binfmt_name"]:
+        assert str(data["binfmt_name"]).startswith("qemu-")
 
 
 def test_no_unknown_target_files() -> None:

@@ -1,0 +1,214 @@
+"""One target's build, stage by stage: host check → root filesystem → wheel → unpack →
+dependencies → PyInstaller → artifact.
+
+:func:`build_target` owns the order, the timing and the workspace; the stages' work lives in
+:mod:`build.host`, :mod:`build.rootfs` and :mod:`build.binary`. A :class:`Listener` hears each
+stage start and finish (``invoke build`` draws its progress display from it); every command and
+its output go to ``<cache>/logs/k3py-linux-<arch>.log`` and, through the log's sink, to the
+console with ``--verbose``.
+
+The workspace ``<cache>/work/<arch>/`` (a tmpfs for ``build_in_tmpfs`` targets) holds the
+unpacked root (``root/``) and the job directory bind-mounted at ``/work`` inside it (wheel,
+entry script, PyInstaller's work and output). It is emptied before each build and removed after
+a successful one (kept with ``keep_work``, and after a failure for inspection; a tmpfs goes in
+any case); a lock file keeps two builds of one target apart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from build import binary, host, rootfs
+from build.paths import DIST, ROOT, cache_dir
+from build.report import BuildReport, write_checksum, write_lock
+from build.runner import Bind, ChrootRunner, CommandLog, Sink, call, remove_tree, tmpfs
+from build.targets import Target
+
+STAGES = {
+    "host": "check the host",
+    "rootfs": "root filesystem",
+    "wheel": "k3py wheel",
+    "unpack": "unpack the root",
+    "dependencies": "dependencies",
+    "pyinstaller": "PyInstaller",
+    "artifact": "binary, lock, report",
+}
+
+
+class Listener(Protocol):
+    """Hears the stages of a target's build (the progress display)."""
+
+    def stage_started(self, target: Target, stage: str) -> None: ...
+
+    def stage_finished(self, target: Target, stage: str, seconds: float, note: str) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """How to build; the same for every target of one ``invoke build``."""
+
+    dist: Path = DIST
+    cache: Path = field(default_factory=cache_dir)
+    refresh_rootfs: bool = False
+    keep_work: bool = False
+
+
+@dataclass
+class _Stages:
+    """Times each stage and tells the listener; ``note`` is what the display shows when done."""
+
+    target: Target
+    listener: Listener
+    seconds: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.note = ""
+        self.listener.stage_started(self.target, name)
+        started = time.monotonic()
+        yield
+        self.seconds[name] = round(time.monotonic() - started, 2)
+        self.listener.stage_finished(self.target, name, self.seconds[name], self.note)
+
+
+def build_target(target: Target, *, options: BuildOptions, listener: Listener, sink: Sink) -> BuildReport:
+    """Build ``dist/k3py-linux-<arch>`` and its companions for ``target``; return the report."""
+    log_path = options.cache / "logs" / f"{target.artifact_name}.log"
+    log_path.unlink(missing_ok=True)
+    log = CommandLog(log_path, sink)
+    try:
+        with _exclusive(options.cache / "work" / f"{target.name}.lock"):
+            return _build(target, options, listener, log)
+    finally:
+        log.close()
+
+
+def _build(target: Target, options: BuildOptions, listener: Listener, log: CommandLog) -> BuildReport:
+    started = time.monotonic()
+    stages = _Stages(target, listener)
+    with stages.stage("host"):
+        host.require_ready([target])
+        commit, epoch = _git_state(log)
+        stages.note = f"commit {commit[:12]}"
+    with stages.stage("rootfs"):
+        image = rootfs.ensure_rootfs(target, cache=options.cache, log=log, refresh=options.refresh_rootfs)
+        stages.note = f"{'cached' if image.cached else 'bootstrapped'} {image.tarball.name}"
+    workspace = options.cache / "work" / target.name
+    with _workspace(workspace, target, log, keep=options.keep_work):
+        root, job = workspace / "root", workspace / "job"
+        with stages.stage("wheel"):
+            wheel = binary.host_wheel(job / "wheels", log=log, source_date_epoch=epoch)
+            stages.note = wheel.name
+        with stages.stage("unpack"):
+            rootfs.unpack(image, root, log)
+            binary.trust_host_cas(root)
+        with _pip_cache(options.cache / "pip" / target.name, workspace, target, log) as pip_cache:
+            binds = [Bind(job, binary.GUEST_WORK), Bind(pip_cache, binary.GUEST_PIP_CACHE)]
+            with ChrootRunner(root, log, binds=binds) as chroot:
+                with stages.stage("dependencies"):
+                    guest = binary.guest_info(chroot)
+                    runtime = binary.install_dependencies(chroot, wheel.name)
+                    stages.note = f"python {guest.python} ({guest.machine}), {len(runtime)} packages"
+                with stages.stage("pyinstaller"):
+                    tools = binary.install_pyinstaller(chroot)
+                    built = binary.run_pyinstaller(chroot, job, target, source_date_epoch=epoch)
+                    stages.note = f"{built.stat().st_size / 1e6:.1f} MB"
+        with stages.stage("artifact"):
+            artifact = _publish(built, options.dist / target.artifact_name)
+            digest = write_checksum(artifact)
+            lock = artifact.with_name(artifact.name + ".lock")
+            write_lock(lock, artifact=target.artifact_name, runtime=runtime, tools=tools)
+            stages.note = f"{artifact.relative_to(ROOT) if artifact.is_relative_to(ROOT) else artifact}"
+    report = BuildReport(
+        target=target.name,
+        artifact=str(artifact),
+        size_bytes=artifact.stat().st_size,
+        sha256=digest,
+        build_seconds=round(time.monotonic() - started, 2),
+        stage_seconds=stages.seconds,
+        rootfs_cached=image.cached,
+        rootfs_recipe=image.recipe.digest,
+        rootfs_tarball=str(image.tarball),
+        rootfs_tarball_bytes=image.size,
+        guest_python=guest.python,
+        guest_machine=guest.machine,
+        guest_debian=guest.debian,
+        k3py_version=runtime.get("k3py", "?"),
+        runtime=runtime,
+        build_tools=tools,
+        source_date_epoch=epoch,
+        git_commit=commit,
+        log=str(log.path),
+    )
+    report.write(artifact.with_name(artifact.name + ".report.json"))
+    return report
+
+
+def _git_state(log: CommandLog) -> tuple[str, int]:
+    """The commit being built (``+dirty`` if the tree has changes) and its time (SOURCE_DATE_EPOCH)."""
+    git = ["git", "-C", str(ROOT)]
+    commit = call([*git, "rev-parse", "HEAD"], log=log, check=False).strip() or "unknown"
+    epoch_text = call([*git, "log", "-1", "--format=%ct"], log=log, check=False).strip()
+    dirty = call([*git, "status", "--porcelain", "--untracked-files=no"], log=log, check=False).strip()
+    epoch = int(epoch_text) if epoch_text.isdigit() else 0
+    return (f"{commit}+dirty" if dirty else commit), epoch
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (waits for another build of the same target)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _workspace(path: Path, target: Target, log: CommandLog, *, keep: bool) -> Iterator[Path]:
+    """An empty workspace (a tmpfs for ``build_in_tmpfs`` targets); removed afterwards unless ``keep``."""
+    remove_tree(path, log)
+    if target.build_in_tmpfs:
+        # A tmpfs cannot outlive the build, so ``keep`` does not apply.
+        with tmpfs(path, size=rootfs.TMPFS_SIZE, log=log):
+            yield path
+        path.rmdir()
+        return
+    path.mkdir(parents=True)
+    yield path
+    if not keep:
+        remove_tree(path, log)
+
+
+@contextmanager
+def _pip_cache(persistent: Path, workspace: Path, target: Target, log: CommandLog) -> Iterator[Path]:
+    """pip's cache for the guest: the persistent one, or a copy in the tmpfs for tmpfs targets
+    (a 32-bit guest listing a directory on the host's ext4 can fail with EOVERFLOW)."""
+    persistent.mkdir(parents=True, exist_ok=True)
+    if not target.build_in_tmpfs:
+        yield persistent
+        return
+    staged = workspace / "pip-cache"
+    call(["cp", "-a", f"{persistent}/.", staged], log=log)
+    yield staged
+    call(["cp", "-a", f"{staged}/.", persistent], log=log)
+
+
+def _publish(built: Path, artifact: Path) -> Path:
+    """Copy ``built`` to ``artifact`` atomically, executable."""
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    partial = artifact.with_name(artifact.name + ".partial")
+    shutil.copyfile(built, partial)
+    partial.chmod(0o755)
+    partial.replace(artifact)
+    return artifact

@@ -1,0 +1,55 @@
+"""The amd64 binary, built natively: it runs, serves /readyz over TLS quickly and carries its data files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.build.conftest import NATIVE, Build, serve
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+
+READY_WITHIN = 5.0  # issue 4: amd64 answers /readyz within 5 s of process start
+
+
+def test_binary_checksum_lock_and_report_agree(built: Build) -> None:
+    report = built("amd64")
+    binary = Path(report.artifact)
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    assert report.sha256 == digest
+    assert binary.with_name(binary.name + ".sha256").read_text() == f"{digest}  {binary.name}\n"
+    lock = binary.with_name(binary.name + ".lock").read_text().splitlines()
+    assert f"k3py=={report.k3py_version}" in lock
+    assert any(line.startswith("aiohttp==") for line in lock)
+    on_disk = json.loads(binary.with_name(binary.name + ".report.json").read_text())
+    assert on_disk["sha256"] == digest
+    assert report.guest_machine == "x86_64"
+
+
+def test_binary_reports_its_version(built: Build) -> None:
+    report = built("amd64")
+    result = subprocess.run([report.artifact, "version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout == f"k3py version v{report.k3py_version} (python {report.guest_python}, linux/amd64)\n"
+    )
+
+
+def test_binary_serves_readyz_and_the_api(built: Build, tmp_path: Path, free_port: int) -> None:
+    report = built("amd64")
+    with serve(NATIVE, Path(report.artifact), tmp_path, free_port, timeout=30) as server:
+        print(f"amd64 binary: /readyz after {server.ready_seconds:.2f} s")
+        assert server.ready_seconds < READY_WITHIN
+        assert server.get("/readyz?verbose")[1].decode().endswith("readyz check passed\n")
+        status, body = server.get("/api/v1/namespaces", client_cert=True)
+        assert status == 200
+        names = {item["metadata"]["name"] for item in json.loads(body)["items"]}
+        assert {"default", "kube-system"} <= names
+        # The OpenAPI document is built from the bundled definitions-*.json.gz (importlib.resources).
+        status, body = server.get("/openapi/v2", client_cert=True)
+        assert status == 200, body[:500]
+        assert "io.k8s.api.apps.v1.Deployment" in json.loads(body)["definitions"]
