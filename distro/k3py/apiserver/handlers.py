@@ -289,7 +289,9 @@ class Api:
                 scale = apply_patch(content_type, _scale_of(res, current), patch_doc, None)
                 return _with_replicas(current, scale)
 
-            obj = await self.store.guaranteed_update(res, target.namespace, target.name, change_scale, opts)
+            obj = await self.store.guaranteed_update(
+                res, target.namespace, target.name, change_scale, opts, "scale"
+            )
             return respond(_scale_of(res, obj), media=media)
 
         warnings: dict[str, str] = {}
@@ -523,7 +525,7 @@ class Api:
             return _with_replicas(current, {"spec": spec})
 
         return await self.store.guaranteed_update(
-            target.resource, target.namespace, target.name, change, opts
+            target.resource, target.namespace, target.name, change, opts, "scale"
         )
 
 
