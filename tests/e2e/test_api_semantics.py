@@ -182,3 +182,47 @@ def test_node_port_services_get_ports_from_the_range(cluster: Cluster, namespace
     }
     status, created = call(cluster, "POST", path, headless)
     assert status == 201 and created["spec"]["clusterIP"] == "None"
+
+
+def test_events_are_one_set_of_objects_in_two_api_versions(cluster: Cluster, namespace: str) -> None:
+    core_path = f"/api/v1/namespaces/{namespace}/events"
+    new_path = f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"
+    old_style = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": namespace},
+        "reason": "Started",
+        "message": "container started",
+        "type": "Normal",
+        "count": 2,
+        "source": {"component": "kubelet"},
+    }
+    assert call(cluster, "POST", core_path, old_style)[0] == 201
+    status, seen = call(cluster, "GET", new_path + "/e1")
+    assert status == 200 and seen["apiVersion"] == "events.k8s.io/v1"
+    assert seen["regarding"]["name"] == "p" and seen["note"] == "container started"
+    assert seen["deprecatedCount"] == 2 and seen["deprecatedSource"] == {"component": "kubelet"}
+
+    new_style = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "e2"},
+        "eventTime": "2026-11-27T05:00:00.000000Z",
+        "regarding": {"kind": "Pod", "name": "q", "namespace": namespace},
+        "reason": "Pulled",
+        "note": "image pulled",
+        "type": "Normal",
+        "action": "Pull",
+        "reportingController": "kubelet",
+        "reportingInstance": "node-1",
+    }
+    assert call(cluster, "POST", new_path, new_style)[0] == 201
+    _, listed = call(cluster, "GET", core_path)
+    by_name = {item["metadata"]["name"]: item for item in listed["items"]}
+    assert by_name["e2"]["involvedObject"]["name"] == "q" and by_name["e2"]["message"] == "image pulled"
+    assert by_name["e2"]["reportingComponent"] == "kubelet" and by_name["e2"]["apiVersion"] == "v1"
+    _, selected = call(cluster, "GET", new_path + "?fieldSelector=regarding.name%3Dq")
+    assert [item["metadata"]["name"] for item in selected["items"]] == ["e2"]
+    assert call(cluster, "DELETE", new_path + "/e1")[0] == 200
+    assert call(cluster, "GET", core_path + "/e1")[0] == 404

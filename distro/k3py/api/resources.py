@@ -27,6 +27,10 @@ class Resource:
     """Subresources served generically: ``status`` and ``scale``."""
     verbs: tuple[str, ...] = CRUD
     singular: str = field(default="")
+    stored_as: str = ""
+    """``group/plural`` of the resource whose objects this one serves in another version
+    ("core/events" for events.k8s.io events): one set of objects, converted when read
+    and written (``k3py.api.conversion``)."""
 
     @property
     def group_version(self) -> str:
@@ -51,6 +55,8 @@ class Resource:
 
     def storage_prefix(self) -> bytes:
         """Where objects of this resource live in the store (one key per object)."""
+        if self.stored_as:
+            return f"/registry/{self.stored_as}/".encode()
         group = self.group or "core"
         return f"/registry/{group}/{self.plural}/".encode()
 
@@ -73,9 +79,20 @@ def _r(
     categories: Iterable[str] = (),
     sub: Iterable[str] = (),
     verbs: tuple[str, ...] = CRUD,
+    stored_as: str = "",
 ) -> Resource:
     return Resource(
-        group, version, kind, plural, namespaced, tuple(short), tuple(categories), tuple(sub), verbs
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+        tuple(short),
+        tuple(categories),
+        tuple(sub),
+        verbs,
+        "",
+        stored_as,
     )
 
 
@@ -135,6 +152,8 @@ RESOURCES: tuple[Resource, ...] = (
     _r("storage.k8s.io", "v1", "VolumeAttributesClass", "volumeattributesclasses", namespaced=False, short=["vac"]),
     # scheduling.k8s.io/v1
     _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", namespaced=False, short=["pc"]),
+    # events.k8s.io/v1: the same Events as core/v1, in the newer shape
+    _r("events.k8s.io", "v1", "Event", "events", short=["ev"], stored_as="core/events"),
     # node.k8s.io/v1
     _r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", namespaced=False),
     # certificates.k8s.io/v1

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from k3py.api import objects
+from k3py.api import conversion, objects
 from k3py.api.apply import ApplyConflict, ApplyError, track_update
 from k3py.api.resources import Registry, Resource
 from k3py.api.schema import Schemas
@@ -109,7 +109,7 @@ class Filter:
             labels = parse_label_selector(label_text) if label_text else None
             fields = parse_field_selector(field_text) if field_text else None
             if fields is not None:
-                check_field_selector(resource.name, fields)
+                fields = check_field_selector(resource.name, fields)
         except SelectorError as exc:
             raise errors.bad_request(str(exc)) from None
         return cls(resource, namespace, labels, fields)
@@ -183,7 +183,7 @@ class ObjectStore:
             ) from None
         if kv is None:
             raise errors.not_found(res, name)
-        return decode(kv)
+        return self._decode(res, kv)
 
     async def list(self, res: Resource, namespace: str, opts: ListOptions) -> Obj:
         flt = Filter.parse(res, namespace, opts.label_selector, opts.field_selector)
@@ -213,7 +213,7 @@ class ObjectStore:
                 page = await self.backend.range(start, end, rev=rev, limit=want)
                 rev = page.revision
                 for kv in page.kvs:
-                    obj = decode(kv)
+                    obj = self._decode(res, kv)
                     if flt.matches(obj):
                         items.append(obj)
                 if not page.more or page.next_key is None:
@@ -289,7 +289,9 @@ class ObjectStore:
             async with self.backend.watch(prefix, after=after) as stream:
                 async for batch in stream:
                     for event in batch:
-                        kind, changed = _translate(event, flt)
+                        kind, changed = _translate(
+                            event, flt, lambda kv, rev=None: self._decode(res, kv, rev)
+                        )
                         if changed is not None:
                             yield kind, changed
         except Compacted:
@@ -344,7 +346,7 @@ class ObjectStore:
             meta["resourceVersion"] = ""
             return obj
         try:
-            kv = await self.backend.create(key, encode(obj))
+            kv = await self.backend.create(key, self._encode(res, obj))
         except KeyExists:
             raise errors.already_exists(res, name) from None
         except StoreUnavailable as exc:
@@ -394,7 +396,7 @@ class ObjectStore:
             kv = await self.backend.get(key)
             if kv is None:
                 raise errors.not_found(res, name)
-            current = decode(kv)
+            current = self._decode(res, kv)
             new = change(copy.deepcopy(current))
             self._check_type(res, new)
             new_meta = objects.metadata(new)
@@ -429,7 +431,7 @@ class ObjectStore:
             if opts.dry_run:
                 return new
             try:
-                out = await self.backend.update(key, encode(new), expected_mod=kv.mod_revision)
+                out = await self.backend.update(key, self._encode(res, new), expected_mod=kv.mod_revision)
             except Conflict:
                 continue
             except KeyNotFound:
@@ -446,7 +448,7 @@ class ObjectStore:
             kv = await self.backend.get(key)
             if kv is None:
                 raise errors.not_found(res, name)
-            current = decode(kv)
+            current = self._decode(res, kv)
             meta = current["metadata"]
             if opts.precondition_uid and opts.precondition_uid != meta.get("uid"):
                 raise errors.conflict(
@@ -483,7 +485,7 @@ class ObjectStore:
                     continue
                 except KeyNotFound:
                     raise errors.not_found(res, name) from None
-                deleted = decode(out)
+                deleted = self._decode(res, out)
                 return deleted, True
             if meta.get("deletionTimestamp"):
                 return current, False  # already being deleted
@@ -498,7 +500,7 @@ class ObjectStore:
             if opts.dry_run:
                 return new, False
             try:
-                out = await self.backend.update(key, encode(new), expected_mod=kv.mod_revision)
+                out = await self.backend.update(key, self._encode(res, new), expected_mod=kv.mod_revision)
             except Conflict:
                 continue
             nm["resourceVersion"] = str(out.mod_revision)
@@ -508,7 +510,7 @@ class ObjectStore:
     async def _empty_namespace(self, namespace: str) -> None:
         """Remove everything in a namespace that is being deleted (content goes first)."""
         for res in self.registry:
-            if not res.namespaced:
+            if not res.namespaced or res.stored_as:
                 continue
             prefix = res.namespace_prefix(namespace)
             while True:
@@ -533,6 +535,15 @@ class ObjectStore:
         return listed
 
     # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _decode(res: Resource, kv: KeyValue, rev: int | None = None) -> Obj:
+        obj = decode(kv, rev)
+        return conversion.from_storage(res, obj) if res.stored_as else obj
+
+    @staticmethod
+    def _encode(res: Resource, obj: Obj) -> bytes:
+        return encode(conversion.to_storage(res, obj) if res.stored_as else obj)
 
     def _track(self, res: Resource, old: Obj | None, new: Obj, opts: WriteOptions, subresource: str) -> Obj:
         """Record ``opts.field_manager`` as the owner of what this write changed."""
@@ -605,7 +616,7 @@ def _same(a: Obj, b: Obj) -> bool:
     return encode(a) == encode(b)
 
 
-def _translate(event: Any, flt: Filter) -> tuple[str, Obj | None]:
+def _translate(event: Any, flt: Filter, decode: Callable[..., Obj]) -> tuple[str, Obj | None]:
     rev = event.kv.mod_revision
     prev = decode(event.prev, rev) if event.prev is not None else None
     if event.type is EventType.DELETE:
