@@ -226,3 +226,47 @@ def test_events_are_one_set_of_objects_in_two_api_versions(cluster: Cluster, nam
     assert [item["metadata"]["name"] for item in selected["items"]] == ["e2"]
     assert call(cluster, "DELETE", new_path + "/e1")[0] == 200
     assert call(cluster, "GET", core_path + "/e1")[0] == 404
+
+
+def test_autoscaling_v1_and_v2_share_their_objects(cluster: Cluster, namespace: str) -> None:
+    v1 = f"/apis/autoscaling/v1/namespaces/{namespace}/horizontalpodautoscalers"
+    v2 = f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers"
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+    memory = {
+        "type": "Resource",
+        "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "500Mi"}},
+    }
+    cpu = {
+        "type": "Resource",
+        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}},
+    }
+    body = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": target, "minReplicas": 1, "maxReplicas": 5, "metrics": [cpu, memory]},
+    }
+    assert call(cluster, "POST", v2, body)[0] == 201
+    _, old = call(cluster, "GET", v1 + "/web")
+    assert old["apiVersion"] == "autoscaling/v1" and old["spec"]["targetCPUUtilizationPercentage"] == 50
+    assert "metrics" not in old["spec"]
+    assert json.loads(old["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"]) == [memory]
+
+    old["spec"]["targetCPUUtilizationPercentage"] = 70  # a v1 client's read-modify-write
+    status, _ = call(cluster, "PUT", v1 + "/web", old)
+    assert status == 200
+    _, new = call(cluster, "GET", v2 + "/web")
+    assert new["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert new["spec"]["metrics"][1] == memory  # what v1 cannot express survived
+    assert "annotations" not in new["metadata"]
+
+    plain = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "plain"},
+             "spec": {"scaleTargetRef": target, "maxReplicas": 3}}  # fmt: skip
+    assert call(cluster, "POST", v1, plain)[0] == 201
+    _, stored = call(cluster, "GET", v2 + "/plain")
+    assert stored["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+        }
+    ]

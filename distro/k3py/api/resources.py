@@ -126,6 +126,7 @@ RESOURCES: tuple[Resource, ...] = (
     _r("batch", "v1", "Job", "jobs", categories=ALL, sub=["status"]),
     # autoscaling
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=["hpa"], categories=ALL, sub=["status"]),
+    _r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=["hpa"], categories=ALL, sub=["status"], stored_as="autoscaling/horizontalpodautoscalers"),
     # policy/v1
     _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=["pdb"], sub=["status"]),
     # rbac.authorization.k8s.io/v1
