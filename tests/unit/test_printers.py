@@ -1388,3 +1388,64 @@ def test_label_formatting_helpers() -> None:
     assert format_label_selector({}) == "<none>"
     assert format_label_selector({"matchLabels": {"a": "b"}}) == "a=b"
     assert format_label_selector({"matchExpressions": [{"key": "a", "operator": "Bad"}]}) == "<error>"
+
+
+def test_horizontal_pod_autoscalers_in_both_versions() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    created = {"name": "web", "creationTimestamp": "2025-12-31T23:00:00Z"}
+    ref = {"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"}
+    v2 = {
+        "metadata": created,
+        "spec": {
+            "scaleTargetRef": ref,
+            "maxReplicas": 5,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}},
+                },
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "memory",
+                        "target": {"type": "AverageValue", "averageValue": "500Mi"},
+                    },
+                },
+            ],
+        },
+        "status": {
+            "currentReplicas": 2,
+            "currentMetrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 40}}}
+            ],
+        },
+    }
+    v1 = {
+        "metadata": created,
+        "spec": {
+            "scaleTargetRef": ref,
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "targetCPUUtilizationPercentage": 70,
+        },
+    }
+    t = table("horizontalpodautoscalers.autoscaling", [v2, v1], now=now)
+    assert [c["name"] for c in t["columnDefinitions"]] == [
+        "Name",
+        "Reference",
+        "Targets",
+        "MinPods",
+        "MaxPods",
+        "Replicas",
+        "Age",
+    ]
+    assert t["rows"][0]["cells"] == [
+        "web",
+        "Deployment/web",
+        "cpu: 40%/60%, memory: <unknown>/500Mi",
+        "<unset>",
+        5,
+        2,
+        "60m",
+    ]
+    assert t["rows"][1]["cells"] == ["web", "Deployment/web", "cpu: <unknown>/70%", "1", 3, 0, "60m"]

@@ -561,6 +561,59 @@ def _template_cells(obj: Obj, now: datetime) -> list[Cell]:
     return [_name(obj), names, images, format_labels(_map(obj, "template", "metadata", "labels"))]
 
 
+def _hpa_target(spec: Any, current: Any) -> str:
+    """One metric as ``kubectl get hpa`` shows it: ``cpu: 40%/60%``, ``memory: <unknown>/500Mi``."""
+    kind = _str(spec, "type")
+    source = (
+        _get(spec, {"Resource": "resource", "ContainerResource": "containerResource"}.get(kind, "")) or {}
+    )
+    name = _str(source, "name") if isinstance(source, dict) else ""
+    target = _get(source, "target") or {} if isinstance(source, dict) else {}
+    now_value = (_get(current, "resource", "current") or {}) if current else {}
+    if _get(target, "averageUtilization") is not None:
+        shown = (
+            f"{now_value['averageUtilization']}%"
+            if isinstance(now_value, dict) and "averageUtilization" in now_value
+            else "<unknown>"
+        )
+        return f"{name}: {shown}/{_get(target, 'averageUtilization')}%"
+    wanted = _get(target, "averageValue") or _get(target, "value")
+    if wanted is not None:
+        shown = (
+            str(now_value.get("averageValue") or now_value.get("value") or "<unknown>")
+            if isinstance(now_value, dict)
+            else "<unknown>"
+        )
+        return f"{name}: {shown}/{wanted}" if name else f"{shown}/{wanted}"
+    return "<unknown>"
+
+
+def _hpa_cells(obj: Obj, now: datetime) -> list[Cell]:
+    ref = _get(obj, "spec", "scaleTargetRef") or {}
+    reference = f"{_str(ref, 'kind')}/{_str(ref, 'name')}"
+    if _get(obj, "spec", "targetCPUUtilizationPercentage") is not None:  # autoscaling/v1
+        current = _get(obj, "status", "currentCPUUtilizationPercentage")
+        shown = f"{current}%" if current is not None else "<unknown>"
+        targets = f"cpu: {shown}/{_get(obj, 'spec', 'targetCPUUtilizationPercentage')}%"
+    else:
+        metrics = _list(obj, "spec", "metrics")
+        currents = _list(obj, "status", "currentMetrics")
+        parts = [_hpa_target(m, currents[i] if i < len(currents) else None) for i, m in enumerate(metrics)]
+        targets = (
+            ", ".join(parts[:2]) + (f" + {len(parts) - 2} more..." if len(parts) > 2 else "") or "<none>"
+        )
+    minimum = _get(obj, "spec", "minReplicas")
+    return [
+        _name(obj),
+        reference,
+        targets,
+        str(minimum) if minimum is not None else "<unset>",
+        _get(obj, "spec", "maxReplicas") or 0,
+        _get(obj, "status", "currentReplicas") or 0,
+        _age(obj, now),
+    ]
+
+
 def _controller_revision_cells(obj: Obj, now: datetime) -> list[Cell]:
     controller = "<none>"
     for ref in _list(obj, "metadata", "ownerReferences"):
@@ -1039,6 +1092,18 @@ PRINTERS: Final[Mapping[str, Printer]] = {
             _wide("Selector", _EXT_DAEMONSET_SELECTOR),
         ),
         _daemon_set_cells,
+    ),
+    "horizontalpodautoscalers.autoscaling": Printer(
+        (
+            NAME,
+            _col("Reference", "Reference to the object being autoscaled"),
+            _col("Targets", "Current and target value of the metrics used to scale"),
+            _col("MinPods", "Lower limit for the number of pods"),
+            _col("MaxPods", "Upper limit for the number of pods", "integer"),
+            _col("Replicas", "Current number of replicas", "integer"),
+            AGE,
+        ),
+        _hpa_cells,
     ),
     "controllerrevisions.apps": Printer(
         (
