@@ -375,23 +375,30 @@ def _replicas(spec: Obj) -> None:
         spec["replicas"] = 1
 
 
+def _rolling_update(spec: Obj, field: str, knobs: dict[str, Any]) -> None:
+    """A strategy that defaults to RollingUpdate, with ``knobs`` for its unset rollingUpdate fields."""
+    strategy = _child(spec, field)
+    if strategy is None:
+        return
+    if _empty(strategy, "type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] != "RollingUpdate":
+        return
+    if _unset(strategy, "rollingUpdate"):
+        strategy["rollingUpdate"] = {}
+    rolling = _map(strategy, "rollingUpdate")
+    if rolling is not None:
+        for key, value in knobs.items():
+            if _unset(rolling, key):
+                rolling[key] = value
+
+
 def _deployment(obj: Obj) -> None:
     spec = _map(obj, "spec")
     if spec is None:
         return
     _replicas(spec)
-    strategy = _child(spec, "strategy")
-    if strategy is not None:
-        if _empty(strategy, "type"):
-            strategy["type"] = "RollingUpdate"
-        if strategy["type"] == "RollingUpdate":
-            if _unset(strategy, "rollingUpdate"):
-                strategy["rollingUpdate"] = {}
-            rolling = _map(strategy, "rollingUpdate")
-            if rolling is not None:
-                for key in ("maxUnavailable", "maxSurge"):
-                    if _unset(rolling, key):
-                        rolling[key] = "25%"
+    _rolling_update(spec, "strategy", {"maxUnavailable": "25%", "maxSurge": "25%"})
     if _unset(spec, "revisionHistoryLimit"):
         spec["revisionHistoryLimit"] = 10
     if _unset(spec, "progressDeadlineSeconds"):
@@ -464,19 +471,7 @@ def _daemonset(obj: Obj) -> None:
     spec = _map(obj, "spec")
     if spec is None:
         return
-    strategy = _child(spec, "updateStrategy")
-    if strategy is not None:
-        if _empty(strategy, "type"):
-            strategy["type"] = "RollingUpdate"
-        if strategy["type"] == "RollingUpdate":
-            if _unset(strategy, "rollingUpdate"):
-                strategy["rollingUpdate"] = {}
-            rolling = _map(strategy, "rollingUpdate")
-            if rolling is not None:
-                if _unset(rolling, "maxUnavailable"):
-                    rolling["maxUnavailable"] = 1
-                if _unset(rolling, "maxSurge"):
-                    rolling["maxSurge"] = 0
+    _rolling_update(spec, "updateStrategy", {"maxUnavailable": 1, "maxSurge": 0})
     if _unset(spec, "revisionHistoryLimit"):
         spec["revisionHistoryLimit"] = 10
     pod_template(spec)

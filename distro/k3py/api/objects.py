@@ -1,7 +1,7 @@
 """Object metadata rules shared by every resource: names, generated names, timestamps, uids.
 
-Names follow apimachinery's validation (``IsDNS1123Subdomain``/``IsDNS1123Label``) with its
-error wording, because kubectl prints those messages as they are.
+The name patterns and messages are apimachinery's (``IsDNS1123Subdomain``/``IsDNS1123Label``),
+because kubectl prints those messages as they are; ``validation`` applies them.
 """
 
 from __future__ import annotations
@@ -28,24 +28,6 @@ SUBDOMAIN_MESSAGE = (
     "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
     "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
 )
-
-
-def label_errors(value: str) -> list[str]:
-    errors = []
-    if len(value) > 63:
-        errors.append("must be no more than 63 characters")
-    if not DNS1123_LABEL.match(value):
-        errors.append(LABEL_MESSAGE)
-    return errors
-
-
-def subdomain_errors(value: str) -> list[str]:
-    errors = []
-    if len(value) > 253:
-        errors.append("must be no more than 253 characters")
-    if not DNS1123_SUBDOMAIN.match(value):
-        errors.append(SUBDOMAIN_MESSAGE)
-    return errors
 
 
 def path_segment_errors(value: str) -> list[str]:
