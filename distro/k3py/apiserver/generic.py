@@ -419,12 +419,8 @@ class ObjectStore:
             if _finalized_deletion(new):
                 if opts.dry_run:
                     return new
-                try:
-                    await self.backend.delete(key, expected_mod=kv.mod_revision)
-                except Conflict:
+                if await self._delete_at(res, name, kv) is None:
                     continue
-                except KeyNotFound:
-                    raise errors.not_found(res, name) from None
                 return new
             if _same(new, current):
                 return current  # no-op updates do not bump the revision
@@ -479,14 +475,10 @@ class ObjectStore:
                     return current, True
                 if res.plural == NAMESPACE_KEY and not res.group:
                     await self._empty_namespace(name)
-                try:
-                    out = await self.backend.delete(key, expected_mod=kv.mod_revision)
-                except Conflict:
+                out = await self._delete_at(res, name, kv)
+                if out is None:
                     continue
-                except KeyNotFound:
-                    raise errors.not_found(res, name) from None
-                deleted = self._decode(res, out)
-                return deleted, True
+                return self._decode(res, out), True
             if meta.get("deletionTimestamp"):
                 return current, False  # already being deleted
             new = copy.deepcopy(current)
@@ -506,6 +498,15 @@ class ObjectStore:
             nm["resourceVersion"] = str(out.mod_revision)
             return new, False
         raise errors.conflict(res, name, "too many concurrent writes; please try again")
+
+    async def _delete_at(self, res: Resource, name: str, kv: KeyValue) -> KeyValue | None:
+        """Delete ``kv`` if it is still the newest version; None when a write got there first."""
+        try:
+            return await self.backend.delete(kv.key, expected_mod=kv.mod_revision)
+        except Conflict:
+            return None
+        except KeyNotFound:
+            raise errors.not_found(res, name) from None
 
     async def _empty_namespace(self, namespace: str) -> None:
         """Remove everything in a namespace that is being deleted (content goes first)."""
