@@ -283,7 +283,8 @@ class _StageColumn(SpinnerColumn):
 
 def _build_report_table(reports: list[BuildReport]) -> Table:
     table = Table(title="k3py binaries", title_justify="left")
-    for column in ("target", "binary", "size", "sha256", "build time", "root filesystem", "python"):
+    columns = ("target", "binary", "size", "python", "payload", "sha256", "build time", "rootfs", "guest")
+    for column in columns:
         table.add_column(column, style="bold" if column == "target" else None)
     for report in reports:
         artifact = Path(report.artifact)
@@ -291,6 +292,8 @@ def _build_report_table(reports: list[BuildReport]) -> Table:
             report.target,
             str(artifact.relative_to(ROOT) if artifact.is_relative_to(ROOT) else artifact),
             f"{report.size_mb:.1f} MB",
+            f"{report.python_bytes / 1e6:.1f} MB",
+            f"{report.payload_bytes / 1e6:.1f} MB",
             report.sha256[:16],
             f"{report.build_seconds:.0f} s",
             "cached" if report.rootfs_cached else "bootstrapped",

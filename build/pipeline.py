@@ -1,11 +1,11 @@
 """One target's build, stage by stage: host check → root filesystem → wheel → unpack →
-dependencies → PyInstaller → artifact.
+dependencies → PyInstaller → payload → artifact.
 
 :func:`build_target` owns the order, the timing and the workspace; the stages' work lives in
-:mod:`build.host`, :mod:`build.rootfs` and :mod:`build.binary`. A :class:`Listener` hears each
-stage start and finish (``invoke build`` draws its progress display from it); every command and
-its output go to ``<cache>/logs/k3py-linux-<arch>.log`` and, through the log's sink, to the
-console with ``--verbose``.
+:mod:`build.host`, :mod:`build.rootfs`, :mod:`build.binary` and :mod:`build.payload`. A
+:class:`Listener` hears each stage start and finish (``invoke build`` draws its progress display
+from it); every command and its output go to ``<cache>/logs/k3py-linux-<arch>.log`` and,
+through the log's sink, to the console with ``--verbose``.
 
 The workspace ``<cache>/work/<arch>/`` (a tmpfs for ``build_in_tmpfs`` targets) holds the
 unpacked root (``root/``) and the job directory bind-mounted at ``/work`` inside it (wheel,
@@ -17,7 +17,6 @@ any case); a lock file keeps two builds of one target apart.
 from __future__ import annotations
 
 import fcntl
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from build import binary, host, rootfs
+from build import binary, host, payload, rootfs
 from build.paths import DIST, ROOT, cache_dir
 from build.report import BuildReport, write_checksum, write_lock
 from build.runner import Bind, ChrootRunner, CommandLog, Sink, call, remove_tree, tmpfs
@@ -38,6 +37,7 @@ STAGES = {
     "unpack": "unpack the root",
     "dependencies": "dependencies",
     "pyinstaller": "PyInstaller",
+    "payload": "runtime payload",
     "artifact": "binary, lock, report",
 }
 
@@ -121,8 +121,13 @@ def _build(target: Target, options: BuildOptions, listener: Listener, log: Comma
                     tools = binary.install_pyinstaller(chroot)
                     built = binary.run_pyinstaller(chroot, job, target, source_date_epoch=epoch)
                     stages.note = f"{built.stat().st_size / 1e6:.1f} MB"
+        with stages.stage("payload"):
+            collected = payload.collect(root, workspace / "payload", target, epoch=epoch, log=log)
+            compressed = payload.compress(collected, options.cache, target, epoch=epoch, log=log)
+            python_bytes, unpacked_bytes = built.stat().st_size, collected.unpacked_bytes
+            stages.note = f"{compressed.size / 1e6:.1f} MB xz{' (cached)' if compressed.cached else ''}"
         with stages.stage("artifact"):
-            artifact = _publish(built, options.dist / target.artifact_name)
+            artifact = _publish(built, compressed, options.dist / target.artifact_name)
             digest = write_checksum(artifact)
             lock = artifact.with_name(artifact.name + ".lock")
             write_lock(lock, artifact=target.artifact_name, runtime=runtime, tools=tools)
@@ -131,6 +136,11 @@ def _build(target: Target, options: BuildOptions, listener: Listener, log: Comma
         target=target.name,
         artifact=str(artifact),
         size_bytes=artifact.stat().st_size,
+        python_bytes=python_bytes,
+        payload_bytes=compressed.size,
+        payload_unpacked_bytes=unpacked_bytes,
+        payload_sha256=compressed.sha256,
+        components=_components(collected),
         sha256=digest,
         build_seconds=round(time.monotonic() - started, 2),
         stage_seconds=stages.seconds,
@@ -204,11 +214,19 @@ def _pip_cache(persistent: Path, workspace: Path, target: Target, log: CommandLo
     call(["cp", "-a", f"{staged}/.", persistent], log=log)
 
 
-def _publish(built: Path, artifact: Path) -> Path:
-    """Copy ``built`` to ``artifact`` atomically, executable."""
+def _components(collected: payload.Collected) -> dict[str, dict[str, object]]:
+    """What the payload holds, for the report: name → path, package, version, bytes unpacked."""
+    entries = collected.manifest["components"]
+    assert isinstance(entries, list)
+    keys = ("path", "package", "version", "bytes")
+    return {str(entry["name"]): {key: entry[key] for key in keys} for entry in entries}
+
+
+def _publish(built: Path, compressed: payload.Compressed, artifact: Path) -> Path:
+    """Write ``artifact`` (PyInstaller's executable with the payload attached) atomically, executable."""
     artifact.parent.mkdir(parents=True, exist_ok=True)
     partial = artifact.with_name(artifact.name + ".partial")
-    shutil.copyfile(built, partial)
+    payload.attach(built, compressed, partial)
     partial.chmod(0o755)
     partial.replace(artifact)
     return artifact

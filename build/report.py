@@ -20,6 +20,11 @@ class BuildReport:
     target: str
     artifact: str
     size_bytes: int
+    python_bytes: int
+    payload_bytes: int
+    payload_unpacked_bytes: int
+    payload_sha256: str
+    components: dict[str, dict[str, object]]
     sha256: str
     build_seconds: float
     stage_seconds: dict[str, float]

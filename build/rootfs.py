@@ -1,10 +1,11 @@
 """Builder root filesystems: Debian 12 (bookworm) minbase for a target, cached as a tarball.
 
 A :class:`Recipe` is everything that decides a root filesystem's contents: the suite, the
-variant, the Debian architecture and the package list (:data:`BASE_PACKAGES` plus the target's
-``build_packages`` from ``arch/<name>.toml``). Its sha256 names the cached tarball,
-``<cache>/rootfs/<target>-<hash>.tar.zst`` (with the recipe beside it as JSON), so changing the
-recipe (a package more, a new format) builds a new one and an unchanged recipe reuses the old.
+variant, the Debian architecture and the package list (:data:`BASE_PACKAGES`,
+:data:`RUNTIME_PACKAGES` and the target's ``build_packages`` from ``arch/<name>.toml``). Its
+sha256 names the cached tarball, ``<cache>/rootfs/<target>-<hash>.tar.zst`` (with the recipe
+beside it as JSON), so changing the recipe (a package more, a new format) builds a new one and
+an unchanged recipe reuses the old.
 
 Building one runs ``debootstrap`` on the host: directly for the native target; for a foreign
 one with ``--foreign``, then ``/debootstrap/debootstrap --second-stage`` inside the root through
@@ -38,6 +39,9 @@ TMPFS_SIZE = "6g"
 # libpython from python3-dev), a C compiler and zlib for wheels built from source (PyInstaller's
 # bootloader on armv7), binutils for PyInstaller's --strip, CA certificates for HTTPS to PyPI.
 BASE_PACKAGES = ("python3", "python3-venv", "python3-dev", "gcc", "zlib1g-dev", "binutils", "ca-certificates")
+# What the binary's runtime payload is taken from (see build/payload.py): the target's own builds
+# of containerd, runc, the CNI plugins and catatonit (the pause image's only file).
+RUNTIME_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "catatonit")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +61,7 @@ class Recipe:
             suite=SUITE,
             variant=VARIANT,
             debian_arch=target.debian_arch,
-            packages=tuple(sorted({*BASE_PACKAGES, *target.build_packages})),
+            packages=tuple(sorted({*BASE_PACKAGES, *RUNTIME_PACKAGES, *target.build_packages})),
         )
 
     def as_json(self) -> str:

@@ -33,6 +33,8 @@ class Target:
     binfmt_name: str
     wheel_platforms: tuple[str, ...]
     go_arch: str
+    gnu_triplet: str
+    oci_variant: str
     bits: int
     build_in_tmpfs: bool
     build_packages: tuple[str, ...]
@@ -41,6 +43,11 @@ class Target:
     def emulated(self) -> bool:
         """True when the target's programs run under qemu-user-static on this host."""
         return self.uname_machine != platform.machine()
+
+    @property
+    def oci_platform(self) -> str:
+        """``linux/arm/v7``: the platform of images and containers for this target."""
+        return "/".join(part for part in ("linux", self.go_arch, self.oci_variant) if part)
 
     @property
     def artifact_name(self) -> str:
@@ -68,6 +75,8 @@ def load_target(name: str) -> Target:
         binfmt_name=str(data["binfmt_name"]),
         wheel_platforms=tuple(str(p) for p in data["wheel_platforms"]),
         go_arch=str(data["go_arch"]),
+        gnu_triplet=str(data["gnu_triplet"]),
+        oci_variant=str(data["oci_variant"]),
         bits=int(data["bits"]),
         build_in_tmpfs=bool(data["build_in_tmpfs"]),
         build_packages=tuple(str(p) for p in data.get("build_packages", ())),

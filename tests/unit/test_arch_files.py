@@ -16,6 +16,8 @@ REQUIRED = {
     "binfmt_name": str,
     "wheel_platforms": list,
     "go_arch": str,
+    "gnu_triplet": str,
+    "oci_variant": str,
     "bits": int,
     "build_in_tmpfs": bool,
     "build_packages": list,

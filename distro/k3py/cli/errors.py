@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from k3py.agent.run import AgentNotImplemented
 from k3py.aio import TaskCrashed
 from k3py.config import ConfigError
+from k3py.payload import PayloadError
 from k3py.server import ServerError
 from k3py.storage import StorageError
 from k3py.util.proc import ProcessError
@@ -40,6 +41,7 @@ class ExitStatus:
 
 _RUNTIME_ERRORS: tuple[type[Exception], ...] = (
     AgentNotImplemented,
+    PayloadError,
     ProcessError,
     ServerError,
     StorageError,

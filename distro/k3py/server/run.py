@@ -1,7 +1,8 @@
 """The ``k3py server`` flow: one asyncio loop from start to clean shutdown.
 
 Start-up is sequential and each step fails with a named error: prepare the data
-directory → open the datastore → create or load the PKI → create the system namespaces →
+directory → unpack the runtime payload (a release binary with the embedded agent on; once per
+version) → open the datastore → create or load the PKI → create the system namespaces →
 listen for HTTPS (the Kubernetes API and the health endpoints) → write the admin
 kubeconfig → open the ``ready`` gate. Controllers and the scheduler join as supervised
 tasks. The flow then waits for a stop request (SIGINT/SIGTERM, or a crashed critical task)
@@ -19,7 +20,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
-from k3py import __version__
+from k3py import __version__, payload
 from k3py.aio import Gate, StopRequest, Supervisor, stop_on_signals
 from k3py.apiserver.app import build_app
 from k3py.apiserver.bootstrap import bootstrap
@@ -64,6 +65,8 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
     log.debug("Configuration: %r", config)
     async with AsyncExitStack() as cleanup:
         prepare_data_dir(config)
+        if not config.disable_agent:
+            await asyncio.to_thread(payload.ensure_unpacked, config.data_dir)
         store = await open_datastore(config)
         cleanup.push_async_callback(_close_store, store)
 
