@@ -64,6 +64,13 @@ class Recipe:
             packages=tuple(sorted({*BASE_PACKAGES, *RUNTIME_PACKAGES, *target.build_packages})),
         )
 
+    @classmethod
+    def bare(cls, target: Target) -> Recipe:
+        """Debian minbase and nothing else: no Python, no containerd (where release binaries must run)."""
+        return cls(
+            format=RECIPE_FORMAT, suite=SUITE, variant=VARIANT, debian_arch=target.debian_arch, packages=()
+        )
+
     def as_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
@@ -95,10 +102,12 @@ def mirror() -> str:
     return os.environ.get("K3PY_DEBIAN_MIRROR", DEFAULT_MIRROR)
 
 
-def ensure_rootfs(target: Target, *, cache: Path, log: CommandLog, refresh: bool = False) -> RootfsImage:
-    """The cached tarball for ``target``'s recipe; bootstrap and cache it first when missing."""
+def ensure_rootfs(
+    target: Target, *, cache: Path, log: CommandLog, refresh: bool = False, recipe: Recipe | None = None
+) -> RootfsImage:
+    """The cached tarball of ``recipe`` (default: ``target``'s builder); bootstrapped first if missing."""
     started = time.monotonic()
-    recipe = Recipe.for_target(target)
+    recipe = recipe or Recipe.for_target(target)
     tarball = tarball_path(cache, target, recipe)
     if tarball.is_file() and not refresh:
         log.note(f"root filesystem: reusing {tarball} (recipe {recipe.digest[:16]})")
@@ -119,7 +128,7 @@ def bootstrap(target: Target, recipe: Recipe, root: Path, log: CommandLog) -> No
         "debootstrap",
         f"--variant={recipe.variant}",
         f"--arch={recipe.debian_arch}",
-        f"--include={','.join(recipe.packages)}",
+        *([f"--include={','.join(recipe.packages)}"] if recipe.packages else []),
         *(["--foreign"] if target.emulated else []),
         recipe.suite,
         root,

@@ -41,7 +41,7 @@ from build.targets import Target, load_target
 Build = Callable[[str], BuildReport]
 
 
-class _Silent:
+class Silent:
     def stage_started(self, target: Target, stage: str) -> None:
         pass
 
@@ -73,7 +73,7 @@ def _build_or_reuse(target: Target, *, reuse: bool) -> BuildReport:
     report = DIST / f"{target.artifact_name}.report.json"
     if reuse and report.is_file():
         return BuildReport(**json.loads(report.read_text(encoding="utf-8")))
-    return build_target(target, options=BuildOptions(), listener=_Silent(), sink=QuietSink())
+    return build_target(target, options=BuildOptions(), listener=Silent(), sink=QuietSink())
 
 
 @dataclass
@@ -127,8 +127,9 @@ NATIVE = Host()
 
 
 @contextmanager
-def guest_root(report: BuildReport, scratch: Path) -> Iterator[Host]:
-    """The target's own Debian (its builder root filesystem) with the binary in ``/usr/local/bin``.
+def guest_root(report: BuildReport, scratch: Path, tarball: Path | None = None) -> Iterator[Host]:
+    """A Debian of the target (its builder root filesystem, or ``tarball``) with the binary in
+    ``/usr/local/bin``, mounted and ready to chroot into.
 
     A foreign binary is dynamically linked against the target's glibc, which an amd64 host does
     not have: on this host it runs in a chroot of the target's root, its programs under QEMU.
@@ -143,9 +144,8 @@ def guest_root(report: BuildReport, scratch: Path) -> Iterator[Host]:
     ):
         root = fs / "root"
         root.mkdir()
-        call(
-            ["tar", "--extract", "--zstd", f"--file={report.rootfs_tarball}", f"--directory={root}"], log=log
-        )
+        source = tarball or report.rootfs_tarball
+        call(["tar", "--extract", "--zstd", f"--file={source}", f"--directory={root}"], log=log)
         shutil.copy2(report.artifact, root / "usr/local/bin/k3py")
         try:
             with ChrootRunner(root, log):
@@ -155,10 +155,13 @@ def guest_root(report: BuildReport, scratch: Path) -> Iterator[Host]:
 
 
 @contextmanager
-def serve(host: Host, binary: Path, workdir: Path, port: int, *, timeout: float) -> Iterator[ServedBinary]:
+def serve(
+    host: Host, binary: Path, workdir: Path, port: int, *, timeout: float, agent: bool = False
+) -> Iterator[ServedBinary]:
     """Run the binary's server until the block ends; fail if /readyz is not 200 within ``timeout``.
 
-    ``binary`` and ``workdir`` are host paths under ``host.root``.
+    ``binary`` and ``workdir`` are host paths under ``host.root``. With ``agent`` the embedded
+    agent stays enabled, so the server unpacks the runtime payload into its data directory first.
     """
     data_dir, kubeconfig, log = workdir / "data", workdir / "k.yaml", workdir / "server.log"
     command = host.command(
@@ -166,7 +169,7 @@ def serve(host: Host, binary: Path, workdir: Path, port: int, *, timeout: float)
         "server",
         "--config",
         os.devnull,
-        "--disable-agent",
+        *(() if agent else ("--disable-agent",)),
         "--data-dir",
         host.inside(data_dir),
         "--https-listen-port",

@@ -18,7 +18,7 @@ from tests.build.conftest import Build, Host, guest_root, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.qemu]
 
-READY_WITHIN = 60.0  # issue 4: /readyz within 60 s under emulation
+READY_WITHIN = 60.0  # /readyz within 60 s under emulation
 # target -> (ELF class: 1 = 32-bit, 2 = 64-bit; e_machine; platform.machine() under QEMU)
 EXPECTED = {"arm64": (2, 183, "aarch64"), "armv7": (1, 40, "armv7l")}
 
