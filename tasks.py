@@ -48,6 +48,7 @@ DEBIAN_PACKAGES = {
     "util-linux": "mount, nsenter and unshare, for pod sandboxes and namespaced tests",
     "procps": "ps, pgrep and sysctl, to inspect processes and kernel settings",
     "ca-certificates": "trusted CAs, for HTTPS to package and image registries",
+    "docker.io": "dockerd, for the docker build backend (its tests start a private engine)",
 }
 
 DEBIAN_PACKAGES.update(build_host.BUILD_PACKAGES)
@@ -309,17 +310,23 @@ def _build_report_table(reports: list[BuildReport]) -> Table:
         "verbose": "show every command and its output",
         "refresh_rootfs": "bootstrap the root filesystem again even if its recipe is cached",
         "keep_work": "keep the unpacked root and PyInstaller's work under .cache/k3py/work/<arch>",
+        "backend": "where the target's commands run: chroot, docker, or auto (docker when an engine answers)",
     },
 )
 def build_binary(
-    c: Context, arch: str = "", verbose: bool = False, refresh_rootfs: bool = False, keep_work: bool = False
+    c: Context,
+    arch: str = "",
+    verbose: bool = False,
+    refresh_rootfs: bool = False,
+    keep_work: bool = False,
+    backend: str = "auto",
 ) -> None:
     """Build dist/k3py-linux-<arch> (+ .sha256, .lock, .report.json) in a root filesystem of the target."""
     try:
         targets = resolve_targets(arch or native_target_name())
     except BuildError as exc:
         raise Exit(f"build: {exc}", code=exc.exit_code) from None
-    options = BuildOptions(refresh_rootfs=refresh_rootfs, keep_work=keep_work)
+    options = BuildOptions(refresh_rootfs=refresh_rootfs, keep_work=keep_work, backend=backend)
     console.rule(f"[bold]build[/] {', '.join(t.name for t in targets)}")
     columns = (
         _StageColumn(finished_text="[green]✓[/]"),

@@ -19,15 +19,16 @@ from __future__ import annotations
 import fcntl
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from build import binary, host, payload, rootfs
+from build.errors import BuildError
 from build.paths import DIST, ROOT, cache_dir
 from build.report import BuildReport, write_checksum, write_lock
-from build.runner import Bind, ChrootRunner, CommandLog, Sink, call, remove_tree, tmpfs
+from build.runner import Bind, ChrootRunner, CommandLog, Runner, Sink, call, remove_tree, tmpfs
 from build.targets import Target
 
 STAGES = {
@@ -58,6 +59,8 @@ class BuildOptions:
     cache: Path = field(default_factory=cache_dir)
     refresh_rootfs: bool = False
     keep_work: bool = False
+    backend: str = "auto"
+    """Where commands run: ``chroot``, ``docker`` (a reachable engine), ``auto`` (docker if one answers)."""
 
 
 @dataclass
@@ -112,14 +115,14 @@ def _build(target: Target, options: BuildOptions, listener: Listener, log: Comma
             binary.trust_host_cas(root)
         with _pip_cache(options.cache / "pip" / target.name, workspace, target, log) as pip_cache:
             binds = [Bind(job, binary.GUEST_WORK), Bind(pip_cache, binary.GUEST_PIP_CACHE)]
-            with ChrootRunner(root, log, binds=binds) as chroot:
+            with _runner(options.backend, target, image, root, binds, log) as runner:
                 with stages.stage("dependencies"):
-                    guest = binary.guest_info(chroot)
-                    runtime = binary.install_dependencies(chroot, wheel.name)
+                    guest = binary.guest_info(runner)
+                    runtime = binary.install_dependencies(runner, wheel.name)
                     stages.note = f"python {guest.python} ({guest.machine}), {len(runtime)} packages"
                 with stages.stage("pyinstaller"):
-                    tools = binary.install_pyinstaller(chroot)
-                    built = binary.run_pyinstaller(chroot, job, target, source_date_epoch=epoch)
+                    tools = binary.install_pyinstaller(runner)
+                    built = binary.run_pyinstaller(runner, job, target, source_date_epoch=epoch)
                     stages.note = f"{built.stat().st_size / 1e6:.1f} MB"
         with stages.stage("payload"):
             collected = payload.collect(root, workspace / "payload", target, epoch=epoch, log=log)
@@ -160,6 +163,34 @@ def _build(target: Target, options: BuildOptions, listener: Listener, log: Comma
     )
     report.write(artifact.with_name(artifact.name + ".report.json"))
     return report
+
+
+BACKENDS = ("auto", "chroot", "docker")
+
+
+class UnknownBackend(BuildError):
+    """``--backend`` names no runner."""
+
+
+def _runner(
+    backend: str, target: Target, image: rootfs.RootfsImage, root: Path, binds: list[Bind], log: CommandLog
+) -> AbstractContextManager[Runner]:
+    """The runner ``backend`` names: a chroot of the unpacked ``root``, or a container of ``image``.
+
+    The unpacked root serves the payload stage whichever runs the commands; a container gets the
+    CA bundle copied into it bound in at the same path.
+    """
+    if backend not in BACKENDS:
+        raise UnknownBackend(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend == "chroot":
+        return ChrootRunner(root, log, binds=binds)
+    from build import docker_runner  # the Docker SDK is needed only here
+
+    if backend == "auto" and not docker_runner.docker_available():
+        log.note("backend: no Docker engine answers, using chroot")
+        return ChrootRunner(root, log, binds=binds)
+    ca_bundle = Bind(root / binary.GUEST_CA_BUNDLE.lstrip("/"), binary.GUEST_CA_BUNDLE)
+    return docker_runner.DockerRunner(target=target, image=image, log=log, binds=[*binds, ca_bundle])
 
 
 def _git_state(log: CommandLog) -> tuple[str, int]:
