@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from build.smoke import NATIVE, serve
 from k3py.payload import TRAILER
-from tests.build.conftest import NATIVE, Build, serve
+from tests.build.conftest import Build
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -47,6 +48,10 @@ def test_binary_serves_readyz_and_the_api(built: Build, tmp_path: Path, free_por
         print(f"amd64 binary: /readyz after {server.ready_seconds:.2f} s")
         assert server.ready_seconds < READY_WITHIN
         assert server.get("/readyz?verbose")[1].decode().endswith("readyz check passed\n")
+        # Onefile runs Python in a child of its bootloader, from what it unpacked into /var/tmp.
+        pid = server.process.pid
+        (child,) = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert "/var/tmp/_MEI" in Path(f"/proc/{child}/maps").read_text()
         status, body = server.get("/api/v1/namespaces", client_cert=True)
         assert status == 200
         names = {item["metadata"]["name"] for item in json.loads(body)["items"]}

@@ -13,8 +13,9 @@ from build.paths import cache_dir
 from build.report import BuildReport
 from build.rootfs import Recipe, ensure_rootfs
 from build.runner import GUEST_PATH, CommandLog
+from build.smoke import Host, guest_root, serve
 from build.targets import load_target
-from tests.build.conftest import Build, Host, guest_root, serve
+from tests.build.conftest import Build
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 

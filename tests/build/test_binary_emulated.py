@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from build.report import BuildReport
-from tests.build.conftest import Build, Host, guest_root, serve
+from build.smoke import Host, guest_root, serve
+from tests.build.conftest import Build
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.qemu]
 
