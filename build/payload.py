@@ -6,7 +6,7 @@ copies the files :data:`COMPONENTS` names (read on the host, no emulation needed
 shared libraries they load beyond the C library (``readelf`` lists them; ``runc`` needs
 libseccomp), makes the pause image from ``catatonit`` (:mod:`k3py.images.oci`) and writes
 ``manifest.json``. :func:`compress` packs that into a reproducible ``tar.xz`` (sorted, owned by
-root, times fixed to ``SOURCE_DATE_EPOCH``), cached under ``<cache>/payload/`` by the digest of
+root, times fixed to :data:`EPOCH`), cached under ``<cache>/payload/`` by the digest of
 its manifest, since ``xz -9e`` takes the better part of a minute. :func:`attach` appends the
 payload and its trailer (:mod:`k3py.payload`) to PyInstaller's executable.
 """
@@ -31,6 +31,8 @@ from k3py.images import oci
 
 FORMAT = 1
 XZ_PRESET = 9 | lzma.PRESET_EXTREME
+EPOCH = 0
+"""The time stamped on the payload's files and pause image (not the commit's, so the cache lasts)."""
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 PAUSE_REPOSITORY = "docker.io/k3py/pause"
 # Libraries every Linux system has: the C library's own files are never carried.

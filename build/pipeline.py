@@ -125,8 +125,11 @@ def _build(target: Target, options: BuildOptions, listener: Listener, log: Comma
                     built = binary.run_pyinstaller(runner, job, target, source_date_epoch=epoch)
                     stages.note = f"{built.stat().st_size / 1e6:.1f} MB"
         with stages.stage("payload"):
-            collected = payload.collect(root, workspace / "payload", target, epoch=epoch, log=log)
-            compressed = payload.compress(collected, options.cache, target, epoch=epoch, log=log)
+            # The payload's times are fixed, not the commit's: its bytes then depend on the
+            # packages alone, and the cached archive serves every commit until they change.
+            fixed = payload.EPOCH
+            collected = payload.collect(root, workspace / "payload", target, epoch=fixed, log=log)
+            compressed = payload.compress(collected, options.cache, target, epoch=fixed, log=log)
             python_bytes, unpacked_bytes = built.stat().st_size, collected.unpacked_bytes
             stages.note = f"{compressed.size / 1e6:.1f} MB xz{' (cached)' if compressed.cached else ''}"
         with stages.stage("artifact"):
