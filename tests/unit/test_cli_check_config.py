@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -119,3 +120,17 @@ def test_command_reports_this_host(capsys: pytest.CaptureFixture[str]) -> None:
 def test_command_with_empty_search_path_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["check-config", "--path", str(tmp_path)]) == 1
     assert "[-] containerd: not found" in capsys.readouterr().out
+
+
+def test_a_release_binary_brings_its_runtime_in_its_payload(tmp_path: Path) -> None:
+    host = fake_host(tmp_path)
+    for program in ("containerd", "runc"):
+        (tmp_path / "bin" / program).unlink()
+    for plugin in ("bridge", "portmap"):
+        (tmp_path / "cni" / plugin).unlink()
+    code, text = findings_text(dataclasses.replace(host, payload="ab" * 32))
+    assert code == 0, text
+    assert "[+] containerd: carried by this binary (unpacked once to <data-dir>/data/abababababab…)" in text
+    assert "[+] runc: carried by this binary" in text and "[+] cni/bridge: carried by this binary" in text
+    code, text = findings_text(host)
+    assert code == 1 and "[-] containerd: not found" in text

@@ -26,6 +26,8 @@ PROGRAMS = (
     ("mount", "util-linux", True),
     ("iptables", "iptables", False),
 )
+# What a release binary's runtime payload provides (k3py.payload), with the CNI plugins.
+PAYLOAD_PROGRAMS = frozenset({"containerd", "runc"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +41,8 @@ class Host:
     """Program search path; None means $PATH."""
     cni_dirs: tuple[Path, ...] = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
     kernel_release: str = field(default_factory=lambda: os.uname().release)
+    payload: str | None = None
+    """The sha256 of the runtime payload this binary carries (a release build), else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,9 @@ def _bridge_netfilter(host: Host) -> Iterator[Finding]:
 
 def _programs(host: Host) -> Iterator[Finding]:
     for program, package, required in PROGRAMS:
+        if program in PAYLOAD_PROGRAMS and host.payload is not None:
+            yield Finding(program, True, _in_payload(host.payload), required=required)
+            continue
         found = proc.which(program, path=host.path)
         if found is None:
             yield Finding(program, False, f"not found (Debian package {package})", required=required)
@@ -176,8 +183,15 @@ def _describe_program(found: Path) -> str:
     return f"{found} ({first[0]})" if first and result.returncode == 0 else str(found)
 
 
+def _in_payload(sha256: str) -> str:
+    return f"carried by this binary (unpacked once to <data-dir>/data/{sha256[:12]}…)"
+
+
 def _cni(host: Host) -> Iterator[Finding]:
     for plugin in CNI_PLUGINS:
+        if host.payload is not None:
+            yield Finding(f"cni/{plugin}", True, _in_payload(host.payload))
+            continue
         found = next((d / plugin for d in host.cni_dirs if (d / plugin).is_file()), None)
         if found is None:
             dirs = " or ".join(str(d) for d in host.cni_dirs)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from k3py import payload
 from k3py.agent.run import run_agent
 from k3py.cli import check_config, logs
 from k3py.cli.errors import UsageError, exit_status
@@ -74,7 +75,9 @@ def _version(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     path: str | None = args.path if args.path is not None else os.environ.get("PATH")
-    findings = check_config.check_host(check_config.Host(path=path))
+    located = payload.own_payload()
+    host = check_config.Host(path=path, payload=located.sha256 if located is not None else None)
+    findings = check_config.check_host(host)
     return check_config.report(findings, sys.stdout)
 
 
