@@ -63,7 +63,9 @@ def measure(target: Target, *, cold: bool, scratch: Path) -> None:
     report = build_target(target, options=BuildOptions(cache=cache), listener=Progress(), sink=QuietSink())
     workdir = scratch / f"start-{target.name}"
     if target.emulated:
-        with guest_root(report, scratch / f"guest-{target.name}") as host:
+        guest = scratch / f"guest-{target.name}"
+        guest.mkdir()
+        with guest_root(report, guest) as host:
             inside = host.root / "var/lib/k3py-bench"
             inside.mkdir()
             first, second = starts(report, host, inside)

@@ -28,7 +28,17 @@ from build import binary, host, payload, rootfs
 from build.errors import BuildError
 from build.paths import DIST, ROOT, cache_dir
 from build.report import BuildReport, write_checksum, write_lock
-from build.runner import Bind, ChrootRunner, CommandLog, Runner, Sink, call, remove_tree, tmpfs
+from build.runner import (
+    Bind,
+    ChrootRunner,
+    CommandLog,
+    Runner,
+    Sink,
+    call,
+    remove_tree,
+    terminate_as_interrupt,
+    tmpfs,
+)
 from build.targets import Target
 
 STAGES = {
@@ -88,7 +98,7 @@ def build_target(target: Target, *, options: BuildOptions, listener: Listener, s
     log_path.unlink(missing_ok=True)
     log = CommandLog(log_path, sink)
     try:
-        with _exclusive(options.cache / "work" / f"{target.name}.lock"):
+        with terminate_as_interrupt(), _exclusive(options.cache / "work" / f"{target.name}.lock"):
             return _build(target, options, listener, log)
     finally:
         log.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,15 @@ import pytest
 from build import host
 from build.report import sha256_of, write_checksum, write_lock
 from build.rootfs import BASE_PACKAGES, Recipe, tarball_path
-from build.runner import Bind, ChrootRunner, CommandFailed, CommandLog, call, mount_points_under
+from build.runner import (
+    Bind,
+    ChrootRunner,
+    CommandFailed,
+    CommandLog,
+    call,
+    mount_points_under,
+    terminate_as_interrupt,
+)
 from build.targets import UnknownTarget, load_target, native_target_name, resolve_targets
 
 
@@ -117,3 +128,20 @@ def test_a_command_failing_in_the_chroot_raises_and_unmounts(tmp_path: Path) -> 
     ):
         chroot.run(["true"])  # an empty root has no /usr/bin/env
     assert mount_points_under(root) == []
+
+
+@pytest.mark.root
+def test_sigterm_tears_the_chroot_down_like_ctrl_c(tmp_path: Path) -> None:
+    root, work = tmp_path / "root", tmp_path / "work"
+    (root / "etc").mkdir(parents=True)
+    with (
+        CommandLog(tmp_path / "build.log") as log,
+        pytest.raises(KeyboardInterrupt, match="signal 15"),
+        terminate_as_interrupt(),
+        ChrootRunner(root, log, binds=[Bind(work, "/work")]),
+    ):
+        assert mount_points_under(root)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises long before this ends
+    assert mount_points_under(root) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
