@@ -419,3 +419,16 @@ def test_parse_runtime_config() -> None:
         parse_runtime_config("api/beta")
     with pytest.raises(ProfileError, match="is not a boolean"):
         parse_runtime_config("apps/v1=maybe")
+
+
+def test_a_stripped_manifest_records_how_it_was_stripped() -> None:
+    text = (Path(__file__).resolve().parents[2] / "distro/k3py/api/manifest.toml").read_bytes()
+    assert load().stripped is None
+    build = b'\n[build]\nkeep_alpha = true\nkeep_deprecated = false\ndrop = ["batch", "core/v1"]\n'
+    stripped = parse(text + build).stripped
+    assert stripped is not None and stripped.keep_alpha and not stripped.keep_deprecated
+    assert stripped.drop == ("batch", "core/v1") and stripped.only == ()
+    with pytest.raises(ManifestError, match=r"\[build\].*keep_deprecated"):
+        parse(text + b"\n[build]\nkeep_alpha = true\n")
+    with pytest.raises(ManifestError, match="unknown field"):
+        parse(text + b"\n[build]\nkeep_alpha = true\nkeep_deprecated = true\nkeep_beta = true\n")

@@ -111,11 +111,28 @@ class GroupVersion:
         return any(r.conformance for r in self.resources)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stripped:
+    """How a build stripped the manifest it carries (the ``[build]`` table of a stripped manifest).
+
+    ``keep_alpha`` and ``keep_deprecated`` are applied again when the server selects what to serve,
+    so that what the build kept stays served; ``only`` and ``drop`` were applied once and for all
+    (what they removed is gone) and are recorded for the report.
+    """
+
+    keep_alpha: bool = False
+    keep_deprecated: bool = False
+    only: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     kubernetes: str
     """The Kubernetes minor release the data describes, e.g. ``1.37``."""
     groupversions: tuple[GroupVersion, ...]
+    stripped: Stripped | None = None
+    """Set when this is a build's stripped manifest rather than the full upstream one."""
 
     def __iter__(self) -> Iterator[GroupVersion]:
         return iter(self.groupversions)
@@ -167,11 +184,26 @@ def parse(data: bytes, origin: str = DATA_FILE) -> Manifest:
         _groupversion(_Table(raw, f"{origin}: group-version #{i}"), origin, kubernetes)
         for i, raw in enumerate(table.tables("groupversion"), 1)
     )
+    stripped = _stripped(table.get_table("build"), origin)
     table.finish()
     if not groupversions:
         raise ManifestError(f"{origin}: no [[groupversion]] tables")
     _check_unique([(gv.group, gv.version) for gv in groupversions], origin, "group-version")
-    return Manifest(kubernetes, groupversions)
+    return Manifest(kubernetes, groupversions, stripped)
+
+
+def _stripped(raw: object, origin: str) -> Stripped | None:
+    if raw is None:
+        return None
+    table = _Table(raw, f"{origin}: [build]")
+    stripped = Stripped(
+        keep_alpha=table.flag("keep_alpha", required=True),
+        keep_deprecated=table.flag("keep_deprecated", required=True),
+        only=table.strings("only"),
+        drop=table.strings("drop"),
+    )
+    table.finish()
+    return stripped
 
 
 @functools.cache
@@ -341,6 +373,16 @@ class _Table:
         if len(set(value)) != len(value):
             self.fail(f"{key} lists a name twice: {value!r}")
         return tuple(value)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value: list[Any] = self._get(key, False, list, [])
+        if not all(isinstance(v, str) and v for v in value):
+            self.fail(f"{key} must be a list of non-empty strings, not {value!r}")
+        return tuple(value)
+
+    def get_table(self, key: str) -> dict[str, Any] | None:
+        value: dict[str, Any] | None = self._get(key, False, dict, None)
+        return value
 
     def tables(self, key: str) -> list[Any]:
         value: list[Any] = self._get(key, False, list, [])
