@@ -56,19 +56,30 @@ MODULES = ("k8s.io/api", "k8s.io/apimachinery", "k8s.io/apiextensions-apiserver"
 META = "k8s.io/apimachinery/pkg/apis/meta/v1"
 APIEXT = "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
-# The served group/versions: Go package → apiVersion prefix is read from its register.go.
-GROUP_PACKAGES = (
-    *(
-        f"k8s.io/api/{path}"
-        for path in (
-            "core/v1", "apps/v1", "batch/v1", "autoscaling/v1", "autoscaling/v2", "policy/v1", "rbac/v1",
-            "coordination/v1", "discovery/v1", "networking/v1", "storage/v1", "scheduling/v1", "node/v1",
-            "events/v1", "certificates/v1", "admissionregistration/v1", "flowcontrol/v1",
-            "authentication/v1", "authorization/v1",
-        )
-    ),
-    APIEXT,
-)  # fmt: skip
+# Every group/version of the API manifest can be served (a profile decides), so all are described;
+# a build then keeps the kinds of what it serves. The Go package of a group is the first label of
+# its name under k8s.io/api, except for these; a group mapped to None lives in a module not fetched
+# here and is never served by k3py (the aggregation layer's APIService).
+PACKAGE_OF_GROUP: dict[str, str | None] = {
+    "": "k8s.io/api/core",
+    "apiextensions.k8s.io": "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions",
+    "internal.apiserver.k8s.io": "k8s.io/api/apiserverinternal",
+    "apiregistration.k8s.io": None,
+}
+
+
+def group_packages() -> tuple[str, ...]:
+    """The Go package of every group/version in the API manifest (apiVersion read from register.go)."""
+    from k3py.api.manifest import load  # the build tree is not installed: see sys.path above
+
+    packages = []
+    for gv in load():
+        base = PACKAGE_OF_GROUP.get(gv.group, f"k8s.io/api/{gv.group.split('.')[0]}")
+        if base is not None:
+            packages.append(f"{base}/{gv.version}")
+    return tuple(packages)
+
+
 # metav1.AddToGroupVersion registers these in every group/version; Status is "v1" only.
 OPTION_KINDS = (
     "ListOptions",
@@ -642,7 +653,7 @@ def registered_kinds(universe: Universe, package: str) -> tuple[str, dict[str, s
 def describe(module_dirs: Mapping[str, Path]) -> dict[str, object]:
     universe = Universe(module_dirs)
     kinds: dict[str, dict[str, str]] = {}
-    for package in GROUP_PACKAGES:
+    for package in group_packages():
         api_version, found = registered_kinds(universe, package)
         kinds.setdefault(api_version, {}).update(found)
     kinds["v1"]["Status"] = f"{META}.Status"

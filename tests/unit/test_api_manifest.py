@@ -15,7 +15,7 @@ import yaml
 
 from k3py.api.manifest import DATA_FILE, Manifest, ManifestError, Stability, load, parse
 from k3py.api.profiles import ROW_HEADER, Profile, ProfileError, Selection, parse_runtime_config, select
-from k3py.api.resources import RESOURCES
+from k3py.api.resources import RESOURCES, unserved_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFORMANCE_YAML = ROOT.parent / "shared" / "conformance" / "conformance.yaml"
@@ -199,14 +199,22 @@ def test_rest_facts_match_the_1_37_openapi_paths(manifest: Manifest) -> None:
         assert ("watch" in r.verbs) == ("list" in r.verbs and r.plural != "componentstatuses"), r.name
 
 
-def test_every_resource_of_the_resources_table_is_in_the_manifest(manifest: Manifest) -> None:
-    """k3py.api.resources must agree with the manifest on names, scope, short names and categories."""
-    for old in RESOURCES:
-        new = manifest.resource(old.group, old.version, old.plural)
-        assert (new.kind, new.namespaced) == (old.kind, old.namespaced), old.name
-        assert new.short_names == old.short_names, old.name
-        assert new.categories == old.categories, old.name
-        assert set(old.subresources) <= set(new.subresources), old.name
+def test_the_served_resources_are_what_the_default_profile_keeps_and_k3py_can_serve(
+    manifest: Manifest,
+) -> None:
+    kept = {(r.group, r.version, r.plural): r for r in select(manifest, Profile()).resources()}
+    served = {(r.group, r.version, r.plural): r for r in RESOURCES}
+    assert served.keys() <= kept.keys()
+    left_out = {key: unserved_reason(kept[key]) for key in kept.keys() - served.keys()}
+    assert all(left_out.values()), left_out
+    assert ("authorization.k8s.io", "v1", "subjectaccessreviews") in left_out  # create only
+    assert ("apiregistration.k8s.io", "v1", "apiservices") in left_out
+    assert all(not key[1].endswith(("alpha1", "alpha2", "alpha3")) for key in served)
+    pods = served[("", "v1", "pods")]
+    assert pods.subresources == ("status",)  # log, exec, binding... are not generic
+    assert "deletecollection" not in served[("", "v1", "namespaces")].verbs
+    assert served[("events.k8s.io", "v1", "events")].storage_prefix() == b"/registry/core/events/"
+    assert {"deployments", "leases", "resourceclaims", "flowschemas"} <= {key[2] for key in served}
 
 
 # Loading errors name the place.
@@ -415,7 +423,7 @@ def test_parse_runtime_config() -> None:
         "v1/pods": True,
         "batch/v1": False,
     }
-    with pytest.raises(ProfileError, match="use true or false"):
+    with pytest.raises(ProfileError, match="needs =true or =false"):
         parse_runtime_config("api/beta")
     with pytest.raises(ProfileError, match="is not a boolean"):
         parse_runtime_config("apps/v1=maybe")

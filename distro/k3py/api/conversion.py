@@ -159,10 +159,19 @@ def _converter(resource: Resource) -> tuple[Callable[[Obj], Obj], Callable[[Obj]
 def to_storage(resource: Resource, obj: Obj) -> Obj:
     """The stored form of ``obj`` (served as ``resource``)."""
     converter = _converter(resource)
-    return converter[0](obj) if converter else obj
+    if converter:
+        return converter[0](obj)
+    return {**obj, "apiVersion": resource.storage_version} if resource.storage_version else obj
 
 
 def from_storage(resource: Resource, obj: Obj) -> Obj:
-    """``obj`` (as stored) in the shape ``resource`` serves."""
+    """``obj`` (as stored) in the shape ``resource`` serves.
+
+    Without a converter of its own, another version of a resource differs from the stored one
+    only in its apiVersion here: fields one version has and the other lacks pass through as they
+    are (upstream's conversions drop or move some of them).
+    """
     converter = _converter(resource)
-    return converter[1](obj) if converter else obj
+    if converter:
+        return converter[1](obj)
+    return {**obj, "apiVersion": resource.api_version} if resource.storage_version else obj

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from k3py.api.manifest import CORE, VERSION_PATTERNS, GroupVersion, Manifest, ManifestResource, Stability
+from k3py.config import values
 
-RUNTIME_MATCHERS: Final = ("api/all", "api/ga", "api/beta", "api/alpha")
+RUNTIME_MATCHERS: Final = values.RUNTIME_CONFIG_MATCHERS
 
 
 class ProfileError(ValueError):
@@ -298,20 +299,12 @@ def _runtime_keys(
 
 
 def parse_runtime_config(value: str) -> dict[str, bool]:
-    """Read a ``--runtime-config`` value (``key=value,...``) the way kube-apiserver does.
-
-    A version or resource key with no value means true; the ``api/...`` keys need an explicit
-    ``true`` or ``false``. Values are Go booleans (``1``, ``t``, ``True``, ``0``, ``f``...).
-    """
+    """Read a ``--runtime-config`` value (``key=value,...``) the way kube-apiserver does."""
     config: dict[str, bool] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
-        key, sep, raw = item.partition("=")
-        if key in RUNTIME_MATCHERS and raw not in ("true", "false"):
-            raise ProfileError(f"--runtime-config: invalid value {key}={raw} (use true or false)")
-        if not sep or raw == "" or raw in ("1", "t", "T", "true", "TRUE", "True"):
-            config[key] = True
-        elif raw in ("0", "f", "F", "false", "FALSE", "False"):
-            config[key] = False
-        else:
-            raise ProfileError(f"--runtime-config: invalid value of {key}: {raw!r} is not a boolean")
+        try:
+            key, enabled = values.runtime_config_item(item)
+        except ValueError as err:
+            raise ProfileError(f"--runtime-config: {err}") from None
+        config[key] = enabled
     return config

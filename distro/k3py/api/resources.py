@@ -1,15 +1,21 @@
-# ruff: noqa: E501  (a data table: one resource per line reads best)
 """The served resources: group, version, kind, REST names, scope, verbs, subresources.
 
-One entry per group/version/resource. Discovery, routing, storage keys and printing all
-read this table, so a resource that is not here does not exist anywhere. The facts (plural
-names, short names, categories, scope, subresources) are upstream Kubernetes 1.37's.
+They come from the API manifest (``manifest.toml``, :mod:`k3py.api.manifest`) through a profile
+(:mod:`k3py.api.profiles`): every resource the profile keeps and k3py can serve becomes one
+:class:`Resource`. Discovery, routing, OpenAPI, storage keys and printing all read the
+:class:`Registry` built from them, so a resource that is not here does not exist anywhere.
+What only k3py knows (which objects two shapes share, what is not implemented yet) is here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+
+from k3py.api.manifest import ManifestResource
+from k3py.api.manifest import load as load_manifest
+from k3py.api.profiles import Profile, Selection, select
 
 CRUD = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -31,6 +37,9 @@ class Resource:
     """``group/plural`` of the resource whose objects this one serves in another version
     ("core/events" for events.k8s.io events): one set of objects, converted when read
     and written (``k3py.api.conversion``)."""
+    storage_version: str = ""
+    """With ``stored_as``: the apiVersion the shared objects are stored in, when this resource is
+    another version of the same group's resource and no converter of its own exists."""
 
     @property
     def group_version(self) -> str:
@@ -69,107 +78,85 @@ class Resource:
         return self.storage_prefix() + f"{namespace}/".encode() if namespace else self.storage_prefix()
 
 
-def _r(
-    group: str,
-    version: str,
-    kind: str,
-    plural: str,
-    namespaced: bool = True,
-    short: Iterable[str] = (),
-    categories: Iterable[str] = (),
-    sub: Iterable[str] = (),
-    verbs: tuple[str, ...] = CRUD,
-    stored_as: str = "",
-) -> Resource:
-    return Resource(
-        group,
-        version,
-        kind,
-        plural,
-        namespaced,
-        tuple(short),
-        tuple(categories),
-        tuple(sub),
-        verbs,
-        "",
-        stored_as,
+GENERIC_SUBRESOURCES = ("status", "scale")
+"""Subresources the generic store serves; the others (pods/log, pods/exec...) need handlers of their own."""
+
+STORED_AS = {
+    ("autoscaling", "v1", "horizontalpodautoscalers"): "autoscaling/horizontalpodautoscalers",
+    ("events.k8s.io", "v1", "events"): "core/events",
+}
+"""Resources served in a second shape of another's objects (``k3py.api.conversion`` converts)."""
+
+NOT_IMPLEMENTED = {
+    ("apiregistration.k8s.io", "apiservices"): "the aggregation layer is not implemented",
+}
+"""Stored resources a profile may keep that k3py cannot serve honestly yet, and why."""
+
+
+def unserved_reason(resource: ManifestResource) -> str:
+    """Why k3py does not serve a resource its profile keeps ("" when it does)."""
+    if not {"get", "list"} <= set(resource.verbs):
+        return f"a virtual resource ({', '.join(resource.verbs)} only) with no handler in k3py yet"
+    return NOT_IMPLEMENTED.get((resource.group, resource.plural), "")
+
+
+def from_manifest(selection: Selection) -> tuple[Resource, ...]:
+    """The resources a selection keeps and k3py can serve, in the manifest's order.
+
+    When a profile serves one resource in several versions (``v1`` and ``v1alpha1``), they share
+    one set of objects, stored in the first (preferred) version; the others read and write them
+    through ``k3py.api.conversion``.
+    """
+    served = _served(selection)
+    preferred: dict[tuple[str, str], Resource] = {}
+    shared: list[Resource] = []
+    for r in served:
+        first = preferred.setdefault((r.group, r.plural), r)
+        if first is not r and not r.stored_as:
+            r = dataclasses.replace(r, stored_as=f"{r.group}/{r.plural}", storage_version=first.api_version)
+        shared.append(r)
+    return tuple(shared)
+
+
+def _served(selection: Selection) -> tuple[Resource, ...]:
+    return tuple(
+        Resource(
+            group=r.group,
+            version=r.version,
+            kind=r.kind,
+            plural=r.plural,
+            namespaced=r.namespaced,
+            short_names=r.short_names,
+            categories=r.categories,
+            subresources=tuple(s for s in r.subresources if s in GENERIC_SUBRESOURCES),
+            verbs=r.verbs,
+            singular=r.singular,
+            stored_as=STORED_AS.get((r.group, r.version, r.plural), ""),
+        )
+        for r in selection.resources()
+        if not unserved_reason(r)
     )
 
 
-ALL = ("all",)
+def selection(runtime_config: Mapping[str, bool] | None = None) -> Selection:
+    """What the bundled manifest serves: as its build stripped it, then ``--runtime-config``.
 
-RESOURCES: tuple[Resource, ...] = (
-    # core/v1
-    _r("", "v1", "ConfigMap", "configmaps", short=["cm"]),
-    _r("", "v1", "Endpoints", "endpoints", short=["ep"]),
-    _r("", "v1", "Event", "events", short=["ev"]),
-    _r("", "v1", "LimitRange", "limitranges", short=["limits"]),
-    _r("", "v1", "Namespace", "namespaces", namespaced=False, short=["ns"], sub=["status"]),
-    _r("", "v1", "Node", "nodes", namespaced=False, short=["no"], sub=["status"]),
-    _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short=["pvc"], sub=["status"]),
-    _r("", "v1", "PersistentVolume", "persistentvolumes", namespaced=False, short=["pv"], sub=["status"]),
-    _r("", "v1", "Pod", "pods", short=["po"], categories=ALL, sub=["status"]),
-    _r("", "v1", "PodTemplate", "podtemplates"),
-    _r("", "v1", "ReplicationController", "replicationcontrollers", short=["rc"], categories=ALL, sub=["status", "scale"]),
-    _r("", "v1", "ResourceQuota", "resourcequotas", short=["quota"], sub=["status"]),
-    _r("", "v1", "Secret", "secrets"),
-    _r("", "v1", "ServiceAccount", "serviceaccounts", short=["sa"]),
-    _r("", "v1", "Service", "services", short=["svc"], categories=ALL, sub=["status"]),
-    # apps/v1
-    _r("apps", "v1", "ControllerRevision", "controllerrevisions"),
-    _r("apps", "v1", "DaemonSet", "daemonsets", short=["ds"], categories=ALL, sub=["status"]),
-    _r("apps", "v1", "Deployment", "deployments", short=["deploy"], categories=ALL, sub=["status", "scale"]),
-    _r("apps", "v1", "ReplicaSet", "replicasets", short=["rs"], categories=ALL, sub=["status", "scale"]),
-    _r("apps", "v1", "StatefulSet", "statefulsets", short=["sts"], categories=ALL, sub=["status", "scale"]),
-    # batch/v1
-    _r("batch", "v1", "CronJob", "cronjobs", short=["cj"], categories=ALL, sub=["status"]),
-    _r("batch", "v1", "Job", "jobs", categories=ALL, sub=["status"]),
-    # autoscaling
-    _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=["hpa"], categories=ALL, sub=["status"]),
-    _r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=["hpa"], categories=ALL, sub=["status"], stored_as="autoscaling/horizontalpodautoscalers"),
-    # policy/v1
-    _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=["pdb"], sub=["status"]),
-    # rbac.authorization.k8s.io/v1
-    _r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
-    _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", namespaced=False),
-    _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
-    _r("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-    # coordination.k8s.io/v1
-    _r("coordination.k8s.io", "v1", "Lease", "leases"),
-    # discovery.k8s.io/v1
-    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
-    # networking.k8s.io/v1
-    _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", namespaced=False),
-    _r("networking.k8s.io", "v1", "Ingress", "ingresses", short=["ing"], sub=["status"]),
-    _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short=["netpol"]),
-    _r("networking.k8s.io", "v1", "IPAddress", "ipaddresses", namespaced=False, short=["ip"]),
-    _r("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", namespaced=False, sub=["status"]),
-    # storage.k8s.io/v1
-    _r("storage.k8s.io", "v1", "CSIDriver", "csidrivers", namespaced=False),
-    _r("storage.k8s.io", "v1", "CSINode", "csinodes", namespaced=False),
-    _r("storage.k8s.io", "v1", "CSIStorageCapacity", "csistoragecapacities"),
-    _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", namespaced=False, short=["sc"]),
-    _r("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", namespaced=False, sub=["status"]),
-    _r("storage.k8s.io", "v1", "VolumeAttributesClass", "volumeattributesclasses", namespaced=False, short=["vac"]),
-    # scheduling.k8s.io/v1
-    _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", namespaced=False, short=["pc"]),
-    # events.k8s.io/v1: the same Events as core/v1, in the newer shape
-    _r("events.k8s.io", "v1", "Event", "events", short=["ev"], stored_as="core/events"),
-    # node.k8s.io/v1
-    _r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", namespaced=False),
-    # certificates.k8s.io/v1
-    _r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", namespaced=False, short=["csr"], sub=["status"]),
-    # admissionregistration.k8s.io/v1
-    _r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", namespaced=False, categories=["api-extensions"]),
-    _r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", namespaced=False, categories=["api-extensions"]),
-    _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", namespaced=False, categories=["api-extensions"], sub=["status"]),
-    _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", namespaced=False, categories=["api-extensions"]),
-    # apiextensions.k8s.io/v1
-    _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False, short=["crd", "crds"], categories=["api-extensions"], sub=["status"]),
-    # flowcontrol.apiserver.k8s.io/v1
-    _r("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", namespaced=False, sub=["status"]),
-    _r("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations", namespaced=False, sub=["status"]),
-)  # fmt: skip
+    A release binary carries a stripped manifest whose ``[build]`` table says which of the
+    trims to undo (``keep_alpha``, ``keep_deprecated``); running from source, the full manifest
+    gets the default profile, so both serve the same.
+    """
+    manifest = load_manifest()
+    built = manifest.stripped
+    profile = Profile(
+        keep_alpha=built.keep_alpha if built else False,
+        keep_deprecated=built.keep_deprecated if built else False,
+        runtime_config=dict(runtime_config or {}),
+    )
+    return select(manifest, profile)
+
+
+RESOURCES: tuple[Resource, ...] = from_manifest(selection())
+"""What the server serves with no ``--runtime-config``."""
 
 
 class Registry:

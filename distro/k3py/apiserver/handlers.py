@@ -212,25 +212,21 @@ class Api:
         if version not in self.registry.versions(group):
             raise errors.not_found_path(request.path)
         target = parse_path(self.registry, group, version, request.match_info["rest"].split("/"))
-        method = request.method
-        if method == "GET":
-            if target.name and not _bool(request.query.get("watch")):
-                return await self.get(request, target)
-            if _bool(request.query.get("watch")):
-                return await self.watch(request, target)
-            return await self.list(request, target)
-        if method == "POST" and not target.name:
-            return await self.create(request, target)
-        if method == "PUT" and target.name:
-            return await self.update(request, target)
-        if method == "PATCH" and target.name:
-            return await self.patch(request, target)
-        if method == "DELETE":
-            if target.name and not target.subresource:
-                return await self.delete(request, target)
-            if not target.name:
-                return await self.delete_collection(request, target)
-        raise errors.method_not_allowed(method, target.resource)
+        verb = _verb(request.method, target, watch=_bool(request.query.get("watch")))
+        # A subresource's verbs are its own (status, scale: get, update, patch).
+        if verb is None or (not target.subresource and verb not in target.resource.verbs):
+            raise errors.method_not_allowed(request.method, target.resource)
+        handler = {
+            "get": self.get,
+            "watch": self.watch,
+            "list": self.list,
+            "create": self.create,
+            "update": self.update,
+            "patch": self.patch,
+            "delete": self.delete,
+            "deletecollection": self.delete_collection,
+        }[verb]
+        return await handler(request, target)
 
     async def get(self, request: web.Request, target: Target) -> web.Response:
         media = negotiate(request.headers.get("Accept", ""))
@@ -646,6 +642,21 @@ def _manager(request: web.Request) -> str:
         return given
     agent = request.headers.get("User-Agent", "")
     return agent.split("/", 1)[0][:128] if agent else "unknown"
+
+
+def _verb(method: str, target: Target, *, watch: bool) -> str | None:
+    """The Kubernetes verb of a request on a resource path (kube-apiserver's RequestInfo), if any."""
+    if method == "GET":
+        return "watch" if watch else ("get" if target.name else "list")
+    if method == "POST":
+        return None if target.name else "create"
+    if method in ("PUT", "PATCH"):
+        return ("update" if method == "PUT" else "patch") if target.name else None
+    if method == "DELETE":
+        if not target.name:
+            return "deletecollection"
+        return None if target.subresource else "delete"
+    return None
 
 
 async def _delete_options(request: web.Request) -> DeleteOptions:

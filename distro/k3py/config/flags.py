@@ -209,6 +209,19 @@ SERVER_FLAGS: tuple[Flag, ...] = (
         help=f"Do not deploy this packaged component (repeatable; one of: {', '.join(DISABLEABLE)}).",
     ),
     Flag(
+        name="runtime-config",
+        kind=Kind.LIST,
+        metavar="KEY=BOOL",
+        parse=values.list_of(values.runtime_config_item),
+        default=(),
+        default_help="",
+        help=(
+            "Turn API group-versions or single resources on or off, as kube-apiserver's flag: "
+            "GROUP/VERSION=false, v1/RESOURCE=false, api/alpha=true (repeatable, or comma-separated). "
+            "Only what this build's API manifest holds can be turned on (see docs/api-surface.md)."
+        ),
+    ),
+    Flag(
         name="disable-agent",
         kind=Kind.SWITCH,
         parse=values.switch,

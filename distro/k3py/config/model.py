@@ -52,6 +52,8 @@ class ServerConfig:
     write_kubeconfig: Path
     write_kubeconfig_mode: int
     disable: frozenset[str]
+    runtime_config: tuple[tuple[str, bool], ...]
+    """``--runtime-config`` entries in order: (``group/version[/resource]`` or ``api/…``, enabled)."""
     disable_agent: bool
     node_name: str
     node_ip: IPAddress | None

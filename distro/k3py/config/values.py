@@ -191,3 +191,27 @@ def _split(raw: object) -> list[object]:
     if isinstance(raw, str):
         return [part.strip() for part in raw.split(",") if part.strip()]
     return [raw]
+
+
+RUNTIME_CONFIG_MATCHERS = ("api/all", "api/ga", "api/beta", "api/alpha")
+_GO_TRUE = ("1", "t", "T", "true", "TRUE", "True")
+_GO_FALSE = ("0", "f", "F", "false", "FALSE", "False")
+
+
+def runtime_config_item(raw: object) -> tuple[str, bool]:
+    """One ``--runtime-config`` entry, ``KEY[=BOOL]``, read as kube-apiserver reads it.
+
+    A version or resource key with no value means true; the ``api/...`` keys need an explicit
+    ``true`` or ``false``; values are Go booleans (``1``, ``t``, ``True``, ``0``, ``f``...).
+    Whether the key names an API is the API manifest's business, checked when the server starts.
+    """
+    key, sep, value = _scalar(raw).strip().partition("=")
+    if not key or key != key.strip() or " " in key:
+        raise ValueError(f"{_show(raw)} is not KEY[=BOOL] (e.g. batch/v1=false, api/alpha=true)")
+    if key in RUNTIME_CONFIG_MATCHERS and value not in ("true", "false"):
+        raise ValueError(f"{_show(raw)}: {key} needs =true or =false")
+    if not sep or value == "" or value in _GO_TRUE:
+        return key, True
+    if value in _GO_FALSE:
+        return key, False
+    raise ValueError(f"{_show(raw)}: {value!r} is not a boolean")

@@ -22,9 +22,12 @@ from aiohttp import web
 
 from k3py import __version__, payload
 from k3py.aio import Gate, StopRequest, Supervisor, stop_on_signals
+from k3py.api import resources
+from k3py.api.profiles import ProfileError
+from k3py.api.resources import Registry
 from k3py.apiserver.app import build_app
 from k3py.apiserver.bootstrap import bootstrap
-from k3py.config import ServerConfig
+from k3py.config import ConfigError, ServerConfig
 from k3py.pki import (
     Pki,
     PkiError,
@@ -63,6 +66,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         "Starting k3py v%s (python %s) on node %s", __version__, platform.python_version(), config.node_name
     )
     log.debug("Configuration: %r", config)
+    registry = served_apis(config)
     async with AsyncExitStack() as cleanup:
         prepare_data_dir(config)
         if not config.disable_agent:
@@ -87,8 +91,14 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             HealthCheck("shutdown", shutdown, endpoints=frozenset({"readyz"})),
         )
         pki = await asyncio.to_thread(_pki, config)
-        await bootstrap(store, config.service_cidr, config.https_listen_port)
-        app = build_app(store, health_routes(checks), identify=_identify, service_cidr=config.service_cidr)
+        await bootstrap(store, config.service_cidr, config.https_listen_port, registry)
+        app = build_app(
+            store,
+            health_routes(checks),
+            identify=_identify,
+            registry=registry,
+            service_cidr=config.service_cidr,
+        )
         listener = Listener(
             config.bind_address,
             config.https_listen_port,
@@ -108,6 +118,24 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
     if tasks.failure is not None:
         raise tasks.failure
     log.info("k3py server stopped")
+
+
+def served_apis(config: ServerConfig) -> Registry:
+    """What this server serves: the bundled API manifest's selection, then ``--runtime-config``."""
+    try:
+        selection = resources.selection(dict(config.runtime_config))
+    except ProfileError as err:
+        raise ConfigError(str(err).removeprefix("--runtime-config: "), flag="runtime-config") from None
+    served = resources.from_manifest(selection)
+    log.info(
+        "Serving %d resources in %d group-versions",
+        len(served),
+        len({r.group_version for r in served}),
+    )
+    for r in selection.resources():
+        if reason := resources.unserved_reason(r):
+            log.debug("Not serving %s/%s: %s", r.group_version, r.plural, reason)
+    return Registry(served)
 
 
 async def _close_store(store: StoreHandle) -> None:
