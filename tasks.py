@@ -2,6 +2,7 @@
 
 - ``invoke deps``    install the Debian packages k3py, its tests and its build need; set up QEMU (root)
 - ``invoke build``   build the one-file binary dist/k3py-linux-<arch> for a target (root)
+- ``invoke manifest`` strip the API manifest and schemas to a profile, as a build does; show why
 - ``invoke test``    run the test suite (pytest, in parallel)
 - ``invoke lint``    ruff check, ruff format --check, mypy, import-linter
 - ``invoke server``  run a development server with its state under .cache/dev
@@ -30,17 +31,29 @@ from rich.progress import Task as ProgressTask
 from rich.table import Table
 from rich.text import Text
 
+from build import apimanifest
 from build import host as build_host
 from build.errors import BuildError
+from build.paths import cache_dir
 from build.pipeline import STAGES, BuildOptions, build_target
 from build.report import BuildReport
 from build.targets import Target, native_target_name, resolve_targets, target_names
+from k3py.api.profiles import ROW_HEADER, Profile
 from k3py.util import proc
 
 ROOT = Path(__file__).resolve().parent
 DEV_DIR = ROOT / ".cache" / "dev"
 LINT_PATHS = ("distro", "build", "tests", "tasks.py")
 DEFAULT_MARKERS = "not qemu"
+API_REPORT = ROOT / "docs" / "api-surface.md"
+
+# The options of a build's API profile (k3py.api.profiles.Profile), shared by build and manifest.
+PROFILE_HELP = {
+    "keep_alpha": "keep the alpha group-versions (stripped by default); the server then serves them",
+    "keep_deprecated": "keep deprecated APIs (otherwise stripped, unless a conformance test needs them)",
+    "only": "keep only these APIs: GROUP or GROUP/VERSION, comma-separated (the core group is 'core')",
+    "drop": "strip these APIs whatever else says: GROUP or GROUP/VERSION, comma-separated",
+}
 
 DEBIAN_PACKAGES = {
     "sqlite3": "the sqlite3 shell, to inspect the datastore (<data-dir>/server/db/state.db)",
@@ -311,6 +324,7 @@ def _build_report_table(reports: list[BuildReport]) -> Table:
         "refresh_rootfs": "bootstrap the root filesystem again even if its recipe is cached",
         "keep_work": "keep the unpacked root and PyInstaller's work under .cache/k3py/work/<arch>",
         "backend": "where the target's commands run: chroot, docker, or auto (docker when an engine answers)",
+        **PROFILE_HELP,
     },
 )
 def build_binary(
@@ -320,13 +334,20 @@ def build_binary(
     refresh_rootfs: bool = False,
     keep_work: bool = False,
     backend: str = "auto",
+    keep_alpha: bool = False,
+    keep_deprecated: bool = False,
+    only: str = "",
+    drop: str = "",
 ) -> None:
     """Build dist/k3py-linux-<arch> (+ .sha256, .lock, .report.json) in a root filesystem of the target."""
     try:
         targets = resolve_targets(arch or native_target_name())
     except BuildError as exc:
         raise Exit(f"build: {exc}", code=exc.exit_code) from None
-    options = BuildOptions(refresh_rootfs=refresh_rootfs, keep_work=keep_work, backend=backend)
+    profile = _profile(keep_alpha=keep_alpha, keep_deprecated=keep_deprecated, only=only, drop=drop)
+    options = BuildOptions(
+        refresh_rootfs=refresh_rootfs, keep_work=keep_work, backend=backend, profile=profile
+    )
     console.rule(f"[bold]build[/] {', '.join(t.name for t in targets)}")
     columns = (
         _StageColumn(finished_text="[green]✓[/]"),
@@ -348,7 +369,83 @@ def build_binary(
                 raise Exit(f"build {target.name}: interrupted (mounts torn down)", code=130) from None
     console.print(_build_report_table(reports))
     for report in reports:
+        console.print(
+            f"[dim]{report.target} API ({apimanifest.describe(profile)}): {report.api_groupversions} "
+            f"group-versions, schemas {report.api_schema_bytes_before:,} → {report.api_schema_bytes_after:,} "
+            "bytes gzip[/]"
+        )
         console.print(f"[dim]report: {Path(report.artifact).name}.report.json · log: {report.log}[/]")
 
 
-namespace = Collection(deps, test, lint, server, build_binary)
+def _profile(*, keep_alpha: bool, keep_deprecated: bool, only: str, drop: str) -> Profile:
+    """A build's API profile from the command line (``--only``/``--drop`` are comma-separated)."""
+
+    def names(value: str) -> tuple[str, ...]:
+        return tuple(name for name in (part.strip() for part in value.split(",")) if name)
+
+    return Profile(keep_alpha=keep_alpha, keep_deprecated=keep_deprecated, only=names(only), drop=names(drop))
+
+
+@task(
+    help={
+        **PROFILE_HELP,
+        "write_report": f"also write {API_REPORT.relative_to(ROOT)} (the default profile only)",
+    }
+)
+def manifest(
+    c: Context,
+    keep_alpha: bool = False,
+    keep_deprecated: bool = False,
+    only: str = "",
+    drop: str = "",
+    write_report: bool = False,
+) -> None:
+    """Strip the API manifest and schemas to a profile as `invoke build` does; show what is kept and why."""
+    profile = _profile(keep_alpha=keep_alpha, keep_deprecated=keep_deprecated, only=only, drop=drop)
+    if write_report and profile != Profile():
+        raise Exit(
+            f"manifest: --write-report documents the default profile; run it without "
+            f"{apimanifest.describe(profile)}",
+            code=2,
+        )
+    out_dir = apimanifest.output_dir(cache_dir(), profile)
+    try:
+        stripped = apimanifest.strip(profile, out_dir)
+    except BuildError as exc:
+        raise Exit(f"manifest: {exc}", code=exc.exit_code) from None
+    console.print(_manifest_table(stripped))
+    counts = apimanifest.totals(stripped.selection)
+    for what, title in (("groupversions", "group-versions"), ("resources", "resources")):
+        kept = sum(n for key, n in counts[what].items() if key.endswith(" kept"))
+        removed = sum(n for key, n in counts[what].items() if key.endswith(" stripped"))
+        console.print(f"[bold]{title}:[/] {kept} kept, {removed} stripped")
+    before, after = stripped.before, stripped.after
+    console.print(
+        f"[bold]schemas:[/] {before.gzip_bytes:,} → {after.gzip_bytes:,} bytes gzip "
+        f"({before.definitions} → {after.definitions} definitions)"
+    )
+    for path in (stripped.manifest_path, stripped.schemas_path):
+        console.print(f"[dim]wrote {_shown(path)}[/]")
+    if write_report:
+        API_REPORT.write_text(apimanifest.render_report(stripped), encoding="utf-8")
+        console.print(f"[green]manifest: wrote {_shown(API_REPORT)}[/]")
+
+
+def _manifest_table(stripped: apimanifest.StrippedApi) -> Table:
+    table = Table(title=f"API profile: {apimanifest.describe(stripped.profile)}", title_justify="left")
+    for column in ROW_HEADER:
+        table.add_column(column.lower())
+    for decision in stripped.selection.rows():
+        api, stability, kept, reason = decision.cells()
+        style = "green" if decision.kept else "yellow"
+        table.add_row(
+            f"  {api}" if decision.resource else f"[bold]{api}[/]", stability, f"[{style}]{kept}[/]", reason
+        )
+    return table
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+namespace = Collection(deps, test, lint, server, build_binary, manifest)

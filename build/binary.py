@@ -8,6 +8,8 @@ QEMU for a foreign target) through a :class:`~build.runner.Runner`:
 2. :func:`install_dependencies` creates a venv in the root, installs that wheel and, from PyPI,
    its dependencies (wheels for the target's tags, built in the root where PyPI has none) and
    returns the exact versions: the lock written beside the binary.
+   :func:`install_stripped_api` then puts the build's stripped API manifest and schema bundle
+   (:mod:`build.apimanifest`) in place of the wheel's full ones, so the binary carries only those.
 3. :func:`install_pyinstaller` adds the pinned PyInstaller (its armv7 bootloader compiles there).
 4. :func:`run_pyinstaller` makes the stripped onefile binary from :data:`ENTRY_SCRIPT`, with
    k3py's data files (``k3py/api/data/*.json.gz``, read through importlib.resources) and every
@@ -28,6 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from build.apimanifest import StrippedApi
 from build.errors import BuildError
 from build.paths import ROOT
 from build.runner import CommandLog, Runner, call
@@ -38,6 +41,7 @@ PYTHONHASHSEED = "0"
 RUNTIME_TMPDIR = "/var/tmp"
 GUEST_WORK = "/work"
 GUEST_PIP_CACHE = "/var/cache/k3py-pip"
+STAGED_API = "api"  # the stripped API data, staged in the job directory (/work/api in the guest)
 VENV = "/opt/k3py-build/venv"
 ENTRY_SCRIPT = '"""k3py binary entry point (PyInstaller)."""\n\nfrom k3py.cli.main import main\n\nmain()\n'
 # Standard-library parts no k3py code path imports; left out of the binary.
@@ -130,6 +134,40 @@ def install_dependencies(runner: Runner, wheel: str) -> dict[str, str]:
     runner.run(["python3", "-m", "venv", VENV])
     runner.run([f"{VENV}/bin/pip", "install", f"{GUEST_WORK}/wheels/{wheel}"], env=pip_env())
     return installed_versions(runner)
+
+
+def install_stripped_api(runner: Runner, job: Path, api: StrippedApi) -> None:
+    """Replace the venv's ``k3py/api/manifest.toml`` and schema bundle with the build's stripped ones.
+
+    The files are staged in the job directory and copied inside the guest (the same for every
+    runner); the guest's k3py then reads them back, and must see what the build stripped.
+    """
+    staged = job / STAGED_API
+    staged.mkdir(parents=True, exist_ok=True)
+    installed = {api.manifest_path: api.manifest_path.name, api.schemas_path: f"data/{api.schemas_path.name}"}
+    for source in installed:
+        shutil.copyfile(source, staged / source.name)
+    # Where pip put k3py's API package, checking that the files being replaced are there.
+    locate = (
+        "import pathlib, sys, sysconfig; "
+        "package = pathlib.Path(sysconfig.get_path('purelib'), 'k3py', 'api'); "
+        "missing = [name for name in sys.argv[1:] if not (package / name).is_file()]; "
+        "sys.exit(f'the installed k3py has no {missing} in {package}') if missing else print(package)"
+    )
+    package = runner.run([f"{VENV}/bin/python", "-c", locate, *installed.values()]).splitlines()[-1]
+    for source, relative in installed.items():
+        runner.run(["cp", f"{GUEST_WORK}/{STAGED_API}/{source.name}", f"{package}/{relative}"])
+    check = (
+        "import json; from k3py.api.manifest import load; from k3py.api.schema import Schemas; m = load(); "
+        "print(json.dumps([m.stripped is not None, len(m.groupversions), len(Schemas.get())]))"
+    )
+    seen = json.loads(runner.run([f"{VENV}/bin/python", "-B", "-c", check]).splitlines()[-1])
+    expected = [True, len(api.served), api.after.definitions]
+    if seen != expected:
+        raise BuildError(
+            f"the guest's k3py reads [stripped, group-versions, definitions] = {seen}, expected {expected}: "
+            f"the stripped API data did not replace the installed one in {package}"
+        )
 
 
 def install_pyinstaller(runner: Runner) -> dict[str, str]:

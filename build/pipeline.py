@@ -1,17 +1,20 @@
-"""One target's build, stage by stage: host check → root filesystem → wheel → unpack →
-dependencies → PyInstaller → payload → artifact.
+"""One target's build, stage by stage: host check → stripped API → root filesystem → wheel →
+unpack → dependencies → PyInstaller → payload → artifact.
 
 :func:`build_target` owns the order, the timing and the workspace; the stages' work lives in
-:mod:`build.host`, :mod:`build.rootfs`, :mod:`build.binary` and :mod:`build.payload`. A
+:mod:`build.host`, :mod:`build.apimanifest`, :mod:`build.rootfs`, :mod:`build.binary` and
+:mod:`build.payload`. The ``api`` stage strips the API manifest and schema bundle to the build's
+profile (early, so that a bad profile fails before any work); they replace the wheel's in the
+guest venv once the dependencies are installed, before PyInstaller. A
 :class:`Listener` hears each stage start and finish (``invoke build`` draws its progress display
 from it); every command and its output go to ``<cache>/logs/k3py-linux-<arch>.log`` and,
 through the log's sink, to the console with ``--verbose``.
 
 The workspace ``<cache>/work/<arch>/`` (a tmpfs for ``build_in_tmpfs`` targets) holds the
 unpacked root (``root/``) and the job directory bind-mounted at ``/work`` inside it (wheel,
-entry script, PyInstaller's work and output). It is emptied before each build and removed after
-a successful one (kept with ``keep_work``, and after a failure for inspection; a tmpfs goes in
-any case); a lock file keeps two builds of one target apart.
+stripped API data, entry script, PyInstaller's work and output). It is emptied before each
+build and removed after a successful one (kept with ``keep_work``, and after a failure for
+inspection; a tmpfs goes in any case); a lock file keeps two builds of one target apart.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ import fcntl
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from build import binary, host, payload, rootfs
+from build import apimanifest, binary, host, payload, rootfs
 from build.errors import BuildError
 from build.paths import DIST, ROOT, cache_dir
 from build.report import BuildReport, write_checksum, write_lock
@@ -40,9 +43,11 @@ from build.runner import (
     tmpfs,
 )
 from build.targets import Target
+from k3py.api.profiles import Profile
 
 STAGES = {
     "host": "check the host",
+    "api": "API manifest, schemas",
     "rootfs": "root filesystem",
     "wheel": "k3py wheel",
     "unpack": "unpack the root",
@@ -71,6 +76,8 @@ class BuildOptions:
     keep_work: bool = False
     backend: str = "auto"
     """Where commands run: ``chroot``, ``docker`` (a reachable engine), ``auto`` (docker if one answers)."""
+    profile: Profile = field(default_factory=Profile)
+    """Which APIs the binary serves: its manifest and schema bundle are stripped to them."""
 
 
 @dataclass
@@ -111,6 +118,13 @@ def _build(target: Target, options: BuildOptions, listener: Listener, log: Comma
         host.require_ready([target])
         commit, epoch = _git_state(log)
         stages.note = f"commit {commit[:12]}"
+    with stages.stage("api"):
+        api = apimanifest.strip(options.profile, apimanifest.output_dir(options.cache, options.profile))
+        stages.note = (
+            f"{apimanifest.describe(options.profile)}: {len(api.served)} of "
+            f"{len(api.selection.manifest.groupversions)} group-versions, schemas "
+            f"{api.before.gzip_bytes / 1e3:.0f} → {api.after.gzip_bytes / 1e3:.0f} kB"
+        )
     with stages.stage("rootfs"):
         image = rootfs.ensure_rootfs(target, cache=options.cache, log=log, refresh=options.refresh_rootfs)
         stages.note = f"{'cached' if image.cached else 'bootstrapped'} {image.tarball.name}"
@@ -129,7 +143,10 @@ def _build(target: Target, options: BuildOptions, listener: Listener, log: Comma
                 with stages.stage("dependencies"):
                     guest = binary.guest_info(runner)
                     runtime = binary.install_dependencies(runner, wheel.name)
-                    stages.note = f"python {guest.python} ({guest.machine}), {len(runtime)} packages"
+                    binary.install_stripped_api(runner, job, api)
+                    stages.note = (
+                        f"python {guest.python} ({guest.machine}), {len(runtime)} packages, stripped API"
+                    )
                 with stages.stage("pyinstaller"):
                     tools = binary.install_pyinstaller(runner)
                     built = binary.run_pyinstaller(runner, job, target, source_date_epoch=epoch)
@@ -173,6 +190,12 @@ def _build(target: Target, options: BuildOptions, listener: Listener, log: Comma
         source_date_epoch=epoch,
         git_commit=commit,
         log=str(log.path),
+        api_profile=asdict(api.build),
+        api_groupversions=len(api.served),
+        api_schema_bytes_before=api.before.gzip_bytes,
+        api_schema_bytes_after=api.after.gzip_bytes,
+        api_definitions_before=api.before.definitions,
+        api_definitions_after=api.after.definitions,
     )
     report.write(artifact.with_name(artifact.name + ".report.json"))
     return report

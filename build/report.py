@@ -41,6 +41,17 @@ class BuildReport:
     source_date_epoch: int
     git_commit: str
     log: str
+    # The API the binary carries (build/apimanifest.py); defaults read reports from before it.
+    api_profile: dict[str, object] = field(default_factory=dict)
+    """keep_alpha, keep_deprecated, only, drop: the build's profile (its manifest's [build] table)."""
+    api_groupversions: int = 0
+    """Group-versions in the stripped manifest."""
+    api_schema_bytes_before: int = 0
+    """The full schema bundle, gzip bytes (the wheel's)."""
+    api_schema_bytes_after: int = 0
+    """The stripped schema bundle, gzip bytes (the binary's)."""
+    api_definitions_before: int = 0
+    api_definitions_after: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:

@@ -11,8 +11,9 @@ writes it gzipped to ``distro/k3py/api/data/definitions-<minor>.json.gz``, where
 :mod:`k3py.api.schema` loads it. The output depends only on the input: keys keep their order and
 the gzip header carries no name and no time, so two runs write the same bytes.
 
-Run ``python build/schemas.py`` after bumping the kubernetes-validate pin (dev extra). Every
-definition is kept for now; the API-manifest step will cut them down to the served kinds.
+Run ``python build/schemas.py`` after bumping the kubernetes-validate pin (dev extra). The
+source tree keeps every definition; ``invoke build`` puts into the binary only those its API
+profile serves (``build/apimanifest.py``).
 """
 
 from __future__ import annotations

@@ -1,15 +1,20 @@
-"""The amd64 binary, built natively: it runs, serves /readyz over TLS quickly and carries its data files."""
+"""The amd64 binary, built natively: it runs, serves /readyz over TLS quickly and carries its data files
+(the API manifest and schemas stripped by the build's default profile)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from build.apimanifest import strip
 from build.smoke import NATIVE, serve
+from k3py.api.manifest import Stability, Stripped, parse
+from k3py.api.profiles import Profile
 from k3py.payload import TRAILER
 from tests.build.conftest import Build
 
@@ -82,3 +87,30 @@ def test_binary_is_python_then_payload(built: Build) -> None:
     report = built("amd64")
     assert report.size_bytes == report.python_bytes + report.payload_bytes + TRAILER.size
     assert report.size_bytes <= MAX_BYTES, f"{report.size_bytes / 1e6:.1f} MB > {MAX_BYTES / 1e6:.0f} MB"
+
+
+def test_binary_carries_the_stripped_api(built: Build, tmp_path: Path, free_port: int) -> None:
+    report = built("amd64")
+    expected = strip(Profile(), tmp_path / "api")
+    assert report.api_profile == {"keep_alpha": False, "keep_deprecated": False, "only": [], "drop": []}
+    assert report.api_groupversions == len(expected.served)
+    assert report.api_schema_bytes_after == expected.after.gzip_bytes < report.api_schema_bytes_before
+    with serve(NATIVE, Path(report.artifact), tmp_path, free_port, timeout=30) as server:
+        # What the binary unpacked for its Python (read while it runs): the stripped files, byte for byte.
+        pid = server.process.pid
+        (child,) = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        match = re.search(r"/var/tmp/_MEI\w+", Path(f"/proc/{child}/maps").read_text())
+        assert match is not None
+        package = Path(match[0]) / "k3py" / "api"
+        manifest_bytes = (package / "manifest.toml").read_bytes()
+        assert manifest_bytes == expected.manifest_path.read_bytes()
+        assert (
+            package / "data" / expected.schemas_path.name
+        ).read_bytes() == expected.schemas_path.read_bytes()
+        status, body = server.get("/apis", client_cert=True)
+        assert status == 200, body[:500]
+        served_versions = [v["version"] for g in json.loads(body)["groups"] for v in g["versions"]]
+    manifest = parse(manifest_bytes)
+    assert manifest.stripped == Stripped()
+    assert not [gv.name for gv in manifest if gv.stability is Stability.ALPHA]
+    assert served_versions and not [v for v in served_versions if "alpha" in v]

@@ -23,6 +23,7 @@ from aiohttp import web
 from k3py import __version__, payload
 from k3py.aio import Gate, StopRequest, Supervisor, stop_on_signals
 from k3py.api import resources
+from k3py.api.manifest import load as load_manifest
 from k3py.api.profiles import ProfileError
 from k3py.api.resources import Registry
 from k3py.apiserver.app import build_app
@@ -125,7 +126,13 @@ def served_apis(config: ServerConfig) -> Registry:
     try:
         selection = resources.selection(dict(config.runtime_config))
     except ProfileError as err:
-        raise ConfigError(str(err).removeprefix("--runtime-config: "), flag="runtime-config") from None
+        problem = str(err).removeprefix("--runtime-config: ")
+        if load_manifest().stripped is not None:
+            problem += (
+                "; this binary's API manifest was stripped when it was built: rebuild with "
+                "`invoke build --keep-alpha`, `--keep-deprecated` or `--only` to carry more"
+            )
+        raise ConfigError(problem, flag="runtime-config") from None
     served = resources.from_manifest(selection)
     log.info(
         "Serving %d resources in %d group-versions",
