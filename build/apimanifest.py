@@ -38,6 +38,7 @@ from build.paths import ROOT
 from k3py.api.manifest import CORE, GroupVersion, Manifest, ManifestResource, Stability, Stripped, load
 from k3py.api.manifest import DATA_FILE as MANIFEST_FILE
 from k3py.api.profiles import ROW_HEADER, Profile, ProfileError, Selection, select
+from k3py.api.protobuf import DATA_FILE as PROTOBUF_FILE
 from k3py.api.resources import unserved_reason
 from k3py.api.schema import DATA_FILE as SCHEMA_FILE
 from k3py.api.schema import REF_PREFIX, Schemas
@@ -45,6 +46,7 @@ from k3py.api.schema import REF_PREFIX, Schemas
 REPORT_COMMAND: Final = "invoke manifest --write-report"
 # The full data the wheel ships, read from the tree being built (as build/schemas.py writes it).
 MANIFEST_SOURCE: Final = ROOT / "distro" / "k3py" / "api" / MANIFEST_FILE
+PROTOBUF_SOURCE_DIR: Final = ROOT / "distro" / "k3py" / "api" / "data"
 
 # Definitions k3py's own code reaches by name, whatever group-versions a build serves: they must
 # stay in every stripped bundle even when no served kind refers to them.
@@ -103,8 +105,21 @@ class StrippedApi:
     """The stripped manifest's ``[build]`` table: the profile, as the server and the report see it."""
     manifest_path: Path
     schemas_path: Path
+    protobuf_path: Path
     before: BundleSize
     after: BundleSize
+    protobuf_before: BundleSize
+    protobuf_after: BundleSize
+    """``definitions`` counts the wire layout's structs."""
+
+    @property
+    def paths(self) -> dict[Path, str]:
+        """Each stripped file and where it goes in the installed ``k3py/api`` package."""
+        return {
+            self.manifest_path: self.manifest_path.name,
+            self.schemas_path: f"data/{self.schemas_path.name}",
+            self.protobuf_path: f"data/{self.protobuf_path.name}",
+        }
 
     @property
     def profile(self) -> Profile:
@@ -148,14 +163,60 @@ def strip(profile: Profile, out_dir: Path) -> StrippedApi:
             for key, value in document.items()}  # fmt: skip
     packed = gzip.compress(full_schemas.minify(slim), compresslevel=9, mtime=0)
     schemas_path = _write(out_dir / SCHEMA_FILE, packed)
+    wire_source = PROTOBUF_SOURCE_DIR / PROTOBUF_FILE
+    wire = json.loads(gzip.decompress(wire_source.read_bytes()))
+    wire_slim = strip_wire_layout(wire, {gv.group_version for gv in selection.groupversions()})
+    wire_packed = gzip.compress(
+        json.dumps(wire_slim, separators=(",", ":")).encode(), compresslevel=9, mtime=0
+    )
+    protobuf_path = _write(out_dir / PROTOBUF_FILE, wire_packed)
     return StrippedApi(
         selection=selection,
         build=stripped,
         manifest_path=manifest_path,
         schemas_path=schemas_path,
+        protobuf_path=protobuf_path,
         before=BundleSize(gzip_bytes=source.stat().st_size, definitions=len(definitions)),
         after=BundleSize(gzip_bytes=len(packed), definitions=len(names)),
+        protobuf_before=BundleSize(gzip_bytes=wire_source.stat().st_size, definitions=len(wire["types"])),
+        protobuf_after=BundleSize(gzip_bytes=len(wire_packed), definitions=len(wire_slim["types"])),
     )
+
+
+def strip_wire_layout(document: dict[str, Any], served: set[str]) -> dict[str, Any]:
+    """The protobuf wire layout (``build/protos.py``'s output) cut to the served group-versions.
+
+    Kinds of other group-versions go; so do the structs no kept kind reaches. ``v1`` keeps only
+    what core serves plus Status (every group answers with it); ``meta.k8s.io/v1`` (options,
+    PartialObjectMetadata) stays whole.
+    """
+    kinds: dict[str, dict[str, str]] = {}
+    for api_version, by_kind in document["kinds"].items():
+        if api_version == "meta.k8s.io/v1" or api_version in served:
+            kinds[api_version] = dict(by_kind)
+        elif api_version == "v1":
+            kinds[api_version] = {"Status": by_kind["Status"]}
+    types: dict[str, list[list[Any]]] = document["types"]
+    reached: set[str] = set()
+    pending = [name for by_kind in kinds.values() for name in by_kind.values()]
+    while pending:
+        name = pending.pop()
+        if name in reached or name not in types:
+            continue
+        reached.add(name)
+        for _json, _number, text, _flags in types[name]:
+            pending.extend(_struct_names(text))
+    return {**document, "kinds": kinds, "types": {name: types[name] for name in types if name in reached}}
+
+
+def _struct_names(text: str) -> list[str]:
+    """The struct a wire type names, read as ``k3py.api.protobuf`` reads type strings."""
+    for prefix in ("[]", "wrap[]"):
+        if text.startswith(prefix):
+            return _struct_names(text[len(prefix) :])
+    if text.startswith("map["):
+        return _struct_names(text[4:].partition("]")[2])
+    return [text] if "/" in text and not text.startswith("@") else []
 
 
 def kept_definitions(definitions: dict[str, Any], resources: Iterable[ManifestResource]) -> list[str]:
@@ -409,6 +470,14 @@ def render_report(stripped: StrippedApi) -> str:
         f"| full (upstream {manifest.kubernetes}) | {stripped.before.gzip_bytes:,} | "
         f"{stripped.before.definitions:,} |",
         f"| stripped | {stripped.after.gzip_bytes:,} | {stripped.after.definitions:,} |",
+        "",
+        f"`k3py/api/data/{PROTOBUF_FILE}`: the protobuf wire layout of the served kinds (kubectl sends",
+        "protobuf bodies), cut the same way.",
+        "",
+        "| wire layout | gzip bytes | structs |",
+        "|---|--:|--:|",
+        f"| full | {stripped.protobuf_before.gzip_bytes:,} | {stripped.protobuf_before.definitions:,} |",
+        f"| stripped | {stripped.protobuf_after.gzip_bytes:,} | {stripped.protobuf_after.definitions:,} |",
         "",
         "## Conformance exceptions",
         "",

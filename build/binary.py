@@ -144,7 +144,7 @@ def install_stripped_api(runner: Runner, job: Path, api: StrippedApi) -> None:
     """
     staged = job / STAGED_API
     staged.mkdir(parents=True, exist_ok=True)
-    installed = {api.manifest_path: api.manifest_path.name, api.schemas_path: f"data/{api.schemas_path.name}"}
+    installed = api.paths
     for source in installed:
         shutil.copyfile(source, staged / source.name)
     # Where pip put k3py's API package, checking that the files being replaced are there.
@@ -158,14 +158,17 @@ def install_stripped_api(runner: Runner, job: Path, api: StrippedApi) -> None:
     for source, relative in installed.items():
         runner.run(["cp", f"{GUEST_WORK}/{STAGED_API}/{source.name}", f"{package}/{relative}"])
     check = (
-        "import json; from k3py.api.manifest import load; from k3py.api.schema import Schemas; m = load(); "
-        "print(json.dumps([m.stripped is not None, len(m.groupversions), len(Schemas.get())]))"
+        "import json; from k3py.api.manifest import load; from k3py.api.schema import Schemas; "
+        "from k3py.api.protobuf import Descriptor; m = load(); "
+        "print(json.dumps([m.stripped is not None, len(m.groupversions), len(Schemas.get()), "
+        "len(Descriptor.get())]))"
     )
     seen = json.loads(runner.run([f"{VENV}/bin/python", "-B", "-c", check]).splitlines()[-1])
-    expected = [True, len(api.served), api.after.definitions]
+    expected = [True, len(api.served), api.after.definitions, api.protobuf_after.definitions]
     if seen != expected:
         raise BuildError(
-            f"the guest's k3py reads [stripped, group-versions, definitions] = {seen}, expected {expected}: "
+            f"the guest's k3py reads [stripped, group-versions, definitions, wire structs] = {seen}, "
+            f"expected {expected}: "
             f"the stripped API data did not replace the installed one in {package}"
         )
 

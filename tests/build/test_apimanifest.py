@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import json
 import re
 import subprocess
 import sys
@@ -240,3 +242,23 @@ def test_invoke_manifest_writes_the_report_only_for_the_default_profile() -> Non
     assert result.stderr.strip() == (
         "manifest: --write-report documents the default profile; run it without --keep-alpha"
     )
+
+
+def test_the_wire_layout_keeps_the_served_kinds_and_everything_they_reach(tmp_path: Path) -> None:
+    stripped = strip(Profile(), tmp_path / "api")
+    wire = json.loads(gzip.decompress(stripped.protobuf_path.read_bytes()))
+    served = {gv.group_version for gv in stripped.served}
+    # APIService's module is not described (k3py does not serve it: no aggregation layer).
+    assert set(wire["kinds"]) == (served - {"apiregistration.k8s.io/v1"}) | {"meta.k8s.io/v1"}
+    assert "Deployment" in wire["kinds"]["apps/v1"] and "Status" in wire["kinds"]["v1"]
+    assert not [v for v in wire["kinds"] if "alpha" in v or "beta" in v]
+    for fields in wire["types"].values():
+        for _json, _number, text, _flags in fields:
+            for name in re.findall(r"[\w.\-]+/[\w./\-]+\.\w+", text):
+                assert name in wire["types"], name
+    assert stripped.protobuf_after.definitions < stripped.protobuf_before.definitions
+    assert set(stripped.paths.values()) == {
+        "manifest.toml",
+        "data/definitions-1.37.json.gz",
+        "data/protobuf-1.37.json.gz",
+    }

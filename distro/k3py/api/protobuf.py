@@ -153,6 +153,10 @@ class Descriptor:
     def kind(self, api_version: str, kind: str) -> str | None:
         return self.kinds.get(api_version, {}).get(kind)
 
+    def __len__(self) -> int:
+        """How many structs the layout describes."""
+        return len(self._raw)
+
 
 @functools.cache
 def _bundled() -> Descriptor:
