@@ -18,6 +18,7 @@ import argparse
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from build.paths import cache_dir
@@ -26,6 +27,7 @@ from build.report import BuildReport
 from build.runner import QuietSink
 from build.smoke import NATIVE, Host, guest_root, serve
 from build.targets import Target, resolve_targets
+from k3py.api.profiles import Profile
 
 START_TIMEOUT = 120.0
 
@@ -47,20 +49,39 @@ def free_port() -> int:
         return port
 
 
-def starts(report: BuildReport, host: Host, workdir: Path) -> tuple[float, float]:
-    """Seconds to /readyz for a first start (unpacks the payload) and a second one (does not)."""
+def starts(report: BuildReport, host: Host, workdir: Path) -> tuple[float, float, float]:
+    """Seconds to /readyz for a first start (unpacks the payload) and a second one (does not),
+    and the resident memory (MB) of the second, idle, once ready: bootloader and server."""
     binary = host.root / "usr/local/bin/k3py" if host.prefix else Path(report.artifact)
-    times = []
+    times, rss = [], 0.0
     for _ in range(2):
         with serve(host, binary, workdir, free_port(), timeout=START_TIMEOUT, agent=True) as server:
             times.append(server.ready_seconds)
-    return times[0], times[1]
+            time.sleep(2)
+            rss = resident_mb(server.process.pid)
+    return times[0], times[1], rss
 
 
-def measure(target: Target, *, cold: bool, scratch: Path) -> None:
+def resident_mb(pid: int) -> float:
+    """VmRSS of ``pid`` and all its descendants (onefile runs Python in a child of its bootloader)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        pending.extend(int(child) for child in children)
+    return total / 1024
+
+
+def measure(target: Target, *, cold: bool, scratch: Path, profile: Profile) -> None:
     cache = scratch / "cache" if cold else cache_dir()
     print(f"{target.name}: building ({'cold, empty cache' if cold else 'cache ' + str(cache)})", flush=True)
-    report = build_target(target, options=BuildOptions(cache=cache), listener=Progress(), sink=QuietSink())
+    options = BuildOptions(cache=cache, profile=profile)
+    report = build_target(target, options=options, listener=Progress(), sink=QuietSink())
     workdir = scratch / f"start-{target.name}"
     if target.emulated:
         guest = scratch / f"guest-{target.name}"
@@ -68,10 +89,10 @@ def measure(target: Target, *, cold: bool, scratch: Path) -> None:
         with guest_root(report, guest) as host:
             inside = host.root / "var/lib/k3py-bench"
             inside.mkdir()
-            first, second = starts(report, host, inside)
+            first, second, rss = starts(report, host, inside)
     else:
         workdir.mkdir()
-        first, second = starts(report, NATIVE, workdir)
+        first, second, rss = starts(report, NATIVE, workdir)
     mb = 1e6
     print(
         f"{target.name}: build {report.build_seconds:.0f} s "
@@ -79,7 +100,8 @@ def measure(target: Target, *, cold: bool, scratch: Path) -> None:
         f"binary {report.size_bytes / mb:.1f} MB = python {report.python_bytes / mb:.1f} MB "
         f"+ payload {report.payload_bytes / mb:.1f} MB "
         f"({report.payload_unpacked_bytes / mb:.0f} MB unpacked); "
-        f"/readyz first start {first:.2f} s, second {second:.2f} s",
+        f"/readyz first start {first:.2f} s, second {second:.2f} s; idle RSS {rss:.1f} MB; "
+        f"API profile {report.api_profile}",
         flush=True,
     )
     for name, component in sorted(report.components.items()):
@@ -96,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold", action="store_true", help="build into an empty cache (no root filesystem, no pip cache)"
     )
+    parser.add_argument("--keep-alpha", action="store_true", help="build with the alpha APIs kept")
+    parser.add_argument("--keep-deprecated", action="store_true", help="build with the deprecated APIs kept")
     args = parser.parse_args(argv)
+    profile = Profile(keep_alpha=args.keep_alpha, keep_deprecated=args.keep_deprecated)
     with tempfile.TemporaryDirectory(prefix="k3py-bench-build-", dir="/var/tmp") as scratch:
         for target in resolve_targets(args.arch):
-            measure(target, cold=args.cold, scratch=Path(scratch))
+            measure(target, cold=args.cold, scratch=Path(scratch), profile=profile)
     return 0
 
 
