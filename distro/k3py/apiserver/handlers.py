@@ -23,7 +23,7 @@ from k3py.api import printers, protobuf
 from k3py.api.resources import Registry, Resource
 from k3py.api.schema import Schemas
 from k3py.api.validation import Cause
-from k3py.apiserver import discovery, errors, fieldvalidation
+from k3py.apiserver import discovery, errors, fieldvalidation, openapi_proto
 from k3py.apiserver.generic import (
     DeleteOptions,
     ListOptions,
@@ -146,10 +146,45 @@ class Api:
         return respond(discovery.version_info())
 
     async def openapi_v2(self, request: web.Request) -> web.Response:
+        """JSON or gnostic protobuf, as the Accept header asks; one ETag for both, as kube-openapi."""
         accept = request.headers.get("Accept", "")
-        if accept and "json" not in accept and "*/*" not in accept:
-            raise errors.not_acceptable(accept)  # the protobuf form is not served; clients fall back
-        return web.Response(body=self.openapi.v2_document(), content_type=JSON)
+        media = self._openapi_v2_media(accept or "*/*")
+        if media is None:
+            raise errors.not_acceptable(accept)
+        document = self.openapi.v2_document()
+        etag = openapi_proto.etag(document)
+        headers = {"ETag": etag, "Vary": "Accept"}
+        if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+            return web.Response(status=304, headers=headers)
+        body = document if media == JSON else openapi_proto.protobuf(document)
+        return web.Response(body=body, headers={**headers, "Content-Type": media})
+
+    @staticmethod
+    def _openapi_v2_media(accept: str) -> str | None:
+        """The Content-Type answering ``accept``: kube-openapi's choice (goautoneg's clause order)."""
+        offers = [(JSON, JSON), *((media, openapi_proto.CONTENT_TYPE) for media in openapi_proto.ACCEPTED)]
+        clauses: list[tuple[float, bool, bool, int, str, str]] = []
+        for part in accept.split(","):
+            media, *params = (piece.strip() for piece in part.split(";"))
+            kind, slash, subtype = (text.strip().lower() for text in media.partition("/"))
+            if not slash and kind != "*":
+                continue
+            quality, extra = 1.0, 0
+            for key, _, value in (param.partition("=") for param in params if "=" in param):
+                if key.strip() != "q":
+                    extra += 1
+                    continue
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+            clauses.append((-quality, kind == "*", (subtype or "*") == "*", -extra, kind, subtype or "*"))
+        for *_, kind, subtype in sorted(clauses, key=lambda clause: clause[:4]):
+            for offered, content_type in offers:
+                offered_kind, _, offered_subtype = offered.partition("/")
+                if kind in (offered_kind, "*") and subtype in (offered_subtype, "*"):
+                    return content_type
+        return None
 
     async def openapi_v3_index(self, request: web.Request) -> web.Response:
         return respond(self.openapi.v3_index())

@@ -96,11 +96,13 @@ def convert(schema: Any, ref_prefix: str) -> Any:
         elif key == "type" and isinstance(value, list):
             kinds = [v for v in value if v != "null"]
             out["type"] = kinds[0] if kinds else "object"
-        elif key == "oneOf" and _is_int_or_string(value):
+        elif key == "oneOf" and _one_of_types(value) == {"string", "integer"}:
             out["type"] = "string"
             out["format"] = "int-or-string"
             if ref_prefix == V3_REF:
                 out["x-kubernetes-int-or-string"] = True
+        elif key == "oneOf" and _one_of_types(value) == {"string", "number"}:
+            out["type"] = "string"  # resource.Quantity: kube-apiserver documents it as a string
         elif key == "properties" and isinstance(value, dict):
             out["properties"] = {name: _property(prop, ref_prefix) for name, prop in value.items()}
         else:
@@ -108,16 +110,16 @@ def convert(schema: Any, ref_prefix: str) -> Any:
     return out
 
 
-def _is_int_or_string(value: Any) -> bool:
+def _one_of_types(value: Any) -> set[str]:
+    """The non-null types of a two-way ``oneOf`` of plain types (int-or-string, Quantity), else none."""
     if not isinstance(value, list) or len(value) != 2:
-        return False
+        return set()
     kinds = {
         tuple(v.get("type", ())) if isinstance(v.get("type"), list) else (v.get("type"),)
         for v in value
         if isinstance(v, dict)
     }
-    flat = {k for t in kinds for k in t if k != "null"}
-    return flat == {"string", "integer"}
+    return {k for t in kinds for k in t if k != "null"}
 
 
 def _property(prop: Any, ref_prefix: str) -> Any:
