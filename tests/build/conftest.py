@@ -27,6 +27,20 @@ from build.targets import Target, load_target
 Build = Callable[[str], BuildReport]
 
 
+class Recorder:
+    """A log sink that keeps what it is sent (``+ cmd`` lines and output lines)."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+        self.lines: list[str] = []
+
+    def command(self, line: str) -> None:
+        self.commands.append(line)
+
+    def output(self, line: str) -> None:
+        self.lines.append(line)
+
+
 class Silent:
     def stage_started(self, target: Target, stage: str) -> None:
         pass

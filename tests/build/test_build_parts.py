@@ -23,18 +23,7 @@ from build.runner import (
     terminate_as_interrupt,
 )
 from build.targets import UnknownTarget, load_target, native_target_name, resolve_targets
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-        self.lines: list[str] = []
-
-    def command(self, line: str) -> None:
-        self.commands.append(line)
-
-    def output(self, line: str) -> None:
-        self.lines.append(line)
+from tests.build.conftest import Recorder
 
 
 def test_every_target_loads_and_all_means_the_three() -> None:

@@ -40,22 +40,10 @@ from build.pipeline import BuildOptions, build_target
 from build.rootfs import Recipe, RootfsImage, tarball_path
 from build.runner import Bind, CommandFailed, CommandLog, QuietSink
 from build.targets import Target, load_target
-from tests.build.conftest import Build, Silent
+from tests.build.conftest import Build, Recorder, Silent
 from tests.build.dockerd import Engine, missing_tools, private_engine
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.docker]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-        self.lines: list[str] = []
-
-    def command(self, line: str) -> None:
-        self.commands.append(line)
-
-    def output(self, line: str) -> None:
-        self.lines.append(line)
 
 
 @pytest.fixture(scope="module")
