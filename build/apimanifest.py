@@ -39,7 +39,7 @@ from k3py.api.manifest import CORE, GroupVersion, Manifest, ManifestResource, St
 from k3py.api.manifest import DATA_FILE as MANIFEST_FILE
 from k3py.api.profiles import ROW_HEADER, Profile, ProfileError, Selection, select
 from k3py.api.protobuf import DATA_FILE as PROTOBUF_FILE
-from k3py.api.resources import unserved_reason
+from k3py.api.resources import from_manifest, missing_required, unserved_reason
 from k3py.api.schema import DATA_FILE as SCHEMA_FILE
 from k3py.api.schema import REF_PREFIX, Schemas
 
@@ -150,8 +150,10 @@ def strip(profile: Profile, out_dir: Path) -> StrippedApi:
     except ProfileError as err:
         raise StripError(str(err)) from None
     kept = list(selection.resources())
-    if not kept:
-        raise StripError(f"the profile ({describe(profile)}) serves no API at all: keep at least one group")
+    if missing := missing_required(from_manifest(selection)):
+        raise StripError(
+            f"the profile ({describe(profile)}) strips {', '.join(missing)}, which k3py cannot run without"
+        )
     source = full_schemas.output_path()
     document = json.loads(gzip.decompress(source.read_bytes()))
     definitions: dict[str, Any] = document["$defs"]

@@ -115,14 +115,20 @@ def ensure_unpacked(data_dir: Path, located: Located | None = None) -> Unpacked 
     started = time.monotonic()
     data = data_dir / "data"
     target = data / located.sha256
-    data.mkdir(parents=True, exist_ok=True, mode=0o755)
-    with _locked(data / ".lock"):
-        unpacked_now = not (target / MANIFEST).is_file()
-        if unpacked_now:
-            _remove_leftovers(data)
-            _unpack(located, target)
-        _point(data, located.sha256)
-    manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
+    try:
+        data.mkdir(parents=True, exist_ok=True, mode=0o755)
+        with _locked(data / ".lock"):
+            unpacked_now = not (target / MANIFEST).is_file()
+            if unpacked_now:
+                _remove_leftovers(data)
+                if target.exists():  # a directory someone emptied or broke: start again
+                    target.rename(data / f".unpack-broken-{located.sha256[:16]}-{os.getpid()}")
+                    _remove_leftovers(data)
+                _unpack(located, target)
+            _point(data, located.sha256)
+        manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise PayloadError(f"cannot use the runtime payload in {target}: {error}") from error
     seconds = time.monotonic() - started
     if unpacked_now:
         log.info("Unpacked the runtime payload to %s in %.2f s", target, seconds)
@@ -169,27 +175,36 @@ def _verify(f: BinaryIO, located: Located) -> None:
 
 
 def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, staging: Path) -> None:
-    """Write one member under ``staging``: plain files, directories and relative in-tree symlinks only."""
+    """Write one member under ``staging``: plain files, directories and relative in-tree symlinks only.
+
+    Nothing is written through a symlink: a member's parent must resolve inside ``staging`` and a
+    new file or link must not exist yet (a later member cannot reuse an earlier link to escape).
+    """
     name = PurePosixPath(member.name)
     if name.is_absolute() or ".." in name.parts or not name.parts:
         raise PayloadError(f"payload member {member.name!r} points outside the payload")
     destination = staging.joinpath(*name.parts)
+    destination.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if not destination.parent.resolve().is_relative_to(staging.resolve()):
+        raise PayloadError(f"payload member {member.name!r} goes through a link out of the payload")
     if member.isdir():
-        destination.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if destination.is_symlink():
+            raise PayloadError(f"payload directory {member.name!r} is already a link")
+        destination.mkdir(exist_ok=True, mode=0o755)
     elif member.isfile():
-        destination.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         source = archive.extractfile(member)
-        assert source is not None
-        with destination.open("wb") as out:
+        if source is None:
+            raise PayloadError(f"payload member {member.name!r} has no data")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with os.fdopen(os.open(destination, flags, 0o600), "wb") as out:
             shutil.copyfileobj(source, out, CHUNK)
-        destination.chmod(member.mode & 0o755)
+            os.fchmod(out.fileno(), member.mode & 0o755)
     elif member.issym():
         link = PurePosixPath(member.linkname)
         if link.is_absolute() or _escapes(name, link):
             raise PayloadError(
                 f"payload link {member.name!r} -> {member.linkname!r} points outside the payload"
             )
-        destination.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         destination.symlink_to(member.linkname)
     else:
         raise PayloadError(f"payload member {member.name!r} is neither a file, a directory nor a symlink")

@@ -182,13 +182,13 @@ def test_keep_alpha_keeps_the_alpha_groupversions_and_their_definitions(
 
 
 def test_only_and_drop_decide_what_exists(tmp_path: Path) -> None:
-    only = strip(Profile(only=("apps",)), tmp_path / "only")
-    assert [gv.name for gv in written(only)] == ["apps/v1"]
+    only = strip(Profile(only=("core", "apps")), tmp_path / "only")
+    assert [gv.name for gv in written(only)] == ["core/v1", "apps/v1"]
     schemas = bundle(only)
     assert "io.k8s.api.apps.v1.Deployment" in schemas
     assert "io.k8s.api.batch.v1.Job" not in schemas
     assert set(ALWAYS_KEPT) <= set(schemas.names())
-    assert written(only).stripped == Stripped(only=("apps",))
+    assert written(only).stripped == Stripped(only=("core", "apps"))
 
     drop = strip(Profile(drop=("batch", "autoscaling/v2")), tmp_path / "drop")
     names = {gv.name for gv in written(drop)}
@@ -198,12 +198,16 @@ def test_only_and_drop_decide_what_exists(tmp_path: Path) -> None:
     assert drop.selection.decision("batch", "v1").reason == "dropped by --drop batch"
 
 
-def test_a_profile_naming_nothing_known_or_serving_nothing_is_an_error(tmp_path: Path) -> None:
+def test_a_profile_naming_nothing_known_or_stripping_what_k3py_needs_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(StripError, match="unknown API group 'nosuch'") as caught:
         strip(Profile(drop=("nosuch",)), tmp_path)
     assert caught.value.exit_code == 2
-    with pytest.raises(StripError, match="serves no API"):
-        strip(Profile(only=("scheduling.k8s.io/v1beta1",)), tmp_path)
+    with pytest.raises(
+        StripError, match="strips core/v1/namespaces, core/v1/services, which k3py cannot run"
+    ):
+        strip(Profile(only=("apps",)), tmp_path)
+    with pytest.raises(StripError, match="strips core/v1/namespaces"):
+        strip(Profile(drop=("core",)), tmp_path)
     with pytest.raises(StripError, match="runtime-config"):
         strip(Profile(runtime_config={"api/all": True}), tmp_path)
     assert not list(tmp_path.iterdir())

@@ -172,3 +172,33 @@ def test_runtime_config_naming_an_unknown_api_is_a_usage_error(
 ) -> None:
     with pytest.raises(pytest.fail.Exception, match="exited with 2"):
         start(tmp_path_factory.mktemp("k3py-bad"), "--runtime-config", "nosuch.k8s.io/v1=true")
+
+
+def test_a_namespaced_resource_without_a_namespace_serves_list_and_watch_only(
+    cluster: Cluster, namespace: str
+) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stays", "namespace": namespace}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(cm))
+    status, _, body = cluster.request("DELETE", "/api/v1/configmaps")
+    assert status == 405 and json.loads(body)["reason"] == "MethodNotAllowed"
+    status, _, _ = cluster.request("POST", "/api/v1/configmaps", json.dumps(cm).encode())
+    assert status == 405
+    assert cluster.kubectl_json("get", "configmap", "stays", "-n", namespace)["metadata"]["name"] == "stays"
+    status, _, _ = cluster.request("GET", "/api/v1/configmaps")
+    assert status == 200
+
+
+def test_a_subresource_answers_only_its_own_verbs(cluster: Cluster, namespace: str) -> None:
+    status, _, body = cluster.request(
+        "GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/x/scale?watch=true"
+    )
+    assert status == 405, body
+
+
+@pytest.mark.parametrize("setting", ["v1/namespaces=false", "v1=false", "api/all=false,apps/v1=true"])
+def test_runtime_config_cannot_turn_off_what_the_server_needs(
+    tmp_path_factory: pytest.TempPathFactory, setting: str
+) -> None:
+    with pytest.raises(pytest.fail.Exception, match="exited with 2") as failed:
+        start(tmp_path_factory.mktemp("k3py-core"), "--runtime-config", setting)
+    assert "cannot run without core/v1/namespaces" in str(failed.value)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from k3py.cli.main import run
-from k3py.config import ConfigError, load_agent_config, load_server_config
+from k3py.config import ConfigError, load_agent_config, load_server_config, values
 
 NO_DEFAULT_FILE = Path("/nonexistent/k3py/config.yaml")
 
@@ -150,3 +150,14 @@ def test_ipv6_service_network_with_dns_inside() -> None:
 def test_overlapping_pod_and_service_networks_are_rejected() -> None:
     with pytest.raises(ConfigError, match=r"^--cluster-cidr: 10.0.0.0/8 overlaps --service-cidr"):
         load_server_config({"cluster-cidr": "10.0.0.0/8"}, {}, default_config_file=NO_DEFAULT_FILE)
+
+
+def test_runtime_config_entries_keep_their_order_so_the_last_one_wins() -> None:
+    parse = values.list_of(values.runtime_config_item, unique=False)
+    entries = parse("batch/v1=false, batch/v1 = true,batch/v1=false,v1/pods")
+    assert entries == (("batch/v1", False), ("batch/v1", True), ("batch/v1", False), ("v1/pods", True))
+    assert dict(entries)["batch/v1"] is False
+    with pytest.raises(ValueError, match="needs =true or =false"):
+        parse("api/beta=1")
+    with pytest.raises(ValueError, match="not a boolean"):
+        parse("apps/v1=maybe")

@@ -212,3 +212,54 @@ def test_processes_starting_together_unpack_once(tmp_path: Path) -> None:
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         results = pool.starmap(_unpack_in_child, [(str(binary), str(tmp_path / "dd"))] * 4)
     assert sorted(results) == [False, False, False, True]
+
+
+def test_links_chained_to_climb_out_of_the_payload_are_refused(tmp_path: Path) -> None:
+    members = (
+        _member(payload.MANIFEST, data=b"{}"),
+        _member("d/l", tarfile.SYMTYPE, link=".."),
+        _member("d/l/m", tarfile.SYMTYPE, link=".."),
+        _member("d/l/m/escaped.txt", data=b"out"),
+    )
+    located = locate(attach_archive(tmp_path, _xz_tar(*members)))
+    assert located is not None
+    with pytest.raises(PayloadError, match="through a link"):
+        ensure_unpacked(tmp_path / "dd", located)
+    assert not (tmp_path / "dd/data/escaped.txt").exists()
+    assert sorted(p.name for p in (tmp_path / "dd/data").iterdir()) == [".lock"]
+
+
+def test_a_file_written_over_an_earlier_link_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "victim"
+    outside.write_text("keep")
+    members = (
+        _member(payload.MANIFEST, data=b"{}"),
+        _member("bin/x", tarfile.SYMTYPE, link="../manifest.json"),
+        _member("bin/x", data=b"overwrite"),
+    )
+    located = locate(attach_archive(tmp_path, _xz_tar(*members)))
+    assert located is not None
+    with pytest.raises(PayloadError):
+        ensure_unpacked(tmp_path / "dd", located)
+    assert outside.read_text() == "keep"
+
+
+def test_a_broken_unpacked_directory_is_replaced(tmp_path: Path) -> None:
+    located = locate(make_binary(tmp_path))
+    assert located is not None
+    broken = tmp_path / "dd/data" / located.sha256
+    (broken / "bin").mkdir(parents=True)  # no manifest: an unpack someone emptied
+    unpacked = ensure_unpacked(tmp_path / "dd", located)
+    assert unpacked is not None and unpacked.unpacked_now
+    assert (broken / payload.MANIFEST).is_file()
+    assert sorted(p.name for p in (tmp_path / "dd/data").iterdir()) == sorted(
+        [".lock", "current", located.sha256]
+    )
+
+
+def test_an_unusable_data_directory_is_a_payload_error(tmp_path: Path) -> None:
+    located = locate(make_binary(tmp_path))
+    assert located is not None
+    (tmp_path / "dd").write_text("not a directory")
+    with pytest.raises(PayloadError, match="cannot use the runtime payload"):
+        ensure_unpacked(tmp_path / "dd", located)

@@ -100,21 +100,36 @@ def unserved_reason(resource: ManifestResource) -> str:
     return NOT_IMPLEMENTED.get((resource.group, resource.plural), "")
 
 
+REQUIRED = (("", "v1", "namespaces"), ("", "v1", "services"))
+"""What the server itself reads and writes (system namespaces, the ``kubernetes`` Service):
+no profile or ``--runtime-config`` may take these away (kube-apiserver cannot turn core off)."""
+
+
+def missing_required(resources: Iterable[Resource]) -> list[str]:
+    """The :data:`REQUIRED` resources that ``resources`` lacks, as ``core/v1/namespaces``."""
+    present = {(r.group, r.version, r.plural) for r in resources}
+    return [f"{g or 'core'}/{v}/{p}" for g, v, p in REQUIRED if (g, v, p) not in present]
+
+
 def from_manifest(selection: Selection) -> tuple[Resource, ...]:
     """The resources a selection keeps and k3py can serve, in the manifest's order.
 
-    When a profile serves one resource in several versions (``v1`` and ``v1alpha1``), they share
-    one set of objects, stored in the first (preferred) version; the others read and write them
-    through ``k3py.api.conversion``.
+    A resource that exists in several versions keeps its objects in one: the manifest's first
+    (preferred) version of it, whichever versions the profile serves, so that changing the
+    profile or ``--runtime-config`` never changes how stored objects read. The other versions
+    read and write them through ``k3py.api.conversion``.
     """
-    served = _served(selection)
-    preferred: dict[tuple[str, str], Resource] = {}
+    storage: dict[tuple[str, str], str] = {}
+    for gv in selection.manifest:
+        for listed in gv.resources:
+            storage.setdefault((gv.group, listed.plural), gv.group_version)
     shared: list[Resource] = []
-    for r in served:
-        first = preferred.setdefault((r.group, r.plural), r)
-        if first is not r and not r.stored_as:
-            r = dataclasses.replace(r, stored_as=f"{r.group}/{r.plural}", storage_version=first.api_version)
-        shared.append(r)
+    for served in _served(selection):
+        kept_in = storage[(served.group, served.plural)]
+        if kept_in != served.api_version and not served.stored_as:
+            prefix = f"{served.group or 'core'}/{served.plural}"
+            served = dataclasses.replace(served, stored_as=prefix, storage_version=kept_in)
+        shared.append(served)
     return tuple(shared)
 
 

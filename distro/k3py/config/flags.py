@@ -212,7 +212,7 @@ SERVER_FLAGS: tuple[Flag, ...] = (
         name="runtime-config",
         kind=Kind.LIST,
         metavar="KEY=BOOL",
-        parse=values.list_of(values.runtime_config_item),
+        parse=values.list_of(values.runtime_config_item, unique=False),
         default=(),
         default_help="",
         help=(

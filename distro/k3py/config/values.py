@@ -172,8 +172,12 @@ def https_url(raw: object) -> str:
     return value.rstrip("/")
 
 
-def list_of(item: Callable[[object], T]) -> Callable[[object], tuple[T, ...]]:
-    """A parser for list flags: a YAML list, repeated flags, or comma-separated text."""
+def list_of(item: Callable[[object], T], *, unique: bool = True) -> Callable[[object], tuple[T, ...]]:
+    """A parser for list flags: a YAML list, repeated flags, or comma-separated text.
+
+    Repeats are dropped (the first kept) unless ``unique`` is false: then every entry stays, in
+    order, for flags where a later entry overrides an earlier one.
+    """
 
     def parse(raw: object) -> tuple[T, ...]:
         items: list[object]
@@ -182,7 +186,7 @@ def list_of(item: Callable[[object], T]) -> Callable[[object], tuple[T, ...]]:
         else:
             items = list(_split(raw))
         parsed = [item(entry) for entry in items]
-        return tuple(dict.fromkeys(parsed))
+        return tuple(dict.fromkeys(parsed)) if unique else tuple(parsed)
 
     return parse
 
@@ -205,8 +209,9 @@ def runtime_config_item(raw: object) -> tuple[str, bool]:
     ``true`` or ``false``; values are Go booleans (``1``, ``t``, ``True``, ``0``, ``f``...).
     Whether the key names an API is the API manifest's business, checked when the server starts.
     """
-    key, sep, value = _scalar(raw).strip().partition("=")
-    if not key or key != key.strip() or " " in key:
+    key, sep, value = _scalar(raw).partition("=")
+    key, value = key.strip(), value.strip()
+    if not key or " " in key:
         raise ValueError(f"{_show(raw)} is not KEY[=BOOL] (e.g. batch/v1=false, api/alpha=true)")
     if key in RUNTIME_CONFIG_MATCHERS and value not in ("true", "false"):
         raise ValueError(f"{_show(raw)}: {key} needs =true or =false")

@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import platform
+import re
 import socket
 from contextlib import AsyncExitStack
 
@@ -126,7 +127,7 @@ def served_apis(config: ServerConfig) -> Registry:
     try:
         selection = resources.selection(dict(config.runtime_config))
     except ProfileError as err:
-        problem = str(err).removeprefix("--runtime-config: ")
+        problem = re.sub(r"^--runtime-config:? ", "", str(err))
         if load_manifest().stripped is not None:
             problem += (
                 "; this binary's API manifest was stripped when it was built: rebuild with "
@@ -134,6 +135,10 @@ def served_apis(config: ServerConfig) -> Registry:
             )
         raise ConfigError(problem, flag="runtime-config") from None
     served = resources.from_manifest(selection)
+    if missing := resources.missing_required(served):
+        raise ConfigError(
+            f"k3py cannot run without {', '.join(missing)}: it cannot be turned off", flag="runtime-config"
+        )
     log.info(
         "Serving %d resources in %d group-versions",
         len(served),
