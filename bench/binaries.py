@@ -24,7 +24,7 @@ from pathlib import Path
 from build.paths import cache_dir
 from build.pipeline import BuildOptions, build_target
 from build.report import BuildReport
-from build.runner import QuietSink
+from build.runner import QuietSink, terminate_as_interrupt
 from build.smoke import NATIVE, Host, guest_root, serve
 from build.targets import Target, resolve_targets
 from k3py.api.profiles import Profile
@@ -122,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-deprecated", action="store_true", help="build with the deprecated APIs kept")
     args = parser.parse_args(argv)
     profile = Profile(keep_alpha=args.keep_alpha, keep_deprecated=args.keep_deprecated)
-    with tempfile.TemporaryDirectory(prefix="k3py-bench-build-", dir="/var/tmp") as scratch:
+    # SIGTERM unwinds like Ctrl-C: servers stopped, chroots unmounted, the scratch directory removed.
+    with (
+        terminate_as_interrupt(),
+        tempfile.TemporaryDirectory(prefix="k3py-bench-build-", dir="/var/tmp") as scratch,
+    ):
         for target in resolve_targets(args.arch):
             measure(target, cold=args.cold, scratch=Path(scratch), profile=profile)
     return 0

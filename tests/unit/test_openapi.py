@@ -79,3 +79,10 @@ def test_v2_holds_every_served_kind() -> None:
     }
     for res in Registry():
         assert (res.group, res.kind) in kinds, res.name
+
+
+def test_operations_follow_each_resources_verbs() -> None:
+    paths = orjson.loads(OpenAPI(Registry()).v2_document())["paths"]
+    assert "delete" not in paths["/api/v1/namespaces"]  # no deletecollection on namespaces upstream
+    assert {"get", "post", "delete"} <= paths["/api/v1/namespaces/{namespace}/pods"].keys()
+    assert {"get", "put", "patch", "delete"} <= paths["/api/v1/namespaces/{name}"].keys()

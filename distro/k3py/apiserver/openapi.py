@@ -243,6 +243,19 @@ def _paths(res: Resource, ref: str | None, v3: bool) -> dict[str, Obj]:
             ),
         },
     }
+    # Only the operations the resource has (namespaces have no deletecollection).
+    verbs = set(res.verbs)
+    for path, method, verb in (
+        (scope, "get", "list"),
+        (scope, "post", "create"),
+        (scope, "delete", "deletecollection"),
+        (f"{scope}/{{name}}", "get", "get"),
+        (f"{scope}/{{name}}", "put", "update"),
+        (f"{scope}/{{name}}", "patch", "patch"),
+        (f"{scope}/{{name}}", "delete", "delete"),
+    ):
+        if verb not in verbs:
+            del paths[path][method]
     for sub in res.subresources:
         sub_ref = ref if sub == "status" else "io.k8s.api.autoscaling.v1.Scale"
         paths[f"{scope}/{{name}}/{sub}"] = {
