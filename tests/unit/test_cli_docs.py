@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,11 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_readme_starts_the_server_with_the_documented_data_dir() -> None:
     first = readme_commands()[0]
     assert first.endswith(".venv/bin/k3py server --data-dir /var/lib/k3py")
+
+
+def test_the_test_run_collects_tests_build() -> None:
+    """pytest skips directories named "build" by default; tests/build must still run in CI."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        options = tomllib.load(f)["tool"]["pytest"]["ini_options"]
+    assert "norecursedirs" in options and "build" not in options["norecursedirs"]
+    assert any((ROOT / "tests" / "build").glob("test_*.py"))
