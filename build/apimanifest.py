@@ -185,12 +185,21 @@ def strip(profile: Profile, out_dir: Path) -> StrippedApi:
     )
 
 
+WIRE_ALWAYS_KEPT: Final = (
+    ("autoscaling/v1", "Scale"),  # the body of every .../scale subresource (apps, core)
+    ("policy/v1", "Eviction"),  # pods/eviction
+    ("authentication.k8s.io/v1", "TokenRequest"),  # serviceaccounts/token
+)
+"""Subresource bodies the server decodes whatever group-versions a profile serves."""
+
+
 def strip_wire_layout(document: dict[str, Any], served: set[str]) -> dict[str, Any]:
     """The protobuf wire layout (``build/protos.py``'s output) cut to the served group-versions.
 
     Kinds of other group-versions go; so do the structs no kept kind reaches. ``v1`` keeps only
     what core serves plus Status (every group answers with it); ``meta.k8s.io/v1`` (options,
-    PartialObjectMetadata) stays whole.
+    PartialObjectMetadata) stays whole; the bodies of subresources (:data:`WIRE_ALWAYS_KEPT`)
+    stay whatever their own group's fate, since resources of other groups use them.
     """
     kinds: dict[str, dict[str, str]] = {}
     for api_version, by_kind in document["kinds"].items():
@@ -198,6 +207,9 @@ def strip_wire_layout(document: dict[str, Any], served: set[str]) -> dict[str, A
             kinds[api_version] = dict(by_kind)
         elif api_version == "v1":
             kinds[api_version] = {"Status": by_kind["Status"]}
+    for api_version, kind in WIRE_ALWAYS_KEPT:
+        if kind in document["kinds"].get(api_version, {}):
+            kinds.setdefault(api_version, {})[kind] = document["kinds"][api_version][kind]
     types: dict[str, list[list[Any]]] = document["types"]
     reached: set[str] = set()
     pending = [name for by_kind in kinds.values() for name in by_kind.values()]

@@ -266,3 +266,13 @@ def test_the_wire_layout_keeps_the_served_kinds_and_everything_they_reach(tmp_pa
         "data/definitions-1.37.json.gz",
         "data/protobuf-1.37.json.gz",
     }
+
+
+def test_subresource_bodies_stay_in_the_wire_layout_when_their_group_goes(tmp_path: Path) -> None:
+    dropped = strip(Profile(drop=("autoscaling", "policy")), tmp_path / "api")
+    wire = json.loads(gzip.decompress(dropped.protobuf_path.read_bytes()))
+    assert set(wire["kinds"]["autoscaling/v1"]) == {"Scale"} and set(wire["kinds"]["policy/v1"]) == {
+        "Eviction"
+    }
+    assert wire["kinds"]["autoscaling/v1"]["Scale"] in wire["types"]
+    assert "HorizontalPodAutoscaler" not in wire["kinds"].get("autoscaling/v2", {})
