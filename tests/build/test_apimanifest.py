@@ -276,3 +276,24 @@ def test_subresource_bodies_stay_in_the_wire_layout_when_their_group_goes(tmp_pa
     }
     assert wire["kinds"]["autoscaling/v1"]["Scale"] in wire["types"]
     assert "HorizontalPodAutoscaler" not in wire["kinds"].get("autoscaling/v2", {})
+
+
+def test_a_stripped_binary_ignores_turning_off_what_it_lacks_and_refuses_turning_it_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from k3py.api import resources
+    from k3py.config import ConfigError, ServerConfig, load_server_config
+    from k3py.server import run
+
+    stripped = parse(strip(Profile(), tmp_path / "api").manifest_path.read_bytes())
+    monkeypatch.setattr(run, "load_manifest", lambda: stripped)
+    monkeypatch.setattr(resources, "load_manifest", lambda: stripped)
+
+    def config(setting: str) -> ServerConfig:
+        return load_server_config({"runtime-config": setting}, env={}, default_config_file=tmp_path / "none")
+
+    registry = run.served_apis(config("storagemigration.k8s.io/v1beta1=false,v1/componentstatuses=false"))
+    assert registry.lookup("apps", "v1", "deployments") is not None
+    assert "this build does not serve it anyway" in caplog.text
+    with pytest.raises(ConfigError, match="rebuild with `invoke build --keep-alpha`"):
+        run.served_apis(config("storagemigration.k8s.io/v1beta1=true"))

@@ -24,6 +24,7 @@ from aiohttp import web
 from k3py import __version__, payload
 from k3py.aio import Gate, StopRequest, Supervisor, stop_on_signals
 from k3py.api import resources
+from k3py.api.manifest import Manifest
 from k3py.api.manifest import load as load_manifest
 from k3py.api.profiles import ProfileError
 from k3py.api.resources import Registry
@@ -123,12 +124,24 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
 
 
 def served_apis(config: ServerConfig) -> Registry:
-    """What this server serves: the bundled API manifest's selection, then ``--runtime-config``."""
+    """What this server serves: the bundled API manifest's selection, then ``--runtime-config``.
+
+    A release binary's manifest lacks what its build stripped: turning such a group-version off
+    is already true and only logged (configuration carried across builds keeps working);
+    turning it on is an error that says how to build a binary that has it.
+    """
+    runtime_config = dict(config.runtime_config)
+    manifest = load_manifest()
+    if manifest.stripped is not None:
+        for key, enabled in list(runtime_config.items()):
+            if not enabled and _absent(manifest, key):
+                log.warning("--runtime-config %s=false: this build does not serve it anyway", key)
+                del runtime_config[key]
     try:
-        selection = resources.selection(dict(config.runtime_config))
+        selection = resources.selection(runtime_config)
     except ProfileError as err:
         problem = re.sub(r"^--runtime-config:? ", "", str(err))
-        if load_manifest().stripped is not None:
+        if manifest.stripped is not None:
             problem += (
                 "; this binary's API manifest was stripped when it was built: rebuild with "
                 "`invoke build --keep-alpha`, `--keep-deprecated` or `--only` to carry more"
@@ -148,6 +161,20 @@ def served_apis(config: ServerConfig) -> Registry:
         if reason := resources.unserved_reason(r):
             log.debug("Not serving %s/%s: %s", r.group_version, r.plural, reason)
     return Registry(served)
+
+
+def _absent(manifest: Manifest, key: str) -> bool:
+    """Whether a ``--runtime-config`` key names a group-version (or its resource) not in ``manifest``."""
+    if key.startswith("api/"):
+        return False
+    tokens = key.split("/")
+    group, version = (
+        ("", tokens[0]) if tokens[0] == "v1" else (tokens[0], tokens[1] if len(tokens) > 1 else "")
+    )
+    if version not in manifest.versions(group):
+        return True
+    plural = tokens[2] if group and len(tokens) > 2 else (tokens[1] if not group and len(tokens) > 1 else "")
+    return bool(plural) and plural not in {r.plural for r in manifest.groupversion(group, version).resources}
 
 
 async def _close_store(store: StoreHandle) -> None:
