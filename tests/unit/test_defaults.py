@@ -18,14 +18,11 @@ import pytest
 from hypothesis import given, settings
 
 from k3py.api import defaults
-from k3py.api.resources import RESOURCES, Resource
+from k3py.api.resources import RESOURCES
+from tests.unit.api_cases import WEB_STATEFULSET, resource
 
 Obj = dict[str, Any]
 UID = "5f3c2a8e-1111-4b22-9c33-d44e55f66a77"
-
-
-def resource(name: str) -> Resource:
-    return next(r for r in RESOURCES if r.name == name)
 
 
 def defaulted(name: str, obj: Obj) -> Obj:
@@ -92,41 +89,6 @@ HELLO_CRONJOB: Obj = {
                 }
             }
         },
-    },
-}
-WEB_STATEFULSET: Obj = {
-    "apiVersion": "apps/v1",
-    "kind": "StatefulSet",
-    "metadata": {"name": "web", "namespace": "default"},
-    "spec": {
-        "selector": {"matchLabels": {"app": "nginx"}},
-        "serviceName": "nginx",
-        "replicas": 3,
-        "minReadySeconds": 10,
-        "template": {
-            "metadata": {"labels": {"app": "nginx"}},
-            "spec": {
-                "terminationGracePeriodSeconds": 10,
-                "containers": [
-                    {
-                        "name": "nginx",
-                        "image": "registry.k8s.io/nginx-slim:0.24",
-                        "ports": [{"containerPort": 80, "name": "web"}],
-                        "volumeMounts": [{"name": "www", "mountPath": "/usr/share/nginx/html"}],
-                    }
-                ],
-            },
-        },
-        "volumeClaimTemplates": [
-            {
-                "metadata": {"name": "www"},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": "my-storage-class",
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            }
-        ],
     },
 }
 

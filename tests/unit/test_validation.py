@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 
 from k3py.api import defaults, objects
-from k3py.api.resources import RESOURCES, Resource
 from k3py.api.validation import Cause, validate
+from tests.unit.api_cases import required, resource
 
 Obj = dict[str, Any]
 
@@ -43,10 +43,6 @@ CONFIG_KEY = (
 )
 
 
-def resource(name: str) -> Resource:
-    return next(r for r in RESOURCES if r.name == name)
-
-
 def check(name: str, obj: Obj, old: Obj | None = None) -> list[Cause]:
     """Default and validate ``obj`` as a create (or, given ``old``, an update) would."""
     new = copy.deepcopy(obj)
@@ -61,10 +57,6 @@ def check(name: str, obj: Obj, old: Obj | None = None) -> list[Cause]:
 
 def cause(reason: str, message: str, field: str) -> Cause:
     return Cause(reason, message, field)
-
-
-def required(field: str, detail: str = "") -> Cause:
-    return Cause("FieldValueRequired", "Required value" + (f": {detail}" if detail else ""), field)
 
 
 # -- metadata ------------------------------------------------------------------------------------

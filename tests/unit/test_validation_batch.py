@@ -15,33 +15,11 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
-from k3py.api import defaults
-from k3py.api.resources import RESOURCES, Resource
-from k3py.api.validation import Cause, cron_error, validate
+from k3py.api.validation import Cause, cron_error
+from tests.unit.api_cases import check, invalid, required
 
 Obj = dict[str, Any]
 UID = "0d9c8b7a-6543-4210-8fed-cba987654321"
-
-
-def resource(name: str) -> Resource:
-    return next(r for r in RESOURCES if r.name == name)
-
-
-def check(name: str, obj: Obj, old: Obj | None = None) -> list[Cause]:
-    new = copy.deepcopy(obj)
-    defaults.apply(resource(name), new)
-    if old is not None:
-        old = copy.deepcopy(old)
-        defaults.apply(resource(name), old)
-    return validate(resource(name), new, old)
-
-
-def invalid(field: str, shown: str, detail: str) -> Cause:
-    return Cause("FieldValueInvalid", f"Invalid value: {shown}: {detail}", field)
-
-
-def required(field: str, detail: str = "") -> Cause:
-    return Cause("FieldValueRequired", "Required value" + (f": {detail}" if detail else ""), field)
 
 
 def unsupported(field: str, shown: str, *supported: str) -> Cause:

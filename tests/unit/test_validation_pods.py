@@ -15,9 +15,10 @@ import pytest
 from k3py.api import defaults, objects
 from k3py.api.resources import RESOURCES
 from k3py.api.validation import Cause, validate
+from tests.unit.api_cases import forbidden, invalid, required, resource
 
 Obj = dict[str, Any]
-PODS = next(r for r in RESOURCES if r.name == "pods")
+PODS = resource("pods")
 ENV_NAME = "a valid environment variable name must consist only of printable ASCII characters other than '='"
 
 
@@ -45,21 +46,9 @@ def check(obj: Obj, old: Obj | None = None) -> list[Cause]:
     return validate(PODS, defaulted(obj), defaulted(old) if old is not None else None)
 
 
-def invalid(field: str, shown: str, detail: str) -> Cause:
-    return Cause("FieldValueInvalid", f"Invalid value: {shown}: {detail}", field)
-
-
-def required(field: str, detail: str = "") -> Cause:
-    return Cause("FieldValueRequired", "Required value" + (f": {detail}" if detail else ""), field)
-
-
 def unsupported(field: str, value: str, *supported: str) -> Cause:
     shown = ", ".join(f'"{s}"' for s in supported)
     return Cause("FieldValueNotSupported", f'Unsupported value: "{value}": supported values: {shown}', field)
-
-
-def forbidden(field: str, detail: str) -> Cause:
-    return Cause("FieldValueForbidden", f"Forbidden: {detail}", field)
 
 
 def duplicate(field: str, shown: str) -> Cause:

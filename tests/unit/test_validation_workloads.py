@@ -13,44 +13,15 @@ from typing import Any
 import pytest
 
 from k3py.api import defaults
-from k3py.api.resources import RESOURCES, Resource
 from k3py.api.validation import Cause, validate
+from tests.unit.api_cases import WEB_STATEFULSET, check, forbidden, invalid, required, resource
 
 Obj = dict[str, Any]
-
-
-def resource(name: str) -> Resource:
-    return next(r for r in RESOURCES if r.name == name)
-
-
-def check(name: str, obj: Obj, old: Obj | None = None) -> list[Cause]:
-    new = copy.deepcopy(obj)
-    defaults.apply(resource(name), new)
-    if old is not None:
-        old = copy.deepcopy(old)
-        defaults.apply(resource(name), old)
-    return validate(resource(name), new, old)
-
-
-def invalid(field: str, shown: str, detail: str) -> Cause:
-    return Cause(
-        "FieldValueInvalid",
-        f"Invalid value: {shown}: {detail}" if detail else f"Invalid value: {shown}",
-        field,
-    )
-
-
-def required(field: str, detail: str = "") -> Cause:
-    return Cause("FieldValueRequired", "Required value" + (f": {detail}" if detail else ""), field)
 
 
 def unsupported(field: str, shown: str, *supported: str) -> Cause:
     values = ", ".join(f'"{s}"' for s in supported)
     return Cause("FieldValueNotSupported", f"Unsupported value: {shown}: supported values: {values}", field)
-
-
-def forbidden(field: str, detail: str) -> Cause:
-    return Cause("FieldValueForbidden", f"Forbidden: {detail}", field)
 
 
 def workload(kind: str, **spec: Any) -> Obj:
@@ -300,51 +271,15 @@ def test_daemonsets(spec: Obj, causes: list[Cause]) -> None:
 
 # -- StatefulSets --------------------------------------------------------------------------------
 
-WEB: Obj = {
-    "apiVersion": "apps/v1",
-    "kind": "StatefulSet",
-    "metadata": {"name": "web", "namespace": "default"},
-    "spec": {
-        "selector": {"matchLabels": {"app": "nginx"}},
-        "serviceName": "nginx",
-        "replicas": 3,
-        "minReadySeconds": 10,
-        "template": {
-            "metadata": {"labels": {"app": "nginx"}},
-            "spec": {
-                "terminationGracePeriodSeconds": 10,
-                "containers": [
-                    {
-                        "name": "nginx",
-                        "image": "registry.k8s.io/nginx-slim:0.24",
-                        "ports": [{"containerPort": 80, "name": "web"}],
-                        "volumeMounts": [{"name": "www", "mountPath": "/usr/share/nginx/html"}],
-                    }
-                ],
-            },
-        },
-        "volumeClaimTemplates": [
-            {
-                "metadata": {"name": "www"},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": "my-storage-class",
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            }
-        ],
-    },
-}
-
 
 def statefulset(**spec: Any) -> Obj:
-    out = copy.deepcopy(WEB)
+    out = copy.deepcopy(WEB_STATEFULSET)
     out["spec"].update(spec)
     return out
 
 
 def test_the_web_statefulset_passes_with_mounts_from_its_claim_templates() -> None:
-    assert check("statefulsets.apps", WEB) == []
+    assert check("statefulsets.apps", WEB_STATEFULSET) == []
 
 
 @pytest.mark.parametrize(
@@ -442,7 +377,7 @@ def test_statefulsets(spec: Obj, causes: list[Cause]) -> None:
 
 
 def test_statefulset_names_are_dns_labels() -> None:
-    named = copy.deepcopy(WEB)
+    named = copy.deepcopy(WEB_STATEFULSET)
     named["metadata"]["name"] = "web.v2"
     assert check("statefulsets.apps", named) == [
         invalid("metadata.name", '"web.v2"', "must not contain dots")
@@ -452,9 +387,9 @@ def test_statefulset_names_are_dns_labels() -> None:
 def test_statefulset_updates() -> None:
     scaled = statefulset(replicas=5, updateStrategy={"type": "OnDelete"}, minReadySeconds=0)
     scaled["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.k8s.io/nginx-slim:0.25"
-    assert check("statefulsets.apps", scaled, WEB) == []
+    assert check("statefulsets.apps", scaled, WEB_STATEFULSET) == []
     renamed = statefulset(serviceName="nginx-headless")
-    assert check("statefulsets.apps", renamed, WEB) == [
+    assert check("statefulsets.apps", renamed, WEB_STATEFULSET) == [
         forbidden(
             "spec",
             "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
