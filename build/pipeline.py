@@ -19,7 +19,6 @@ inspection; a tmpfs goes in any case); a lock file keeps two builds of one targe
 
 from __future__ import annotations
 
-import fcntl
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -44,6 +43,7 @@ from build.runner import (
 )
 from build.targets import Target
 from k3py.api.profiles import Profile
+from k3py.util.locks import exclusive
 
 STAGES = {
     "host": "check the host",
@@ -105,7 +105,8 @@ def build_target(target: Target, *, options: BuildOptions, listener: Listener, s
     log_path.unlink(missing_ok=True)
     log = CommandLog(log_path, sink)
     try:
-        with terminate_as_interrupt(), _exclusive(options.cache / "work" / f"{target.name}.lock"):
+        # The lock waits for another build of the same target.
+        with terminate_as_interrupt(), exclusive(options.cache / "work" / f"{target.name}.lock"):
             return _build(target, options, listener, log)
     finally:
         log.close()
@@ -237,18 +238,6 @@ def _git_state(log: CommandLog) -> tuple[str, int]:
     dirty = call([*git, "status", "--porcelain", "--untracked-files=no"], log=log, check=False).strip()
     epoch = int(epoch_text) if epoch_text.isdigit() else 0
     return (f"{commit}+dirty" if dirty else commit), epoch
-
-
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` (waits for another build of the same target)."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager

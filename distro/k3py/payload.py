@@ -20,8 +20,6 @@ and :func:`ensure_unpacked` returns ``None``: the agent then uses the host's pac
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -32,10 +30,11 @@ import struct
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
+
+from k3py.util.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ def ensure_unpacked(data_dir: Path, located: Located | None = None) -> Unpacked 
     target = data / located.sha256
     try:
         data.mkdir(parents=True, exist_ok=True, mode=0o755)
-        with _locked(data / ".lock"):
+        with exclusive(data / ".lock"):
             unpacked_now = not (target / MANIFEST).is_file()
             if unpacked_now:
                 _remove_leftovers(data)
@@ -261,16 +260,6 @@ def _remove_leftovers(data: Path) -> None:
     """Staging directories of unpacks that were interrupted (the lock is held: nobody else unpacks)."""
     for leftover in data.glob(".unpack-*"):
         shutil.rmtree(leftover, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class _Window(io.RawIOBase):

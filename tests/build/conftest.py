@@ -11,7 +11,6 @@ Running a binary (natively or in a chroot of its target's Debian) is :mod:`build
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from build.pipeline import BuildOptions, build_target
 from build.report import BuildReport
 from build.runner import QuietSink
 from build.targets import Target, load_target
+from k3py.util.locks import exclusive
 
 Build = Callable[[str], BuildReport]
 
@@ -59,8 +59,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Build:
 
     def get(name: str) -> BuildReport:
         marker = shared / f"built-{name}.json"
-        with (shared / f"build-{name}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with exclusive(shared / f"build-{name}.lock"):
             if not marker.exists():
                 report = _build_or_reuse(load_target(name), reuse=reuse)
                 marker.write_text(json.dumps(report.__dict__), encoding="utf-8")
