@@ -69,7 +69,12 @@ def test_the_default_profile_strips_every_alpha_and_keeps_every_ga_groupversion(
 
 @pytest.mark.parametrize(
     "profile",
-    [Profile(), Profile(keep_alpha=True), Profile(keep_deprecated=True), Profile(only=("apps", "core/v1"))],
+    [
+        Profile(),
+        Profile(keep_alpha=True),
+        Profile(keep_deprecated=True),
+        Profile(only=("apps", "core/v1", "rbac.authorization.k8s.io")),
+    ],
     ids=["default", "keep-alpha", "keep-deprecated", "only"],
 )
 def test_the_written_manifest_reads_back_as_what_was_kept(profile: Profile, tmp_path: Path) -> None:
@@ -182,13 +187,13 @@ def test_keep_alpha_keeps_the_alpha_groupversions_and_their_definitions(
 
 
 def test_only_and_drop_decide_what_exists(tmp_path: Path) -> None:
-    only = strip(Profile(only=("core", "apps")), tmp_path / "only")
-    assert [gv.name for gv in written(only)] == ["core/v1", "apps/v1"]
+    only = strip(Profile(only=("core", "apps", "rbac.authorization.k8s.io")), tmp_path / "only")
+    assert [gv.name for gv in written(only)] == ["core/v1", "apps/v1", "rbac.authorization.k8s.io/v1"]
     schemas = bundle(only)
     assert "io.k8s.api.apps.v1.Deployment" in schemas
     assert "io.k8s.api.batch.v1.Job" not in schemas
     assert set(ALWAYS_KEPT) <= set(schemas.names())
-    assert written(only).stripped == Stripped(only=("core", "apps"))
+    assert written(only).stripped == Stripped(only=("core", "apps", "rbac.authorization.k8s.io"))
 
     drop = strip(Profile(drop=("batch", "autoscaling/v2")), tmp_path / "drop")
     names = {gv.name for gv in written(drop)}
@@ -203,7 +208,7 @@ def test_a_profile_naming_nothing_known_or_stripping_what_k3py_needs_is_an_error
         strip(Profile(drop=("nosuch",)), tmp_path)
     assert caught.value.exit_code == 2
     with pytest.raises(
-        StripError, match="strips core/v1/namespaces, core/v1/services, which k3py cannot run"
+        StripError, match="strips core/v1/namespaces, core/v1/services, rbac.authorization.k8s.io/v1/roles, "
     ):
         strip(Profile(only=("apps",)), tmp_path)
     with pytest.raises(StripError, match="strips core/v1/namespaces"):

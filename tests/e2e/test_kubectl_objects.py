@@ -148,8 +148,12 @@ def test_wait_for_jsonpath(cluster: Cluster, namespace: str) -> None:
         assert "condition met" in out
 
 
-def test_unauthenticated_requests_get_401(cluster: Cluster) -> None:
+def test_anonymous_requests_get_only_what_rbac_grants_them(cluster: Cluster) -> None:
     status, _, body = cluster.request("GET", "/api/v1/namespaces", authenticated=False)
-    assert status == 401
-    assert json.loads(body)["reason"] == "Unauthorized"
+    assert status == 403
+    assert json.loads(body)["message"] == (
+        'namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" '
+        'in API group "" at the cluster scope'
+    )
     assert cluster.request("GET", "/healthz", authenticated=False)[0] == 200
+    assert cluster.request("GET", "/version", authenticated=False)[0] == 200

@@ -78,8 +78,9 @@ class Resource:
         return self.storage_prefix() + f"{namespace}/".encode() if namespace else self.storage_prefix()
 
 
-GENERIC_SUBRESOURCES = ("status", "scale")
-"""Subresources the generic store serves; the others (pods/log, pods/exec...) need handlers of their own."""
+SERVED_SUBRESOURCES = ("status", "scale", "token")
+"""Subresources k3py serves: status and scale through the generic store, serviceaccounts/token
+(TokenRequest) by its own handler; the others (pods/log, pods/exec...) need handlers of their own."""
 
 STORED_AS = {
     ("autoscaling", "v1", "horizontalpodautoscalers"): "autoscaling/horizontalpodautoscalers",
@@ -93,16 +94,37 @@ NOT_IMPLEMENTED = {
 """Stored resources a profile may keep that k3py cannot serve honestly yet, and why."""
 
 
+ANSWERED = {
+    ("authentication.k8s.io", "tokenreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+    ("authorization.k8s.io", "subjectaccessreviews"),
+    ("authorization.k8s.io", "localsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+}
+"""Virtual (create-only) resources the API server answers without storing (``k3py.apiserver.reviews``)."""
+
+
 def unserved_reason(resource: ManifestResource) -> str:
     """Why k3py does not serve a resource its profile keeps ("" when it does)."""
+    if (resource.group, resource.plural) in ANSWERED:
+        return ""
     if not {"get", "list"} <= set(resource.verbs):
         return f"a virtual resource ({', '.join(resource.verbs)} only) with no handler in k3py yet"
     return NOT_IMPLEMENTED.get((resource.group, resource.plural), "")
 
 
-REQUIRED = (("", "v1", "namespaces"), ("", "v1", "services"))
-"""What the server itself reads and writes (system namespaces, the ``kubernetes`` Service):
-no profile or ``--runtime-config`` may take these away (kube-apiserver cannot turn core off)."""
+REQUIRED = (
+    ("", "v1", "namespaces"),
+    ("", "v1", "services"),
+    ("rbac.authorization.k8s.io", "v1", "roles"),
+    ("rbac.authorization.k8s.io", "v1", "clusterroles"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
+)
+"""What the server itself reads and writes (system namespaces, the ``kubernetes`` Service, the
+roles and bindings its authorizer follows): no profile or ``--runtime-config`` may take these
+away (kube-apiserver cannot turn core off, nor RBAC's API while it authorizes with RBAC)."""
 
 
 def missing_required(resources: Iterable[Resource]) -> list[str]:
@@ -143,7 +165,7 @@ def _served(selection: Selection) -> tuple[Resource, ...]:
             namespaced=r.namespaced,
             short_names=r.short_names,
             categories=r.categories,
-            subresources=tuple(s for s in r.subresources if s in GENERIC_SUBRESOURCES),
+            subresources=tuple(s for s in r.subresources if s in SERVED_SUBRESOURCES),
             verbs=r.verbs,
             singular=r.singular,
             stored_as=STORED_AS.get((r.group, r.version, r.plural), ""),

@@ -1,37 +1,100 @@
-"""The API server's aiohttp application: authentication, errors as ``Status``, routes.
+"""The API server's aiohttp application: authentication, authorization, errors as ``Status``.
 
-Clients authenticate with a certificate signed by the cluster's client CA (checked during
-the TLS handshake); the user is the certificate's CN and its groups the O values, as in
-kube-apiserver. The health endpoints and /version answer anyone, as upstream's
-``system:public-info-viewer`` role allows; everything else needs a user (401 otherwise).
+Every request is authenticated (``k3py.apiserver.authn``: client certificate, bearer token,
+else anonymous), may impersonate another user, and is then authorized
+(``k3py.apiserver.authz``) from its request info before any handler runs. The health
+endpoints and /version answer anonymous clients because the default RBAC policy's
+``system:public-info-viewer`` role allows it, as upstream.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from k3py.api.resources import Registry
 from k3py.apiserver import errors
+from k3py.apiserver.authn import (
+    ANONYMOUS,
+    REQUEST_USER,
+    TokenAuthenticator,
+    User,
+    authenticate_token,
+    authenticated,
+    bearer_token,
+    impersonation,
+)
+from k3py.apiserver.authz import Attributes, Authorizer, forbidden
 from k3py.apiserver.generic import ObjectStore
 from k3py.apiserver.handlers import Api
-from k3py.apiserver.services import IPNetwork
-from k3py.storage import Backend, StorageError
+from k3py.apiserver.request import request_info
+from k3py.apiserver.reviews import Review
+from k3py.apiserver.tokens import TokenRequests
+from k3py.storage import StorageError
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
-USER_KEY = web.AppKey("k3py.identity", object)
-Identify = Callable[[web.Request], "tuple[str, list[str]] | None"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _is_public(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in PUBLIC_PATHS)
+@dataclass(frozen=True)
+class Security:
+    """How requests are authenticated and authorized."""
+
+    certificate_user: Callable[[web.Request], User | None]
+    authorize: Authorizer
+    tokens: Sequence[TokenAuthenticator] = ()
+    api_audiences: Sequence[str] = ()
+    anonymous: bool = True
+
+    async def user(self, request: web.Request) -> User:
+        """The request's user; 401 for a credential nobody accepts (or none, without anonymous)."""
+        if (user := self.certificate_user(request)) is not None:
+            return authenticated(user)
+        header = request.headers.get("Authorization", "")
+        if header:
+            token = bearer_token(header)
+            if (
+                token is not None
+                and (user := await authenticate_token(token, self.tokens, self.api_audiences)) is not None
+            ):
+                return authenticated(user)
+            raise errors.unauthorized()
+        if not self.anonymous:
+            raise errors.unauthorized()
+        return ANONYMOUS
+
+    def check(self, attrs: Attributes) -> None:
+        decision = self.authorize(attrs)
+        if not decision.allowed:
+            log.debug("forbidden: %s %s (%s)", attrs.user.name, attrs.verb, decision.reason)
+            raise forbidden(attrs, decision.reason)
+
+    async def admit(self, request: web.Request) -> User:
+        """Authenticate, apply impersonation, authorize: the user the handlers act for."""
+        user = await self.user(request)
+        if (asked := impersonation(request.headers)) is not None:
+            target, checks = asked
+            for c in checks:
+                self.check(
+                    Attributes(
+                        user,
+                        "impersonate",
+                        True,
+                        api_group=c.group,
+                        namespace=c.namespace,
+                        resource=c.resource,
+                        subresource=c.subresource,
+                        name=c.name,
+                    )
+                )
+            user = target
+        self.check(Attributes.of(user, request_info(request.method, request.path, request.query)))
+        return user
 
 
 def status_response(exc: errors.ApiError) -> web.Response:
@@ -43,15 +106,12 @@ def status_response(exc: errors.ApiError) -> web.Response:
     )
 
 
-def make_middleware(identify: Identify | None) -> Any:
+def make_middleware(security: Security | None) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if identify is not None and not _is_public(request.path):
-                user = identify(request)
-                if user is None:
-                    raise errors.unauthorized()
-                request["user"] = user
+            if security is not None:
+                request[REQUEST_USER] = await security.admit(request)
             return await handler(request)
         except errors.ApiError as exc:
             return status_response(exc)
@@ -67,16 +127,15 @@ def make_middleware(identify: Identify | None) -> Any:
 
 
 def build_app(
-    backend: Backend,
+    store: ObjectStore,
     extra_routes: Sequence[web.RouteDef] = (),
     *,
-    identify: Identify | None = None,
-    registry: Registry | None = None,
-    service_cidr: IPNetwork | None = None,
+    security: Security | None = None,
+    reviews: Mapping[tuple[str, str], Review] | None = None,
+    token_requests: TokenRequests | None = None,
 ) -> web.Application:
-    registry = registry or Registry()
-    api = Api(ObjectStore(backend, registry, service_cidr), registry)
-    app = web.Application(middlewares=[make_middleware(identify)], client_max_size=4 * 1024 * 1024)
+    api = Api(store, store.registry, reviews, token_requests)
+    app = web.Application(middlewares=[make_middleware(security)], client_max_size=4 * 1024 * 1024)
     app.add_routes(extra_routes)
     app.add_routes(api.routes())
     return app

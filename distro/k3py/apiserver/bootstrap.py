@@ -8,21 +8,15 @@ import logging
 from k3py.api.resources import Registry
 from k3py.apiserver import errors
 from k3py.apiserver.generic import ObjectStore, WriteOptions
-from k3py.apiserver.services import IPNetwork
-from k3py.storage import Backend
 
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-async def bootstrap(
-    backend: Backend, service_cidr: IPNetwork, https_port: int, registry: Registry | None = None
-) -> None:
-    registry = registry or Registry()
-    store = ObjectStore(backend, registry, service_cidr)
-    await _namespaces(store, registry)
-    await _kubernetes_service(store, registry, https_port)
+async def bootstrap(store: ObjectStore, https_port: int) -> None:
+    await _namespaces(store, store.registry)
+    await _kubernetes_service(store, store.registry, https_port)
 
 
 async def _namespaces(store: ObjectStore, registry: Registry) -> None:

@@ -9,6 +9,7 @@ from the resource registry, so they always agree with what is routed.
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from typing import Any
 
 from k3py import __version__
@@ -19,7 +20,29 @@ Obj = dict[str, Any]
 
 KUBERNETES_VERSION = "1.37.0"
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"]}
+
+
+@dataclass(frozen=True)
+class Subresource:
+    """A served subresource: its verbs and the kind it reads and writes ("" = the resource's own)."""
+
+    verbs: tuple[str, ...]
+    group: str = ""
+    version: str = ""
+    kind: str = ""
+
+    def response_kind(self, r: Resource) -> Obj:
+        if not self.kind:
+            return {"group": r.group, "version": r.version, "kind": r.kind}
+        return {"group": self.group, "version": self.version, "kind": self.kind}
+
+
+SUBRESOURCES = {
+    "status": Subresource(("get", "patch", "update")),
+    "scale": Subresource(("get", "patch", "update"), "autoscaling", "v1", "Scale"),
+    "token": Subresource(("create",), "authentication.k8s.io", "v1", "TokenRequest"),
+}
+SUBRESOURCE_VERBS = {name: list(sub.verbs) for name, sub in SUBRESOURCES.items()}
 
 
 def version_info() -> Obj:
@@ -58,15 +81,16 @@ def resource_list(registry: Registry, group: str, version: str) -> Obj:
     for r in registry.in_version(group, version):
         resources.append(_api_resource(r))
         for sub in r.subresources:
+            served = SUBRESOURCES[sub]
             entry: Obj = {
                 "name": f"{r.plural}/{sub}",
                 "singularName": "",
                 "namespaced": r.namespaced,
-                "kind": r.kind if sub == "status" else "Scale",
-                "verbs": SUBRESOURCE_VERBS[sub],
+                "kind": served.kind or r.kind,
+                "verbs": list(served.verbs),
             }
-            if sub == "scale":
-                entry["group"], entry["version"] = "autoscaling", "v1"
+            if served.kind:
+                entry["group"], entry["version"] = served.group, served.version
             resources.append(entry)
     return {
         "kind": "APIResourceList",
@@ -117,12 +141,10 @@ def _aggregated_resource(r: Resource) -> Obj:
         out["categories"] = list(r.categories)
     subs = []
     for sub in r.subresources:
-        kind = (
-            {"group": r.group, "version": r.version, "kind": r.kind}
-            if sub == "status"
-            else {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+        served = SUBRESOURCES[sub]
+        subs.append(
+            {"subresource": sub, "responseKind": served.response_kind(r), "verbs": list(served.verbs)}
         )
-        subs.append({"subresource": sub, "responseKind": kind, "verbs": SUBRESOURCE_VERBS[sub]})
     if subs:
         out["subresources"] = subs
     return out

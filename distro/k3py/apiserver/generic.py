@@ -15,7 +15,7 @@ import contextlib
 import copy
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -31,6 +31,7 @@ from k3py.api.selectors import (
     selectable_fields,
 )
 from k3py.apiserver import errors
+from k3py.apiserver.authn import User
 from k3py.apiserver.services import IPNetwork, ServiceAllocator
 from k3py.apiserver.strategy import strategy_for
 from k3py.storage import (
@@ -82,6 +83,18 @@ class WriteOptions:
     """Who is writing, for managedFields (the fieldManager parameter, else the user agent)."""
     applied: bool = False
     """The change was computed by server-side apply, which already recorded ownership."""
+    user: User | None = None
+    """Who asked for the write (None: the API server itself), for admission."""
+
+
+class Admission(Protocol):
+    """A step every write passes after the strategy prepared it and before validation: it may
+    change ``obj`` (mutating admission) or refuse the write with an ``ApiError``. ``old`` is
+    None on create."""
+
+    async def __call__(
+        self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,7 @@ class ObjectStore:
     def __init__(self, backend: Backend, registry: Registry, service_cidr: IPNetwork | None = None) -> None:
         self.backend = backend
         self.registry = registry
+        self.admission: list[Admission] = []
         services = registry.lookup("", "v1", "services")
         self.services = (
             ServiceAllocator(backend, service_cidr, services)
@@ -303,7 +317,7 @@ class ObjectStore:
 
     async def create(self, res: Resource, namespace: str, obj: Obj, opts: WriteOptions) -> Obj:
         strategy = strategy_for(res)
-        self._check_type(res, obj)
+        self.check_type(res, obj)
         meta = objects.metadata(obj)
         if res.namespaced:
             body_ns = meta.get("namespace") or namespace
@@ -322,6 +336,7 @@ class ObjectStore:
         meta["uid"] = objects.new_uid()
         meta["creationTimestamp"] = objects.now()
         strategy.prepare_create(obj)
+        await self._admit(res, namespace, obj, None, opts)
         if not opts.applied:
             obj = self._track(res, None, obj, opts, "")
         if self.services is not None and res is self.services.resource:
@@ -357,7 +372,7 @@ class ObjectStore:
     async def update(
         self, res: Resource, namespace: str, name: str, obj: Obj, opts: WriteOptions, subresource: str = ""
     ) -> Obj:
-        self._check_type(res, obj)
+        self.check_type(res, obj)
         meta = objects.metadata(obj)
         if meta.get("name", name) != name:
             raise errors.bad_request(
@@ -398,7 +413,7 @@ class ObjectStore:
                 raise errors.not_found(res, name)
             current = self._decode(res, kv)
             new = change(copy.deepcopy(current))
-            self._check_type(res, new)
+            self.check_type(res, new)
             new_meta = objects.metadata(new)
             if new_meta.get("name", name) != name:
                 raise errors.bad_request(
@@ -410,6 +425,8 @@ class ObjectStore:
                 strategy.prepare_status_update(new, current)
             else:
                 strategy.prepare_update(new, current)
+            if not subresource:
+                await self._admit(res, namespace, new, current, opts)
             if not opts.applied:
                 new = self._track(res, current, new, opts, subresource)
             new_meta = objects.metadata(new)
@@ -537,6 +554,12 @@ class ObjectStore:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    async def _admit(
+        self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
+    ) -> None:
+        for step in self.admission:
+            await step(res, namespace, obj, old, opts)
+
     @staticmethod
     def _decode(res: Resource, kv: KeyValue, rev: int | None = None) -> Obj:
         obj = decode(kv, rev)
@@ -564,7 +587,7 @@ class ObjectStore:
         except (ApplyError, ApplyConflict) as exc:  # unreadable managedFields: upstream drops them
             raise errors.bad_request(str(exc)) from None
 
-    def _check_type(self, res: Resource, obj: Obj) -> None:
+    def check_type(self, res: Resource, obj: Obj) -> None:
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
         if kind and kind != res.kind:
             raise errors.bad_request(

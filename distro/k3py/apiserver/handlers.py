@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from k3py.api.resources import Registry, Resource
 from k3py.api.schema import Schemas
 from k3py.api.validation import Cause
 from k3py.apiserver import discovery, errors, fieldvalidation, openapi_proto
+from k3py.apiserver.authn import ANONYMOUS, REQUEST_USER
 from k3py.apiserver.generic import (
     DeleteOptions,
     ListOptions,
@@ -35,6 +37,8 @@ from k3py.apiserver.generic import (
 from k3py.apiserver.openapi import OpenAPI
 from k3py.apiserver.patching import apply_patch
 from k3py.apiserver.request import MediaType, Target, negotiate, parse_path
+from k3py.apiserver.reviews import Review
+from k3py.apiserver.tokens import TokenRequests
 
 MAX_BODY = 3 * 1024 * 1024
 BOOKMARK_INTERVAL = 30.0
@@ -120,10 +124,18 @@ def _object_body(value: Any) -> Obj:
 
 
 class Api:
-    def __init__(self, store: ObjectStore, registry: Registry) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        registry: Registry,
+        reviews: Mapping[tuple[str, str], Review] | None = None,
+        token_requests: TokenRequests | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.openapi = OpenAPI(registry)
+        self.reviews = dict(reviews or {})
+        self.token_requests = token_requests
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -254,6 +266,10 @@ class Api:
         allowed = discovery.SUBRESOURCE_VERBS[sub] if sub else target.resource.verbs
         if verb is None or verb not in allowed:
             raise errors.method_not_allowed(request.method, target.resource)
+        if review := self.reviews.get((group, target.resource.plural)):
+            return await self._review(request, target, review)
+        if sub == "token":
+            return await self._token_request(request, target)
         handler = {
             "get": self.get,
             "watch": self.watch,
@@ -265,6 +281,24 @@ class Api:
             "deletecollection": self.delete_collection,
         }[verb]
         return await handler(request, target)
+
+    async def _review(self, request: web.Request, target: Target, review: Review) -> web.Response:
+        """A create-only review: answered from the request, never stored."""
+        media = negotiate(request.headers.get("Accept", ""))
+        raw = await read_body(request)
+        body = _object_body(decode_body(raw, request.headers.get("Content-Type", JSON)))
+        self.store.check_type(target.resource, body)
+        answer = await review(request.get(REQUEST_USER, ANONYMOUS), target.namespace, body)
+        return respond(answer, status=201, media=media)
+
+    async def _token_request(self, request: web.Request, target: Target) -> web.Response:
+        if self.token_requests is None:
+            raise errors.not_found_path(request.path)
+        media = negotiate(request.headers.get("Accept", ""))
+        raw = await read_body(request)
+        body = _object_body(decode_body(raw, request.headers.get("Content-Type", JSON)))
+        answer = await self.token_requests.create(target.resource, target.namespace, target.name, body)
+        return respond(answer, status=201, media=media)
 
     async def get(self, request: web.Request, target: Target) -> web.Response:
         media = negotiate(request.headers.get("Accept", ""))
@@ -668,7 +702,7 @@ def _write_options(request: web.Request) -> WriteOptions:
             f'fieldValidation: Unsupported value: "{validation}": '
             'supported values: "Ignore", "Strict", "Warn"'
         )
-    return WriteOptions(dry_run=bool(dry), field_manager=_manager(request))
+    return WriteOptions(dry_run=bool(dry), field_manager=_manager(request), user=request.get(REQUEST_USER))
 
 
 def _manager(request: web.Request) -> str:
@@ -693,7 +727,7 @@ def _verb(method: str, target: Target, *, watch: bool) -> str | None:
     if method == "GET":
         return "watch" if watch else ("get" if target.name else "list")
     if method == "POST":
-        return None if target.name else "create"
+        return "create" if bool(target.name) == bool(target.subresource) else None
     if method in ("PUT", "PATCH"):
         return ("update" if method == "PUT" else "patch") if target.name else None
     if method == "DELETE":

@@ -16,7 +16,7 @@ import orjson
 
 from k3py.api.resources import Registry, Resource
 from k3py.api.schema import Schemas
-from k3py.apiserver.discovery import KUBERNETES_VERSION
+from k3py.apiserver.discovery import KUBERNETES_VERSION, SUBRESOURCES
 
 Obj = dict[str, Any]
 
@@ -257,14 +257,30 @@ def _paths(res: Resource, ref: str | None, v3: bool) -> dict[str, Obj]:
         if verb not in verbs:
             del paths[path][method]
     for sub in res.subresources:
-        sub_ref = ref if sub == "status" else "io.k8s.api.autoscaling.v1.Scale"
-        paths[f"{scope}/{{name}}/{sub}"] = {
-            "parameters": item_params,
-            "get": _operation(res, "get", sub_ref, [], v3),
-            "put": _operation(res, "put", sub_ref, [q(n) for n in _WRITE], v3),
-            "patch": _operation(res, "patch", sub_ref, [q(n) for n in (*_WRITE, "force")], v3, patch=True),
-        }
-    return paths
+        sub_ref = subresource_definition(sub) or ref
+        item: Obj = {"parameters": item_params}
+        for verb in SUBRESOURCES[sub].verbs:
+            method, names = _SUBRESOURCE_OPERATIONS[verb]
+            item[method] = _operation(res, method, sub_ref, [q(n) for n in names], v3, patch=verb == "patch")
+        paths[f"{scope}/{{name}}/{sub}"] = item
+    # A path whose resource has none of its operations (the create-only reviews) is not listed.
+    return {path: item for path, item in paths.items() if set(item) - {"parameters"}}
+
+
+_SUBRESOURCE_OPERATIONS = {
+    "get": ("get", ()),
+    "update": ("put", _WRITE),
+    "patch": ("patch", (*_WRITE, "force")),
+    "create": ("post", _WRITE),
+}
+
+
+def subresource_definition(sub: str) -> str | None:
+    """The OpenAPI definition a subresource reads and writes; None for the resource's own."""
+    served = SUBRESOURCES[sub]
+    if not served.kind:
+        return None
+    return f"io.k8s.api.{served.group.split('.')[0]}.{served.version}.{served.kind}"
 
 
 class OpenAPI:
@@ -331,6 +347,7 @@ def _paths_and_schemas(resources: list[Resource], *, v3: bool) -> tuple[Obj, Obj
         ref = _definition_name(schemas, res)
         if ref is not None:
             roots += [ref, ref + "List"]
+        roots += [d for sub in res.subresources if (d := subresource_definition(sub))]
         paths.update(_paths(res, ref, v3=v3))
     prefix = V3_REF if v3 else V2_REF
     return paths, {name: convert(schemas.definition(name), prefix) for name in _closure(schemas, roots)}

@@ -4,6 +4,7 @@ and which representation the client accepts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from k3py.api.resources import Registry, Resource
@@ -90,3 +91,87 @@ def negotiate(header: str, *, allowed_as: set[tuple[str, str, str]] | None = Non
         mime = "application/yaml" if media.mime == "application/yaml" else "application/json"
         return MediaType(mime, media.as_kind, media.group, media.version)
     raise errors.not_acceptable(header)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a request asks for, in authorization terms (kube-apiserver's ``RequestInfo``).
+
+    Derived from the method, path and query alone, before any routing: a resource request is
+    ``/api/<v>/...`` or ``/apis/<g>/<v>/...``; everything else (discovery roots, /healthz,
+    /openapi, /version) is a non-resource request checked against its path.
+    """
+
+    verb: str
+    path: str
+    resource_request: bool = False
+    api_group: str = ""
+    api_version: str = ""
+    namespace: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+
+
+_METHOD_VERBS = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+_NAMESPACE_SUBRESOURCES = {"status", "finalize"}
+
+
+def request_info(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
+    """kube-apiserver's request-info rules, so that RBAC rules mean here what they mean upstream.
+
+    ``/api/v1`` and ``/apis/<g>/<v>`` with nothing after them are non-resource requests (the
+    discovery documents); ``namespaces/<ns>/<resource>/...`` scopes to ``ns`` unless the next
+    segment is a namespace subresource; a GET without a name is ``list`` (``watch`` with
+    ``watch=true``), a DELETE without one ``deletecollection``; a list or watch whose field
+    selector pins ``metadata.name`` is about that name.
+    """
+    parts = [p for p in path.strip("/").split("/") if p]
+    http_verb = method.lower()
+    if len(parts) >= 3 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return RequestInfo(verb=http_verb, path=path)
+    verb = _METHOD_VERBS.get(method, http_verb)
+    namespace = ""
+    if rest[0] == "namespaces" and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    if not name and verb == "get":
+        verb = "watch" if query.get("watch", "").lower() in ("1", "true") else "list"
+    if not name and verb == "delete":
+        verb = "deletecollection"
+    if verb in ("list", "watch") and (pinned := _pinned_name(query.get("fieldSelector", ""))):
+        name = pinned
+    return RequestInfo(
+        verb=verb,
+        path=path,
+        resource_request=True,
+        api_group=group,
+        api_version=version,
+        namespace=namespace,
+        resource=resource,
+        subresource=subresource,
+        name=name,
+    )
+
+
+def _pinned_name(field_selector: str) -> str:
+    for term in field_selector.split(","):
+        key, sep, value = term.partition("=")
+        if sep and key.strip() == "metadata.name":
+            return value.lstrip("=").strip()
+    return ""

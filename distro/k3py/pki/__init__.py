@@ -8,20 +8,44 @@ to a user with :func:`client_identity` (``tls``), and writes the admin kubeconfi
 :func:`kubeconfig` / :func:`write_kubeconfig` (``kubeconfig``). Key and certificate
 operations live in ``certs``, file handling in ``files``. Every failure is a
 :class:`PkiError` naming the file.
+
+Service-account tokens (``serviceaccount``): :func:`ensure_service_account_key` keeps the
+signing key in ``service.key``; a :class:`TokenIssuer` issues and verifies the tokens
+(raising :class:`TokenError`) and renders the OIDC discovery documents.
 """
 
 from k3py.pki.bundle import CertKey, Pki, ensure_pki
 from k3py.pki.errors import PkiError
 from k3py.pki.kubeconfig import kubeconfig, write_kubeconfig
+from k3py.pki.serviceaccount import (
+    BoundObject,
+    NodeRef,
+    ServiceAccountClaims,
+    ServiceAccountKey,
+    TokenError,
+    TokenErrorReason,
+    TokenIssuer,
+    ensure_service_account_key,
+    openid_configuration,
+)
 from k3py.pki.tls import client_identity, ssl_server_context
 
 __all__ = [
+    "BoundObject",
     "CertKey",
+    "NodeRef",
     "Pki",
     "PkiError",
+    "ServiceAccountClaims",
+    "ServiceAccountKey",
+    "TokenError",
+    "TokenErrorReason",
+    "TokenIssuer",
     "client_identity",
     "ensure_pki",
+    "ensure_service_account_key",
     "kubeconfig",
+    "openid_configuration",
     "ssl_server_context",
     "write_kubeconfig",
 ]

@@ -28,18 +28,30 @@ from k3py.api.manifest import Manifest
 from k3py.api.manifest import load as load_manifest
 from k3py.api.profiles import ProfileError
 from k3py.api.resources import Registry
-from k3py.apiserver.app import build_app
+from k3py.apiserver.app import Security, build_app
+from k3py.apiserver.authn import User
+from k3py.apiserver.authz import Chain, privileged_groups
 from k3py.apiserver.bootstrap import bootstrap
+from k3py.apiserver.generic import ObjectStore
+from k3py.apiserver.rbac import EscalationCheck
+from k3py.apiserver.rbac import follow as follow_rbac
+from k3py.apiserver.rbac_bootstrap import aggregate_forever, ensure_policy
+from k3py.apiserver.reviews import Reviews
+from k3py.apiserver.tokens import BootstrapTokens, ServiceAccountTokens, TokenRequests, discovery_routes
 from k3py.config import ConfigError, ServerConfig
 from k3py.pki import (
     Pki,
     PkiError,
+    ServiceAccountKey,
+    TokenIssuer,
     client_identity,
     ensure_pki,
+    ensure_service_account_key,
     kubeconfig,
     ssl_server_context,
     write_kubeconfig,
 )
+from k3py.pki.serviceaccount import JWKS_PATH
 from k3py.server.datastore import StoreHandle, open_datastore, prepare_data_dir
 from k3py.server.errors import ServerError
 from k3py.server.health import PING, HealthCheck, health_routes
@@ -94,13 +106,24 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             HealthCheck("shutdown", shutdown, endpoints=frozenset({"readyz"})),
         )
         pki = await asyncio.to_thread(_pki, config)
-        await bootstrap(store, config.service_cidr, config.https_listen_port, registry)
+        objects = ObjectStore(store, registry, config.service_cidr)
+        await bootstrap(objects, config.https_listen_port)
+        await ensure_policy(objects)
+        rbac = await follow_rbac(objects)
+        cleanup.push_async_callback(rbac.close)
+        tasks.spawn("clusterrole-aggregation", aggregate_forever(objects, rbac.cluster_roles))
+        authorize = Chain([privileged_groups, rbac.authorize])
+        objects.admission.append(EscalationCheck(rbac, authorize))
+        issuer = TokenIssuer(await asyncio.to_thread(_service_account_key, config))
+        tokens = (ServiceAccountTokens(issuer, objects), BootstrapTokens(objects))
+        security = Security(_identify, authorize, tokens, issuer.api_audiences)
+        reviews = Reviews(authorize, rbac, tokens, issuer.api_audiences)
         app = build_app(
-            store,
-            health_routes(checks),
-            identify=_identify,
-            registry=registry,
-            service_cidr=config.service_cidr,
+            objects,
+            [*health_routes(checks), *discovery_routes(issuer, f"{config.listen_url}{JWKS_PATH}")],
+            security=security,
+            reviews=reviews.handlers(),
+            token_requests=TokenRequests(issuer, objects),
         )
         listener = Listener(
             config.bind_address,
@@ -192,12 +215,13 @@ def _log_missing_components(config: ServerConfig) -> None:
         log.debug("Disabled components: %s", ", ".join(sorted(config.disable)))
 
 
-def _identify(request: web.Request) -> tuple[str, list[str]] | None:
+def _identify(request: web.Request) -> User | None:
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is None:
         return None
-    return client_identity(ssl_object.getpeercert())
+    identity = client_identity(ssl_object.getpeercert())
+    return User(identity[0], tuple(identity[1])) if identity else None
 
 
 def first_service_ip(config: ServerConfig) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -220,6 +244,13 @@ def _pki(config: ServerConfig) -> Pki:
             names.append(san)
     try:
         return ensure_pki(config.server_dir / "tls", dns_names=names, ip_addresses=ips)
+    except PkiError as exc:
+        raise ServerError(str(exc)) from None
+
+
+def _service_account_key(config: ServerConfig) -> ServiceAccountKey:
+    try:
+        return ensure_service_account_key(config.server_dir / "tls")
     except PkiError as exc:
         raise ServerError(str(exc)) from None
 

@@ -1,0 +1,107 @@
+"""An in-memory copy of one resource's objects, kept current by list + watch.
+
+The authorizer reads roles and bindings on every request; reading them from the store each
+time would cost a range per request. :class:`ObjectCache` lists the resource once, then
+follows the store's watch from that list's revision, re-listing when the watch falls behind
+compaction (410), as an informer does. It is eventually consistent, like kube-apiserver's
+RBAC cache: a binding applies within milliseconds of being written, not at the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from k3py.api.resources import Resource
+from k3py.apiserver import errors
+from k3py.apiserver.generic import ListOptions, Obj, ObjectStore
+from k3py.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY = 0.5
+
+
+class ObjectCache:
+    """``(namespace, name) -> object`` for one resource; subscribers run after each change."""
+
+    def __init__(self, store: ObjectStore, resource: Resource) -> None:
+        self.store = store
+        self.resource = resource
+        self._subscribers: list[Callable[[], None]] = []
+        self._objects: dict[tuple[str, str], Obj] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.revision = 0
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (no arguments, no waiting) after every change from now on."""
+        self._subscribers.append(callback)
+
+    def get(self, namespace: str, name: str) -> Obj | None:
+        return self._objects.get((namespace, name))
+
+    def objects(self, namespace: str | None = None) -> list[Obj]:
+        """Every object, or those of one namespace ("" for cluster-scoped objects)."""
+        if namespace is None:
+            return list(self._objects.values())
+        return [obj for (ns, _), obj in self._objects.items() if ns == namespace]
+
+    async def start(self) -> None:
+        """List now (so the cache is complete when this returns), then follow in a task."""
+        await self._list()
+        self._task = asyncio.create_task(self._follow(), name=f"cache-{self.resource.plural}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _list(self) -> None:
+        listed = await self.store.list(self.resource, "", ListOptions())
+        self._objects = {_key(obj): obj for obj in listed["items"]}
+        self.revision = int(listed["metadata"]["resourceVersion"])
+        self._changed()
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                stream = await self.store.watch(
+                    self.resource, "", ListOptions(resource_version=str(self.revision))
+                )
+                async for kind, obj in stream:
+                    self._apply(kind, obj)
+                raise StorageError("the watch ended")
+            except errors.ApiError as exc:
+                if exc.code != 410:
+                    raise
+                log.debug("%s cache fell behind compaction: listing again", self.resource.plural)
+                await self._list()
+            except StorageError as exc:
+                log.warning("%s cache: %s; retrying", self.resource.plural, exc)
+                await asyncio.sleep(RETRY_DELAY)
+                with contextlib.suppress(StorageError, errors.ApiError):
+                    await self._list()
+
+    def _apply(self, kind: str, obj: Obj) -> None:
+        if kind == "DELETED":
+            self._objects.pop(_key(obj), None)
+        elif kind in ("ADDED", "MODIFIED"):
+            self._objects[_key(obj)] = obj
+        else:
+            return
+        with contextlib.suppress(ValueError):
+            self.revision = int(obj["metadata"]["resourceVersion"])
+        self._changed()
+
+    def _changed(self) -> None:
+        for callback in self._subscribers:
+            callback()
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")

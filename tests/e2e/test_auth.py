@@ -1,0 +1,298 @@
+"""Authentication and authorization through kubectl 1.37: whoami, can-i, RBAC with the default
+roles, escalation prevention, service-account and bootstrap tokens, impersonation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.cluster import Cluster
+
+RBAC_DELAY = 10.0
+"""Seconds within which a new binding must apply (the authorizer follows a watch)."""
+
+
+def eventually(check: Callable[[], bool], timeout: float = RBAC_DELAY) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true within {timeout}s: {check}")
+        time.sleep(0.1)
+
+
+def token_kubeconfig(cluster: Cluster, token: str, path: Path) -> Path:
+    """A kubeconfig that authenticates with ``token`` only (no client certificate)."""
+    ca = (cluster.data_dir / "server" / "tls" / "server-ca.crt").read_bytes()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "k3py",
+                "cluster": {
+                    "server": cluster.url,
+                    "certificate-authority-data": base64.b64encode(ca).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "token", "user": {"token": token}}],
+        "contexts": [{"name": "token", "context": {"cluster": "k3py", "user": "token"}}],
+        "current-context": "token",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def as_token(cluster: Cluster, token: str, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    config = token_kubeconfig(cluster, token, tmp_path / "token.yaml")
+    done = cluster.kubectl("--kubeconfig", str(config), *args, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def can_i(cluster: Cluster, *args: str) -> bool:
+    done = cluster.kubectl("auth", "can-i", *args, check=False)
+    assert done.stdout.strip() in ("yes", "no"), done.stderr
+    return done.stdout.strip() == "yes"
+
+
+def test_whoami_names_the_admin_certificate(cluster: Cluster) -> None:
+    info = cluster.kubectl_json("auth", "whoami")["status"]["userInfo"]
+    assert info["username"] == "system:admin"
+    assert set(info["groups"]) == {"system:masters", "system:authenticated"}
+
+
+def test_a_role_binding_grants_exactly_its_role(cluster: Cluster, namespace: str) -> None:
+    n = ("-n", namespace, "--as", "alice")
+    assert not can_i(cluster, "list", "pods", *n)
+    cluster.kubectl(
+        "create", "rolebinding", "alice-view", "--clusterrole=view", "--user=alice", "-n", namespace
+    )
+    eventually(lambda: can_i(cluster, "list", "pods", *n))
+    assert not can_i(cluster, "create", "configmaps", *n)
+    assert not can_i(cluster, "list", "pods", "-n", "default", "--as", "alice")
+    assert not can_i(cluster, "list", "secrets", *n), "view does not read secrets"
+    cluster.kubectl("get", "pods", *n)
+    denied = cluster.kubectl("create", "configmap", "x", *n, check=False)
+    assert denied.returncode != 0
+    assert (
+        'configmaps is forbidden: User "alice" cannot create resource "configmaps" in API group "" '
+        f'in the namespace "{namespace}"'
+    ) in denied.stderr
+    assert cluster.kubectl("get", "configmap", "x", "-n", namespace, check=False).returncode != 0
+    listed = cluster.kubectl("auth", "can-i", "--list", *n).stdout
+    pods = next(line for line in listed.splitlines() if line.startswith("pods "))
+    assert "[get list watch]" in pods
+
+
+def test_the_aggregated_default_roles_are_filled(cluster: Cluster) -> None:
+    view = cluster.kubectl_json("get", "clusterrole", "view")
+    assert view["aggregationRule"]["clusterRoleSelectors"]
+    resources = {r for rule in view["rules"] for r in rule.get("resources", [])}
+    assert {"pods", "deployments", "configmaps"} <= resources
+    assert "secrets" not in resources
+    edit = cluster.kubectl_json("get", "clusterrole", "edit")
+    assert any("secrets" in rule.get("resources", []) for rule in edit["rules"])
+
+
+def test_an_edit_user_cannot_grant_itself_more(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("create", "rolebinding", "bob-edit", "--clusterrole=edit", "--user=bob", "-n", namespace)
+    eventually(lambda: can_i(cluster, "create", "deployments", "-n", namespace, "--as", "bob"))
+    denied = cluster.kubectl(
+        "create", "clusterrolebinding", "bob-root", "--clusterrole=cluster-admin", "--user=bob",
+        "--as", "bob", check=False,
+    )  # fmt: skip
+    assert denied.returncode != 0
+    assert (
+        'cannot create resource "clusterrolebindings" in API group "rbac.authorization.k8s.io"'
+        in denied.stderr
+    )
+    assert cluster.kubectl("get", "clusterrolebinding", "bob-root", check=False).returncode != 0
+
+
+def test_an_admin_cannot_bind_what_it_does_not_hold(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl(
+        "create", "rolebinding", "carol-admin", "--clusterrole=admin", "--user=carol", "-n", namespace
+    )
+    n = ("-n", namespace, "--as", "carol")
+    eventually(lambda: can_i(cluster, "create", "rolebindings", *n))
+    cluster.kubectl("create", "rolebinding", "dave-edit", "--clusterrole=edit", "--user=dave", *n)
+    denied = cluster.kubectl(
+        "create", "rolebinding", "dave-root", "--clusterrole=cluster-admin", "--user=dave", *n, check=False
+    )
+    assert denied.returncode != 0
+    assert 'user "carol"' in denied.stderr
+    assert "is attempting to grant RBAC permissions not currently held" in denied.stderr
+    assert cluster.kubectl("get", "rolebinding", "dave-root", "-n", namespace, check=False).returncode != 0
+
+
+def test_impersonation_needs_the_impersonate_verb(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    cluster.kubectl("create", "serviceaccount", "actor", "-n", namespace)
+    token = cluster.kubectl("create", "token", "actor", "-n", namespace).stdout.strip()
+    code, _, err = as_token(cluster, token, tmp_path, "get", "pods", "--as", "grace")
+    assert code != 0
+    assert (
+        f'users "grace" is forbidden: User "system:serviceaccount:{namespace}:actor" cannot impersonate '
+        'resource "users" in API group "" at the cluster scope'
+    ) in err
+    role = f"{namespace}-as-grace"
+    cluster.kubectl(
+        "create", "clusterrole", role, "--verb=impersonate", "--resource=users", "--resource-name=grace"
+    )
+    cluster.kubectl(
+        "create", "clusterrolebinding", role, f"--clusterrole={role}", f"--serviceaccount={namespace}:actor"
+    )
+
+    def acts_as_grace() -> bool:
+        code, out, _ = as_token(cluster, token, tmp_path, "auth", "whoami", "--as", "grace", "-o", "json")
+        return code == 0 and json.loads(out)["status"]["userInfo"]["username"] == "grace"
+
+    eventually(acts_as_grace)
+    code, _, err = as_token(cluster, token, tmp_path, "get", "pods", "--as", "heidi")
+    assert code != 0 and "cannot impersonate" in err, "the role names grace only"
+    code, _, err = as_token(
+        cluster, token, tmp_path, "get", "pods", "--as", "grace", "--as-group", "system:masters"
+    )
+    assert code != 0 and 'groups "system:masters" is forbidden' in err
+
+
+def test_service_account_tokens_live_and_die_with_their_account(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    cluster.kubectl("create", "serviceaccount", "robot", "-n", namespace)
+    token = cluster.kubectl("create", "token", "robot", "-n", namespace).stdout.strip()
+    code, out, err = as_token(cluster, token, tmp_path, "auth", "whoami", "-o", "json")
+    assert code == 0, err
+    info = json.loads(out)["status"]["userInfo"]
+    assert info["username"] == f"system:serviceaccount:{namespace}:robot"
+    assert set(info["groups"]) == {
+        "system:serviceaccounts",
+        f"system:serviceaccounts:{namespace}",
+        "system:authenticated",
+    }
+    assert info["extra"]["authentication.kubernetes.io/credential-id"][0].startswith("JTI=")
+    code, _, err = as_token(cluster, token, tmp_path, "get", "pods", "-n", namespace)
+    assert code != 0 and "forbidden" in err, "a new service account holds no role"
+
+    other = cluster.kubectl("create", "token", "robot", "-n", namespace, "--audience", "vault").stdout.strip()
+    code, _, err = as_token(cluster, other, tmp_path, "auth", "whoami")
+    assert code != 0 and "Unauthorized" in err, "a token for another audience"
+    head, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    code, _, err = as_token(cluster, f"{head}.{payload}.{flipped}", tmp_path, "auth", "whoami")
+    assert code != 0 and "Unauthorized" in err, "a tampered token"
+
+    review = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token},
+    }
+    answer = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review)).stdout)
+    assert answer["status"]["authenticated"] is True
+    assert answer["status"]["user"]["username"] == f"system:serviceaccount:{namespace}:robot"
+
+    cluster.kubectl("delete", "serviceaccount", "robot", "-n", namespace)
+    code, _, err = as_token(cluster, token, tmp_path, "auth", "whoami")
+    assert code != 0 and "Unauthorized" in err, "the account is gone"
+    answer = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review)).stdout)
+    assert answer["status"]["authenticated"] is False
+
+
+def test_a_pod_bound_token_dies_with_its_pod(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    cluster.kubectl("create", "serviceaccount", "worker", "-n", namespace)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "holder", "namespace": namespace},
+        "spec": {"serviceAccountName": "worker", "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    cluster.kubectl("create", "-f", "-", input=json.dumps(pod))
+    token = cluster.kubectl(
+        "create", "token", "worker", "-n", namespace, "--bound-object-kind=Pod", "--bound-object-name=holder"
+    ).stdout.strip()
+    code, out, err = as_token(cluster, token, tmp_path, "auth", "whoami", "-o", "json")
+    assert code == 0, err
+    extra = json.loads(out)["status"]["userInfo"]["extra"]
+    assert extra["authentication.kubernetes.io/pod-name"] == ["holder"]
+    cluster.kubectl("delete", "pod", "holder", "-n", namespace, "--grace-period=0", "--force")
+    code, _, err = as_token(cluster, token, tmp_path, "auth", "whoami")
+    assert code != 0 and "Unauthorized" in err
+    short = cluster.kubectl("create", "token", "worker", "-n", namespace, "--duration=5m", check=False)
+    assert short.returncode != 0 and "may not specify a duration less than 10 minutes" in short.stderr
+
+
+def test_a_bootstrap_token_works_until_it_expires(cluster: Cluster, tmp_path: Path) -> None:
+    expires = datetime.now(UTC) + timedelta(seconds=4)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "bootstrap-token-abcdef", "namespace": "kube-system"},
+        "type": "bootstrap.kubernetes.io/token",
+        "stringData": {
+            "token-id": "abcdef",
+            "token-secret": "0123456789abcdef",
+            "expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "usage-bootstrap-authentication": "true",
+            "auth-extra-groups": "system:bootstrappers:k3py:default-node-token",
+        },
+    }
+    cluster.kubectl("create", "-f", "-", input=json.dumps(secret))
+    try:
+        code, out, err = as_token(
+            cluster, "abcdef.0123456789abcdef", tmp_path, "auth", "whoami", "-o", "json"
+        )
+        assert code == 0, err
+        info = json.loads(out)["status"]["userInfo"]
+        assert info["username"] == "system:bootstrap:abcdef"
+        assert "system:bootstrappers:k3py:default-node-token" in info["groups"]
+        code, _, err = as_token(cluster, "abcdef.0123456789abcdeX", tmp_path, "auth", "whoami")
+        assert code != 0 and "Unauthorized" in err, "a wrong secret"
+        time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.5)
+        code, _, err = as_token(cluster, "abcdef.0123456789abcdef", tmp_path, "auth", "whoami")
+        assert code != 0 and "Unauthorized" in err, "an expired token"
+    finally:
+        cluster.kubectl("delete", "secret", "bootstrap-token-abcdef", "-n", "kube-system", check=False)
+
+
+def test_subject_access_review_answers_for_others(cluster: Cluster) -> None:
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {"user": "nobody", "resourceAttributes": {"verb": "get", "resource": "nodes"}},
+    }
+    answer = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review)).stdout)
+    assert answer["status"]["allowed"] is False
+    review["spec"] = {
+        "groups": ["system:masters"],
+        "resourceAttributes": {"verb": "delete", "resource": "nodes"},
+    }
+    answer = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review)).stdout)
+    assert answer["status"]["allowed"] is True
+    review["spec"] = {"user": "x"}
+    bad = cluster.kubectl("create", "-f", "-", input=json.dumps(review), check=False)
+    assert bad.returncode != 0 and "exactly one of nonResourceAttributes or resourceAttributes" in bad.stderr
+
+
+def test_oidc_discovery_is_for_service_accounts(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    status, _, _ = cluster.request("GET", "/.well-known/openid-configuration", authenticated=False)
+    assert status == 403
+    cluster.kubectl("create", "serviceaccount", "reader", "-n", namespace)
+    token = cluster.kubectl("create", "token", "reader", "-n", namespace).stdout.strip()
+    code, out, err = as_token(cluster, token, tmp_path, "get", "--raw", "/.well-known/openid-configuration")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["issuer"] == "https://kubernetes.default.svc.cluster.local"
+    code, out, err = as_token(cluster, token, tmp_path, "get", "--raw", "/openid/v1/jwks")
+    assert code == 0, err
+    assert json.loads(out)["keys"][0]["alg"] == "RS256"
+
+
+def test_health_details_need_more_than_anonymous(cluster: Cluster) -> None:
+    assert cluster.request("GET", "/livez/etcd", authenticated=False)[0] == 403
+    assert cluster.request("GET", "/livez/etcd")[:1] == (200,)
