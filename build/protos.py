@@ -52,19 +52,19 @@ KUBERNETES_MINOR = "1.37"
 DATA_DIR = ROOT / "distro" / "k3py" / "api" / "data"
 FIXTURES_DIR = ROOT / "tests" / "unit" / "data" / "protobuf"
 FIXTURES_SOURCE = ROOT / "build" / "protofixtures" / "main.go"
-MODULES = ("k8s.io/api", "k8s.io/apimachinery", "k8s.io/apiextensions-apiserver")
+MODULES = ("k8s.io/api", "k8s.io/apimachinery", "k8s.io/apiextensions-apiserver", "k8s.io/kube-aggregator")
 META = "k8s.io/apimachinery/pkg/apis/meta/v1"
 APIEXT = "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 # Every group/version of the API manifest can be served (a profile decides), so all are described;
 # a build then keeps the kinds of what it serves. The Go package of a group is the first label of
 # its name under k8s.io/api, except for these; a group mapped to None lives in a module not fetched
-# here and is never served by k3py (the aggregation layer's APIService).
+# here and is never served by k3py.
 PACKAGE_OF_GROUP: dict[str, str | None] = {
     "": "k8s.io/api/core",
     "apiextensions.k8s.io": "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions",
     "internal.apiserver.k8s.io": "k8s.io/api/apiserverinternal",
-    "apiregistration.k8s.io": None,
+    "apiregistration.k8s.io": "k8s.io/kube-aggregator/pkg/apis/apiregistration",
 }
 
 

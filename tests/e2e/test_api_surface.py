@@ -13,7 +13,6 @@ import pytest
 
 from k3py.api.manifest import load
 from k3py.api.profiles import Profile, select
-from k3py.api.resources import unserved_reason
 from tests.e2e.cluster import Cluster, start, stop
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -47,13 +46,8 @@ def test_no_alpha_group_version_is_listed_anywhere(cluster: Cluster) -> None:
 
 def test_every_ga_group_version_of_the_default_profile_is_served(cluster: Cluster) -> None:
     selection = select(load(), Profile())
-    ga = {gv.group_version: gv for gv in selection.groupversions() if gv.stability == "ga"}
-    missing = ga.keys() - served_group_versions(cluster)
-    # Only group-versions none of whose resources k3py can serve yet (reviews, APIServices) are left out.
-    for name in missing:
-        kept = [r for r in ga[name].resources if selection.decision(r.group, r.version, r.plural).kept]
-        assert all(unserved_reason(r) for r in kept), name
-    assert missing <= {"authentication.k8s.io/v1", "authorization.k8s.io/v1", "apiregistration.k8s.io/v1"}
+    ga = {gv.group_version for gv in selection.groupversions() if gv.stability == "ga"}
+    assert ga <= served_group_versions(cluster)
 
 
 @pytest.mark.parametrize(
@@ -202,3 +196,37 @@ def test_runtime_config_cannot_turn_off_what_the_server_needs(
     with pytest.raises(pytest.fail.Exception, match="exited with 2") as failed:
         start(tmp_path_factory.mktemp("k3py-core"), "--runtime-config", setting)
     assert "cannot run without core/v1/namespaces" in str(failed.value)
+
+
+def test_apiservices_are_local_and_available_and_aggregated_ones_say_why_not(
+    cluster: Cluster, namespace: str
+) -> None:
+    table = cluster.kubectl("get", "apiservices").stdout.splitlines()
+    assert table[0].split() == ["NAME", "SERVICE", "AVAILABLE", "AGE"]
+    rows = {line.split()[0]: line.split()[1:3] for line in table[1:]}
+    assert rows["v1."] == ["Local", "True"]
+    assert rows["v1.apps"] == ["Local", "True"]
+    assert set(rows) >= {"v1.rbac.authorization.k8s.io", "v1.authorization.k8s.io"}
+    aggregated = {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": "v1.metrics.example.com"},
+        "spec": {
+            "group": "metrics.example.com",
+            "version": "v1",
+            "groupPriorityMinimum": 100,
+            "versionPriority": 10,
+            "insecureSkipTLSVerify": True,
+            "service": {"namespace": namespace, "name": "metrics"},
+        },
+    }
+    cluster.kubectl("create", "-f", "-", input=json.dumps(aggregated))
+    try:
+        reason = "--for=jsonpath={.status.conditions[0].reason}=ServiceNotFound"
+        cluster.kubectl("wait", "apiservice/v1.metrics.example.com", reason, "--timeout=20s")
+        bad = {**aggregated, "metadata": {"name": "wrong.name"}}
+        refused = cluster.kubectl("create", "-f", "-", input=json.dumps(bad), check=False)
+        assert refused.returncode != 0
+        assert 'must be `spec.version+"."+spec.group`' in refused.stderr
+    finally:
+        cluster.kubectl("delete", "apiservice", "v1.metrics.example.com", check=False)

@@ -210,7 +210,7 @@ def test_the_served_resources_are_what_the_default_profile_keeps_and_k3py_can_se
     assert ("", "v1", "bindings") in left_out  # create only, and no handler yet
     assert ("authorization.k8s.io", "v1", "subjectaccessreviews") in served  # answered by reviews.py
     assert served[("", "v1", "serviceaccounts")].subresources == ("token",)
-    assert ("apiregistration.k8s.io", "v1", "apiservices") in left_out
+    assert ("apiregistration.k8s.io", "v1", "apiservices") in served
     assert all(not key[1].endswith(("alpha1", "alpha2", "alpha3")) for key in served)
     pods = served[("", "v1", "pods")]
     assert pods.subresources == ("status",)  # log, exec, binding... are not generic

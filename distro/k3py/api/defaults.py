@@ -645,7 +645,14 @@ def _endpoints(obj: Obj) -> None:
                 port["protocol"] = "TCP"
 
 
+def _apiservice(obj: Obj) -> None:
+    from k3py.api import apiregistration  # which imports validation, which imports this module
+
+    apiregistration.default_apiservice(obj)
+
+
 _BY_RESOURCE: dict[str, Callable[[Obj], None]] = {
+    "apiservices.apiregistration.k8s.io": _apiservice,
     "namespaces": _namespace,
     "pods": _pod,
     "podtemplates": pod_template,

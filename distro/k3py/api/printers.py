@@ -936,6 +936,24 @@ def _priority_class_cells(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
+def _apiservice_service(obj: Obj) -> str:
+    ref = _get(obj, "spec", "service")
+    if not isinstance(ref, dict):
+        return "Local"
+    return f"{ref.get('namespace') or ''}/{ref.get('name') or ''}"
+
+
+def _apiservice_available(obj: Obj) -> str:
+    """kube-aggregator's cell: ``True``, ``False (Reason)``, or ``Unknown`` without a condition."""
+    conditions = _get(obj, "status", "conditions")
+    for condition in conditions if isinstance(conditions, list) else []:
+        if isinstance(condition, dict) and condition.get("type") == "Available":
+            status = str(condition.get("status") or "")
+            reason = condition.get("reason")
+            return f"{status} ({reason})" if reason and status != "True" else status
+    return "Unknown"
+
+
 def _simple(*fields: Callable[[Obj], Cell], age: bool = True) -> CellsFn:
     """Cells that are the name, then ``fields`` of the object, then (usually) the age."""
 
@@ -1331,6 +1349,15 @@ PRINTERS: Final[Mapping[str, Printer]] = {
             _col("Condition", _api("certificates.v1", "CertificateSigningRequestStatus", "conditions")),
         ),
         _csr_cells,
+    ),
+    "apiservices.apiregistration.k8s.io": Printer(
+        (
+            NAME,
+            _col("Service", "The reference to the service that hosts this API endpoint."),
+            _col("Available", "Whether this service is available."),
+            AGE,
+        ),
+        _simple(_apiservice_service, _apiservice_available),
     ),
     "leases.coordination.k8s.io": Printer(
         (NAME, _col("Holder", _api("coordination.v1", "LeaseSpec", "holderIdentity")), AGE),

@@ -88,12 +88,6 @@ STORED_AS = {
 }
 """Resources served in a second shape of another's objects (``k3py.api.conversion`` converts)."""
 
-NOT_IMPLEMENTED = {
-    ("apiregistration.k8s.io", "apiservices"): "the aggregation layer is not implemented",
-}
-"""Stored resources a profile may keep that k3py cannot serve honestly yet, and why."""
-
-
 ANSWERED = {
     ("authentication.k8s.io", "tokenreviews"),
     ("authentication.k8s.io", "selfsubjectreviews"),
@@ -111,7 +105,7 @@ def unserved_reason(resource: ManifestResource) -> str:
         return ""
     if not {"get", "list"} <= set(resource.verbs):
         return f"a virtual resource ({', '.join(resource.verbs)} only) with no handler in k3py yet"
-    return NOT_IMPLEMENTED.get((resource.group, resource.plural), "")
+    return ""
 
 
 REQUIRED = (

@@ -361,6 +361,8 @@ def _name_check(resource: Resource) -> Callable[[str], list[str]]:
     """The ``ValidateNameFunc`` of the kind (on top of the path-segment rules every name has)."""
     if resource.group == "rbac.authorization.k8s.io":
         return _no_more_checks  # "system:controller:..." roles: path segments only
+    if resource.group == "apiregistration.k8s.io":
+        return _no_more_checks  # "v1." names core's APIService; the kind's rule checks the name
     if resource.group == "" and resource.plural == "services":
         return dns1035_errors
     if (resource.group, resource.plural) in (("", "namespaces"), ("apps", "statefulsets")):
@@ -3200,7 +3202,14 @@ def _namespace(obj: Obj, old: Obj | None) -> Causes:
     return causes
 
 
+def _apiservice(obj: Obj, old: Obj | None) -> list[Cause]:
+    from k3py.api import apiregistration  # it builds on this module's helpers
+
+    return apiregistration.validate_apiservice(obj, old)
+
+
 _BY_RESOURCE: dict[str, Validator] = {
+    "apiservices.apiregistration.k8s.io": _apiservice,
     "configmaps": _configmap,
     "secrets": _secret,
     "namespaces": _namespace,

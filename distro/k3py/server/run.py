@@ -28,6 +28,7 @@ from k3py.api.manifest import Manifest
 from k3py.api.manifest import load as load_manifest
 from k3py.api.profiles import ProfileError
 from k3py.api.resources import Registry
+from k3py.apiserver.apiservices import keep_available, register_local
 from k3py.apiserver.app import Security, build_app
 from k3py.apiserver.authn import User
 from k3py.apiserver.authz import Chain, privileged_groups
@@ -108,6 +109,8 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         pki = await asyncio.to_thread(_pki, config)
         objects = ObjectStore(store, registry, config.service_cidr)
         await bootstrap(objects, config.https_listen_port)
+        await register_local(objects)
+        tasks.spawn("apiservice-availability", keep_available(objects))
         await ensure_policy(objects)
         rbac = await follow_rbac(objects)
         cleanup.push_async_callback(rbac.close)
