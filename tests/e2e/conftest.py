@@ -7,6 +7,7 @@ own namespace, so they do not see each other's objects.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -34,5 +35,16 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
     manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     cluster.kubectl("create", "-f", "-", input=json.dumps(manifest))
+    # As upstream's e2e framework does: wait for what every namespace gets (the default service
+    # account, the root CA ConfigMap), so that tests start from a settled namespace.
+    deadline = time.monotonic() + 30
+    while (
+        cluster.kubectl(
+            "get", "serviceaccount/default", "configmap/kube-root-ca.crt", "-n", name, check=False
+        ).returncode
+        != 0
+    ):
+        assert time.monotonic() < deadline, f"namespace {name} did not get its defaults"
+        time.sleep(0.05)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

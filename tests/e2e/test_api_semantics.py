@@ -31,6 +31,10 @@ def call(
     return status, json.loads(answer) if answer else None
 
 
+ROOT_CA = "kube-root-ca.crt"
+"""The ConfigMap every namespace holds (the cluster's CA bundle)."""
+
+
 def make(cluster: Cluster, namespace: str, count: int) -> None:
     for i in range(count):
         body = {
@@ -46,7 +50,7 @@ def test_pagination_is_consistent_and_resumable(cluster: Cluster, namespace: str
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     status, first = call(cluster, "GET", path + "?limit=3")
     assert status == 200 and len(first["items"]) == 3
-    assert first["metadata"]["remainingItemCount"] == 4
+    assert first["metadata"]["remainingItemCount"] == 5  # 7 made + the namespace's kube-root-ca.crt
     rv = first["metadata"]["resourceVersion"]
     call(cluster, "POST", path, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm-late"}})
     names = [i["metadata"]["name"] for i in first["items"]]
@@ -56,11 +60,11 @@ def test_pagination_is_consistent_and_resumable(cluster: Cluster, namespace: str
         assert page["metadata"]["resourceVersion"] == rv  # every page at the first page's revision
         names += [i["metadata"]["name"] for i in page["items"]]
         token = page["metadata"].get("continue")
-    assert names == [f"cm-{i:02d}" for i in range(7)]  # the later create is not in this list
+    assert names == [*(f"cm-{i:02d}" for i in range(7)), ROOT_CA]  # the later create is not in this list
     assert call(cluster, "GET", f"{path}?limit=3&continue=garbage")[0] == 400
 
     _, exact = call(cluster, "GET", f"{path}?resourceVersion={rv}&resourceVersionMatch=Exact")
-    assert len(exact["items"]) == 7
+    assert len(exact["items"]) == 8
     _, selected = call(cluster, "GET", f"{path}?labelSelector=i%3D1")
     assert [i["metadata"]["name"] for i in selected["items"]] == ["cm-01", "cm-03", "cm-05"]
     _, by_name = call(cluster, "GET", f"{path}?fieldSelector=metadata.name%3Dcm-02")
@@ -86,9 +90,9 @@ def test_watch_with_initial_events_and_bookmark(cluster: Cluster, namespace: str
     make(cluster, namespace, 2)
     query = "watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"
     path = f"/api/v1/namespaces/{namespace}/configmaps?{query}&timeoutSeconds=10"
-    events = watch_lines(cluster, path, 3)
-    assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
-    assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    events = watch_lines(cluster, path, 4)
+    assert [e["type"] for e in events] == ["ADDED", "ADDED", "ADDED", "BOOKMARK"]  # 2 + the root CA
+    assert events[3]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
     status, refused = call(
         cluster, "GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=1&sendInitialEvents=true"
     )
@@ -156,7 +160,7 @@ def test_delete_collection_by_label(cluster: Cluster, namespace: str) -> None:
     status, _ = call(cluster, "DELETE", path + "?labelSelector=i%3D0")
     assert status == 200
     _, left = call(cluster, "GET", path)
-    assert [i["metadata"]["name"] for i in left["items"]] == ["cm-01", "cm-03", "cm-05"]
+    assert [i["metadata"]["name"] for i in left["items"]] == ["cm-01", "cm-03", "cm-05", ROOT_CA]
 
 
 def test_node_port_services_get_ports_from_the_range(cluster: Cluster, namespace: str) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -296,3 +297,96 @@ def test_oidc_discovery_is_for_service_accounts(cluster: Cluster, namespace: str
 def test_health_details_need_more_than_anonymous(cluster: Cluster) -> None:
     assert cluster.request("GET", "/livez/etcd", authenticated=False)[0] == 403
     assert cluster.request("GET", "/livez/etcd")[:1] == (200,)
+
+
+def test_every_namespace_has_its_account_and_ca_and_gets_them_back(cluster: Cluster, namespace: str) -> None:
+    ca = (cluster.data_dir / "server" / "tls" / "server-ca.crt").read_text()
+    configmap = cluster.kubectl_json("get", "configmap", "kube-root-ca.crt", "-n", namespace)
+    assert configmap["data"] == {"ca.crt": ca}
+    first = cluster.kubectl_json("get", "serviceaccount", "default", "-n", namespace)["metadata"]["uid"]
+    cluster.kubectl("delete", "serviceaccount", "default", "-n", namespace)
+    cluster.kubectl("patch", "configmap", "kube-root-ca.crt", "-n", namespace, "--type=merge",
+                    "-p", '{"data":{"ca.crt":"forged"}}')  # fmt: skip
+
+    def restored() -> bool:
+        account = cluster.kubectl(
+            "get", "serviceaccount", "default", "-n", namespace, "-o", "json", check=False
+        )
+        data = cluster.kubectl_json("get", "configmap", "kube-root-ca.crt", "-n", namespace)["data"]
+        return (
+            account.returncode == 0
+            and json.loads(account.stdout)["metadata"]["uid"] != first
+            and data == {"ca.crt": ca}
+        )
+
+    eventually(restored)
+
+
+def test_pods_get_their_account_and_its_token_volume(cluster: Cluster, namespace: str) -> None:
+    def pod(name: str, **spec: Any) -> str:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec},
+        }
+        return json.dumps(body)
+
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=pod("plain"))
+    spec = cluster.kubectl_json("get", "pod", "plain", "-n", namespace)["spec"]
+    assert spec["serviceAccountName"] == "default"
+    volume = next(v for v in spec["volumes"] if v["name"].startswith("kube-api-access-"))
+    sources = volume["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"] == {"expirationSeconds": 3607, "path": "token"}
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
+    mount = spec["containers"][0]["volumeMounts"][0]
+    assert mount == {
+        "name": volume["name"],
+        "readOnly": True,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+    }
+
+    cluster.kubectl(
+        "create", "-n", namespace, "-f", "-", input=pod("opted-out", automountServiceAccountToken=False)
+    )
+    spec = cluster.kubectl_json("get", "pod", "opted-out", "-n", namespace)["spec"]
+    assert not spec.get("volumes") and not spec["containers"][0].get("volumeMounts")
+
+    refused = cluster.kubectl(
+        "create", "-n", namespace, "-f", "-", input=pod("orphan", serviceAccountName="ghost"), check=False
+    )
+    assert refused.returncode != 0
+    assert (
+        f'pods "orphan" is forbidden: error looking up service account {namespace}/ghost: '
+        'serviceaccount "ghost" not found'
+    ) in refused.stderr
+    assert cluster.kubectl("get", "pod", "orphan", "-n", namespace, check=False).returncode != 0
+
+
+def test_a_legacy_token_secret_is_filled_when_asked_for(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    cluster.kubectl("create", "serviceaccount", "legacy", "-n", namespace)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "legacy-token", "annotations": {"kubernetes.io/service-account.name": "legacy"}},
+        "type": "kubernetes.io/service-account-token",
+    }
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(secret))
+    eventually(
+        lambda: (
+            "token"
+            in (cluster.kubectl_json("get", "secret", "legacy-token", "-n", namespace).get("data") or {})
+        )
+    )
+    data = cluster.kubectl_json("get", "secret", "legacy-token", "-n", namespace)["data"]
+    assert base64.b64decode(data["namespace"]).decode() == namespace
+    token = base64.b64decode(data["token"]).decode()
+    code, out, err = as_token(cluster, token, tmp_path, "auth", "whoami", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:legacy"
+    cluster.kubectl("delete", "secret", "legacy-token", "-n", namespace)
+    code, _, err = as_token(cluster, token, tmp_path, "auth", "whoami")
+    assert code != 0 and "Unauthorized" in err, "the token dies with its secret"
+    assert cluster.kubectl("get", "secrets", "-n", namespace, "-o", "name").stdout.strip() == ""

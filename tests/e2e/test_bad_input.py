@@ -25,7 +25,9 @@ def call(
 
 def names(cluster: Cluster, namespace: str) -> list[str]:
     _, listed, _ = call(cluster, "GET", f"/api/v1/namespaces/{namespace}/configmaps")
-    return sorted(item["metadata"]["name"] for item in listed["items"])
+    return sorted(
+        name for item in listed["items"] if (name := item["metadata"]["name"]) != "kube-root-ca.crt"
+    )
 
 
 def revision(cluster: Cluster) -> str:

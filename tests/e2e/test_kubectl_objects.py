@@ -59,7 +59,10 @@ def test_create_get_and_output_formats(cluster: Cluster, namespace: str) -> None
     assert cm["metadata"]["creationTimestamp"].endswith("Z")
     as_yaml = yaml.safe_load(cluster.kubectl("get", "cm", "settings", "-o", "yaml", *n).stdout)
     assert as_yaml["data"]["mode"] == "fast"
-    assert cluster.kubectl("get", "configmaps", "-o", "name", *n).stdout.split() == ["configmap/settings"]
+    assert cluster.kubectl("get", "configmaps", "-o", "name", *n).stdout.split() == [
+        "configmap/kube-root-ca.crt",
+        "configmap/settings",
+    ]
     assert cluster.kubectl("get", "cm", "settings", "-o", "jsonpath={.data.size}", *n).stdout == "3"
     columns = cluster.kubectl(
         "get", "cm", "-o", "custom-columns=NAME:.metadata.name,MODE:.data.mode", *n
@@ -82,7 +85,9 @@ def test_label_annotate_patch_replace(cluster: Cluster, namespace: str) -> None:
     assert cluster.kubectl("get", "cm", "-l", "tier=web", "-o", "name", *n).stdout.split() == [
         "configmap/cfg"
     ]
-    assert cluster.kubectl("get", "cm", "-l", "tier!=web", "-o", "name", *n).stdout.split() == []
+    assert cluster.kubectl("get", "cm", "-l", "tier!=web", "-o", "name", *n).stdout.split() == [
+        "configmap/kube-root-ca.crt"
+    ]
 
     cluster.kubectl("patch", "configmap", "cfg", "--type=merge", "-p", '{"data":{"b":"2"}}', *n)
     cluster.kubectl(

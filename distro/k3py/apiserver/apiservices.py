@@ -145,7 +145,7 @@ async def keep_available(store: ObjectStore) -> None:
     changed = asyncio.Event()
     caches = (ObjectCache(store, resource), ObjectCache(store, services))
     for cache in caches:
-        cache.subscribe(changed.set)
+        cache.subscribe(lambda _: changed.set())
     apiservices, service_cache = caches
     try:
         for cache in caches:

@@ -25,18 +25,22 @@ RETRY_DELAY = 0.5
 
 
 class ObjectCache:
-    """``(namespace, name) -> object`` for one resource; subscribers run after each change."""
+    """``(namespace, name) -> object`` for one resource (the objects ``field_selector``
+    selects, when given); subscribers run after each change."""
 
-    def __init__(self, store: ObjectStore, resource: Resource) -> None:
+    def __init__(self, store: ObjectStore, resource: Resource, field_selector: str = "") -> None:
         self.store = store
         self.resource = resource
-        self._subscribers: list[Callable[[], None]] = []
+        self.field_selector = field_selector
+        self._subscribers: list[Callable[[Obj | None], None]] = []
         self._objects: dict[tuple[str, str], Obj] = {}
         self._task: asyncio.Task[None] | None = None
         self.revision = 0
 
-    def subscribe(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (no arguments, no waiting) after every change from now on."""
+    def subscribe(self, callback: Callable[[Obj | None], None]) -> None:
+        """Call ``callback`` after every change from now on, with the object that changed (as
+        added, modified or deleted), or None after a (re)list, when anything may have. It must
+        not block."""
         self._subscribers.append(callback)
 
     def get(self, namespace: str, name: str) -> Obj | None:
@@ -61,30 +65,30 @@ class ObjectCache:
             self._task = None
 
     async def _list(self) -> None:
-        listed = await self.store.list(self.resource, "", ListOptions())
+        listed = await self.store.list(self.resource, "", ListOptions(field_selector=self.field_selector))
         self._objects = {_key(obj): obj for obj in listed["items"]}
         self.revision = int(listed["metadata"]["resourceVersion"])
-        self._changed()
+        self._changed(None)
 
     async def _follow(self) -> None:
         while True:
             try:
-                stream = await self.store.watch(
-                    self.resource, "", ListOptions(resource_version=str(self.revision))
-                )
+                since = ListOptions(field_selector=self.field_selector, resource_version=str(self.revision))
+                stream = await self.store.watch(self.resource, "", since)
                 async for kind, obj in stream:
                     self._apply(kind, obj)
                 raise StorageError("the watch ended")
             except errors.ApiError as exc:
                 if exc.code != 410:
-                    raise
-                log.debug("%s cache fell behind compaction: listing again", self.resource.plural)
-                await self._list()
+                    log.error("%s cache: %s; listing again", self.resource.plural, exc)
+                    await asyncio.sleep(RETRY_DELAY)
+                else:
+                    log.debug("%s cache fell behind compaction: listing again", self.resource.plural)
             except StorageError as exc:
                 log.warning("%s cache: %s; retrying", self.resource.plural, exc)
                 await asyncio.sleep(RETRY_DELAY)
-                with contextlib.suppress(StorageError, errors.ApiError):
-                    await self._list()
+            with contextlib.suppress(StorageError, errors.ApiError):
+                await self._list()
 
     def _apply(self, kind: str, obj: Obj) -> None:
         if kind == "DELETED":
@@ -95,11 +99,11 @@ class ObjectCache:
             return
         with contextlib.suppress(ValueError):
             self.revision = int(obj["metadata"]["resourceVersion"])
-        self._changed()
+        self._changed(obj)
 
-    def _changed(self) -> None:
+    def _changed(self, obj: Obj | None) -> None:
         for callback in self._subscribers:
-            callback()
+            callback(obj)
 
 
 def _key(obj: Obj) -> tuple[str, str]:

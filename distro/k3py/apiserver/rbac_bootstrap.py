@@ -117,7 +117,7 @@ async def aggregate(store: ObjectStore, cache: ObjectCache) -> int:
 async def aggregate_forever(store: ObjectStore, cache: ObjectCache) -> None:
     """Re-aggregate after every change to the ClusterRoles (a supervised task)."""
     changed = asyncio.Event()
-    cache.subscribe(changed.set)
+    cache.subscribe(lambda _: changed.set())
     changed.set()
     while True:
         await changed.wait()

@@ -38,6 +38,7 @@ from k3py.apiserver.rbac import EscalationCheck
 from k3py.apiserver.rbac import follow as follow_rbac
 from k3py.apiserver.rbac_bootstrap import aggregate_forever, ensure_policy
 from k3py.apiserver.reviews import Reviews
+from k3py.apiserver.serviceaccounts import LegacyTokenSecrets, NamespaceDefaults, ServiceAccountAdmission
 from k3py.apiserver.tokens import BootstrapTokens, ServiceAccountTokens, TokenRequests, discovery_routes
 from k3py.config import ConfigError, ServerConfig
 from k3py.pki import (
@@ -116,8 +117,11 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         cleanup.push_async_callback(rbac.close)
         tasks.spawn("clusterrole-aggregation", aggregate_forever(objects, rbac.cluster_roles))
         authorize = Chain([privileged_groups, rbac.authorize])
-        objects.admission.append(EscalationCheck(rbac, authorize))
         issuer = TokenIssuer(await asyncio.to_thread(_service_account_key, config))
+        ca_pem = pki.server_ca.cert_pem.decode()
+        objects.admission += [EscalationCheck(rbac, authorize), ServiceAccountAdmission(objects)]
+        tasks.spawn("serviceaccount-defaults", NamespaceDefaults(objects, ca_pem).run())
+        tasks.spawn("serviceaccount-token-secrets", LegacyTokenSecrets(objects, issuer, ca_pem).run())
         tokens = (ServiceAccountTokens(issuer, objects), BootstrapTokens(objects))
         security = Security(_identify, authorize, tokens, issuer.api_audiences)
         reviews = Reviews(authorize, rbac, tokens, issuer.api_audiences)
