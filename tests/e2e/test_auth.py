@@ -390,3 +390,47 @@ def test_a_legacy_token_secret_is_filled_when_asked_for(
     code, _, err = as_token(cluster, token, tmp_path, "auth", "whoami")
     assert code != 0 and "Unauthorized" in err, "the token dies with its secret"
     assert cluster.kubectl("get", "secrets", "-n", namespace, "-o", "name").stdout.strip() == ""
+
+
+def test_a_node_reads_only_what_its_own_pods_use(cluster: Cluster, namespace: str) -> None:
+    for node in ("n1", "n2"):
+        cluster.kubectl("create", "secret", "generic", f"for-{node}", "--from-literal=k=v", "-n", namespace)
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"on-{node}"},
+            "spec": {
+                "nodeName": node,
+                "containers": [
+                    {"name": "c", "image": "busybox", "envFrom": [{"secretRef": {"name": f"for-{node}"}}]}
+                ],
+            },
+        }
+        cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(pod))
+    as_n1 = ("--as", "system:node:n1", "--as-group", "system:nodes", "-n", namespace)
+    eventually(lambda: cluster.kubectl("get", "secret", "for-n1", *as_n1, check=False).returncode == 0)
+    denied = cluster.kubectl("get", "secret", "for-n2", *as_n1, check=False)
+    assert denied.returncode != 0
+    assert (
+        'secrets "for-n2" is forbidden: User "system:node:n1" cannot get resource "secrets" in API group "" '
+        f"in the namespace \"{namespace}\": no relationship found between node 'n1' and this object"
+    ) in denied.stderr
+    assert cluster.kubectl("get", "secrets", *as_n1, check=False).returncode != 0, "no listing every secret"
+    assert cluster.kubectl("get", "pods", *as_n1).returncode == 0, "system:node's static rules"
+    mirror = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "not-a-mirror"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    refused = cluster.kubectl("create", "-f", "-", *as_n1, input=json.dumps(mirror), check=False)
+    assert refused.returncode != 0 and 'node "n1" can only create mirror pods' in refused.stderr
+    for node in ("n1", "n2"):
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+    try:
+        cluster.kubectl("label", "node", "n1", f"seen-{namespace[-20:]}=yes", *as_n1[:4])
+        other = cluster.kubectl("label", "node", "n2", "x=y", *as_n1[:4], check=False)
+        assert other.returncode != 0 and 'node "n1" is not allowed to modify node "n2"' in other.stderr
+    finally:
+        cluster.kubectl("delete", "node", "n1", "n2", check=False)

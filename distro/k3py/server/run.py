@@ -34,6 +34,7 @@ from k3py.apiserver.authn import User
 from k3py.apiserver.authz import Chain, privileged_groups
 from k3py.apiserver.bootstrap import bootstrap
 from k3py.apiserver.generic import ObjectStore
+from k3py.apiserver.node_authz import NodeAuthorizer, NodeRestriction
 from k3py.apiserver.rbac import EscalationCheck
 from k3py.apiserver.rbac import follow as follow_rbac
 from k3py.apiserver.rbac_bootstrap import aggregate_forever, ensure_policy
@@ -116,10 +117,17 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         rbac = await follow_rbac(objects)
         cleanup.push_async_callback(rbac.close)
         tasks.spawn("clusterrole-aggregation", aggregate_forever(objects, rbac.cluster_roles))
-        authorize = Chain([privileged_groups, rbac.authorize])
+        nodes = NodeAuthorizer(objects, rbac)
+        await nodes.start()
+        cleanup.push_async_callback(nodes.close)
+        authorize = Chain([privileged_groups, nodes, rbac.authorize])
         issuer = TokenIssuer(await asyncio.to_thread(_service_account_key, config))
         ca_pem = pki.server_ca.cert_pem.decode()
-        objects.admission += [EscalationCheck(rbac, authorize), ServiceAccountAdmission(objects)]
+        objects.admission += [
+            EscalationCheck(rbac, authorize),
+            NodeRestriction(),
+            ServiceAccountAdmission(objects),
+        ]
         tasks.spawn("serviceaccount-defaults", NamespaceDefaults(objects, ca_pem).run())
         tasks.spawn("serviceaccount-token-secrets", LegacyTokenSecrets(objects, issuer, ca_pem).run())
         tokens = (ServiceAccountTokens(issuer, objects), BootstrapTokens(objects))
