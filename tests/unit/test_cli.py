@@ -17,7 +17,7 @@ from k3py.cli.main import main, run
 from k3py.cli.parser import SUBCOMMAND_FLAGS, build_parser
 from k3py.util.arch import kube_platform
 
-SUBCOMMANDS = ("server", "agent", "kubectl", "check-config", "version")
+SUBCOMMANDS = ("server", "agent", "kubectl", "check-config", "token", "version")
 
 
 def subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -114,11 +114,27 @@ def test_abbreviated_flags_are_not_accepted(capsys: pytest.CaptureFixture[str]) 
     assert "--data" in capsys.readouterr().err
 
 
-def test_agent_is_not_implemented_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
-    code = run(["agent", "--server", "https://192.0.2.1:6443", "--token", "t", "--config", "/dev/null"])
+def test_an_agent_that_cannot_reach_its_server_says_so(
+    capsys: pytest.CaptureFixture[str], free_port: int, tmp_path: Path
+) -> None:
+    server = f"https://127.0.0.1:{free_port}"  # nothing listens there
+    code = run(
+        ["agent", "--server", server, "--token", "t", "--config", "/dev/null", "--data-dir", str(tmp_path)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert err[-1].startswith("k3py agent: error: the node agent is not implemented yet")
+    assert err[-1].startswith(
+        f"k3py agent: error: cannot fetch the CA certificate from {server}: cannot reach"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_token_action_option_has_help() -> None:
+    token = subparsers()["token"]
+    actions = next(a for a in token._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in actions.choices.items():
+        for action in parser._actions:
+            assert action.help, f"k3py token {name}: {action.option_strings or action.dest} has no help text"
 
 
 def test_agent_checks_its_settings_first(capsys: pytest.CaptureFixture[str]) -> None:

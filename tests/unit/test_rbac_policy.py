@@ -89,12 +89,25 @@ def rbac_problems(obj: Obj) -> list[str]:
 def test_counts_match_upstream_fixtures() -> None:
     # cluster-roles.yaml 32 + controller-roles.yaml 41; cluster-role-bindings.yaml 13 +
     # controller-role-bindings.yaml 41; namespace-roles.yaml 7; namespace-role-bindings.yaml 7.
-    assert Counter(o["kind"] for o in POLICY) == {
+    upstream = [o for o in POLICY if not o["metadata"]["name"].startswith("k3py:")]
+    assert Counter(o["kind"] for o in upstream) == {
         "ClusterRole": 73,
         "ClusterRoleBinding": 54,
         "Role": 7,
         "RoleBinding": 7,
     }
+
+
+def test_k3py_bindings_come_last_and_name_roles_that_exist() -> None:
+    ours = [o for o in POLICY if o["metadata"]["name"].startswith("k3py:")]
+    assert POLICY[-len(ours) :] == ours
+    roles = {o["metadata"]["name"] for o in POLICY if o["kind"] == "ClusterRole"}
+    assert {o["metadata"]["name"] for o in ours} == {
+        "k3py:node-bootstrapper",
+        "k3py:node-autoapprove-bootstrap",
+        "k3py:node-autoapprove-certificate-rotation",
+    }
+    assert all(o["roleRef"]["name"] in roles for o in ours)
 
 
 @pytest.mark.parametrize("obj", POLICY, ids=label)

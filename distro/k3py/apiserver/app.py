@@ -50,6 +50,8 @@ class Security:
     tokens: Sequence[TokenAuthenticator] = ()
     api_audiences: Sequence[str] = ()
     anonymous: bool = True
+    public_paths: frozenset[str] = frozenset()
+    """Paths answered to anyone without authentication or authorization (``/cacerts``)."""
 
     async def user(self, request: web.Request) -> User:
         """The request's user; 401 for a credential nobody accepts (or none, without anonymous)."""
@@ -76,6 +78,8 @@ class Security:
 
     async def admit(self, request: web.Request) -> User:
         """Authenticate, apply impersonation, authorize: the user the handlers act for."""
+        if request.path in self.public_paths:
+            return ANONYMOUS
         user = await self.user(request)
         if (asked := impersonation(request.headers)) is not None:
             target, checks = asked

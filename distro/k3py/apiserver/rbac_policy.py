@@ -38,6 +38,9 @@ from k3py.apiserver.rbac import breakdown, covers
 Obj = dict[str, Any]
 
 DATA_FILE: Final = "bootstrap-rbac.yaml"
+K3PY_FILE: Final = "k3py-rbac.yaml"
+DATA_FILES: Final = (DATA_FILE, K3PY_FILE)
+"""Upstream's default policy, then k3py's own bindings (node join, like kubeadm's)."""
 AUTOUPDATE: Final = "rbac.authorization.kubernetes.io/autoupdate"
 API_VERSION: Final = "rbac.authorization.k8s.io/v1"
 ROLE_KINDS: Final = ("ClusterRole", "Role")
@@ -73,15 +76,19 @@ def load() -> list[Obj]:
 
 @functools.cache
 def _bundled() -> list[Obj]:
-    resource = resources.files("k3py.api").joinpath("data", DATA_FILE)
+    return [doc for name in DATA_FILES for doc in _read(name)]
+
+
+def _read(name: str) -> list[Obj]:
+    resource = resources.files("k3py.api").joinpath("data", name)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses it ~10x faster
     try:
         docs = [doc for doc in yaml.load_all(resource.read_bytes(), Loader=loader) if doc is not None]
     except (OSError, yaml.YAMLError) as err:
-        raise PolicyError(f"cannot read the bundled RBAC policy {DATA_FILE}: {err}") from None
+        raise PolicyError(f"cannot read the bundled RBAC policy {name}: {err}") from None
     for doc in docs:
         if not isinstance(doc, dict) or doc.get("apiVersion") != API_VERSION:
-            raise PolicyError(f"{DATA_FILE}: not an {API_VERSION} object: {doc!r:.200}")
+            raise PolicyError(f"{name}: not an {API_VERSION} object: {doc!r:.200}")
         _kind(doc)
     return docs
 

@@ -31,7 +31,7 @@ from k3py.api.validation import Cause
 from k3py.apiserver import errors
 from k3py.apiserver.authn import BOOTSTRAP_TOKEN, TokenRejected, User
 from k3py.apiserver.generic import Obj, ObjectStore
-from k3py.pki import BoundObject, NodeRef, TokenError, TokenErrorReason, TokenIssuer
+from k3py.pki import BoundObject, NodeRef, TokenError, TokenErrorReason, TokenIssuer, jointoken
 from k3py.pki.serviceaccount import (
     DEFAULT_EXPIRATION_SECONDS,
     DISCOVERY_MAX_AGE_SECONDS,
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_SECRET_TYPE = "bootstrap.kubernetes.io/token"
 BOOTSTRAP_GROUP = "system:bootstrappers"
+SERVER_TOKEN_USER = "system:bootstrap:k3py-server-token"
+"""Who the server token authenticates as: a bootstrapper, allowed to ask for a node certificate."""
 LEGACY_SECRET_TYPE = "kubernetes.io/service-account-token"
 MAX_EXPIRATION_SECONDS = 1 << 32
 BOUND_KINDS = {"Pod": ("", "v1", "pods"), "Secret": ("", "v1", "secrets"), "Node": ("", "v1", "nodes")}
@@ -123,11 +125,43 @@ class ServiceAccountTokens(_Lookup):
         return User(claims.username, claims.groups, claims.uid, claims.extra)
 
 
+def _credential(token: str) -> str:
+    """The credential of a join token (``K10<hash>::<credential>``), else the token itself."""
+    try:
+        return jointoken.parse(token).credential
+    except jointoken.TokenFormatError:
+        return token
+
+
+class ServerToken:
+    """The server token authenticator: agents join with it (a ``TokenAuthenticator``)."""
+
+    USER = User(SERVER_TOKEN_USER, (BOOTSTRAP_GROUP, f"{BOOTSTRAP_GROUP}:k3py:server-token"))
+
+    def __init__(self, token: jointoken.JoinToken) -> None:
+        secret = token.server_secret
+        assert secret is not None, "a server token"
+        self.secret = secret
+
+    async def __call__(self, token: str, audiences: Sequence[str]) -> User | None:
+        try:
+            given = jointoken.parse(token).server_secret
+        except jointoken.TokenFormatError:
+            return None
+        if given is None:
+            return None
+        if hmac.compare_digest(given, self.secret):
+            return self.USER
+        if token.startswith((jointoken.PREFIX, f"{jointoken.SERVER_USER}:")):
+            raise TokenRejected("wrong server token")
+        return None  # a bare secret that is not the server's: not a server token at all
+
+
 class BootstrapTokens(_Lookup):
     """The bootstrap token authenticator (a ``TokenAuthenticator``)."""
 
     async def __call__(self, token: str, audiences: Sequence[str]) -> User | None:
-        match = BOOTSTRAP_TOKEN.match(token)
+        match = BOOTSTRAP_TOKEN.match(_credential(token))
         if match is None:
             return None
         token_id, token_secret = match.groups()
@@ -275,3 +309,15 @@ def discovery_routes(issuer: TokenIssuer, jwks_uri: str) -> list[web.RouteDef]:
         return web.Response(body=keys, content_type="application/jwk-set+json", headers=cache)
 
     return [web.get(OPENID_CONFIG_PATH, configuration_document), web.get(JWKS_PATH, key_set)]
+
+
+CACERTS_PATH = "/cacerts"
+"""Where a joining node fetches the CA bundle (K3s's path) to check it against its token's hash;
+served to anyone, before authentication, since a node cannot yet trust the server."""
+
+
+def cacerts_route(ca_bundle: bytes) -> web.RouteDef:
+    async def cacerts(request: web.Request) -> web.Response:
+        return web.Response(body=ca_bundle, content_type="text/plain")
+
+    return web.get(CACERTS_PATH, cacerts)

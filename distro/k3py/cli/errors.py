@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from k3py.agent.run import AgentNotImplemented
+from k3py.agent.run import AgentNotImplemented, JoinError
 from k3py.aio import TaskCrashed
 from k3py.config import ConfigError
 from k3py.payload import PayloadError
@@ -41,6 +41,7 @@ class ExitStatus:
 
 _RUNTIME_ERRORS: tuple[type[Exception], ...] = (
     AgentNotImplemented,
+    JoinError,
     PayloadError,
     ProcessError,
     ServerError,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from k3py import __version__
+from k3py.cli import token
 from k3py.cli.errors import UsageError
 from k3py.config import AGENT_FLAGS, SERVER_FLAGS, Flag, Kind
 from k3py.util.arch import kube_platform
@@ -48,9 +49,9 @@ def build_parser() -> Parser:
     server = commands.add_parser(
         "server",
         help="Run the control plane.",
-        description="Run the k3py control plane. This version opens the datastore and serves "
-        "/healthz, /livez and /readyz over plain HTTP; settings for components that do not exist "
-        "yet (API server, agent, networking) are validated but have no effect.",
+        description="Run the k3py control plane: the datastore and the Kubernetes API server over "
+        "HTTPS, with its built-in controllers. Settings for components that do not exist yet (the "
+        "embedded agent, networking) are validated but have no effect.",
         allow_abbrev=False,
         argument_default=argparse.SUPPRESS,
     )
@@ -85,6 +86,8 @@ def build_parser() -> Parser:
         metavar="DIRS",
         help="Search these directories (colon-separated) for programs instead of $PATH.",
     )
+
+    token.add_parser(commands)
 
     commands.add_parser(
         "version",

@@ -40,7 +40,15 @@ from k3py.apiserver.rbac import follow as follow_rbac
 from k3py.apiserver.rbac_bootstrap import aggregate_forever, ensure_policy
 from k3py.apiserver.reviews import Reviews
 from k3py.apiserver.serviceaccounts import LegacyTokenSecrets, NamespaceDefaults, ServiceAccountAdmission
-from k3py.apiserver.tokens import BootstrapTokens, ServiceAccountTokens, TokenRequests, discovery_routes
+from k3py.apiserver.tokens import (
+    CACERTS_PATH,
+    BootstrapTokens,
+    ServerToken,
+    ServiceAccountTokens,
+    TokenRequests,
+    cacerts_route,
+    discovery_routes,
+)
 from k3py.config import ConfigError, ServerConfig
 from k3py.pki import (
     Pki,
@@ -50,6 +58,7 @@ from k3py.pki import (
     client_identity,
     ensure_pki,
     ensure_service_account_key,
+    jointoken,
     kubeconfig,
     ssl_server_context,
     write_kubeconfig,
@@ -130,12 +139,19 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         ]
         tasks.spawn("serviceaccount-defaults", NamespaceDefaults(objects, ca_pem).run())
         tasks.spawn("serviceaccount-token-secrets", LegacyTokenSecrets(objects, issuer, ca_pem).run())
-        tokens = (ServiceAccountTokens(issuer, objects), BootstrapTokens(objects))
-        security = Security(_identify, authorize, tokens, issuer.api_audiences)
+        server_token = await asyncio.to_thread(_server_token, config, pki)
+        tokens = (ServiceAccountTokens(issuer, objects), BootstrapTokens(objects), ServerToken(server_token))
+        security = Security(
+            _identify, authorize, tokens, issuer.api_audiences, public_paths=frozenset({CACERTS_PATH})
+        )
         reviews = Reviews(authorize, rbac, tokens, issuer.api_audiences)
         app = build_app(
             objects,
-            [*health_routes(checks), *discovery_routes(issuer, f"{config.listen_url}{JWKS_PATH}")],
+            [
+                *health_routes(checks),
+                *discovery_routes(issuer, f"{config.listen_url}{JWKS_PATH}"),
+                cacerts_route(pki.server_ca.cert_pem),
+            ],
             security=security,
             reviews=reviews.handlers(),
             token_requests=TokenRequests(issuer, objects),
@@ -259,6 +275,13 @@ def _pki(config: ServerConfig) -> Pki:
             names.append(san)
     try:
         return ensure_pki(config.server_dir / "tls", dns_names=names, ip_addresses=ips)
+    except PkiError as exc:
+        raise ServerError(str(exc)) from None
+
+
+def _server_token(config: ServerConfig, pki: Pki) -> jointoken.JoinToken:
+    try:
+        return jointoken.ensure_server_token(config.server_dir, pki.server_ca.cert_pem, config.token)
     except PkiError as exc:
         raise ServerError(str(exc)) from None
 

@@ -1,0 +1,174 @@
+"""A small asynchronous client for the Kubernetes REST API, over HTTPS.
+
+Used by every component that talks to a server from outside the API server: the ``k3py
+token`` command and the agent. Credentials are a client certificate or a bearer token; the
+server is trusted through a CA bundle, or (only to fetch that bundle, before a token's hash
+has been checked) not at all. A failed request raises :class:`ApiStatusError` carrying the
+server's ``Status`` (code, reason, message).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import orjson
+import yaml
+
+Obj = dict[str, Any]
+TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+class ApiStatusError(Exception):
+    """The server answered with an error ``Status`` (or could not be reached: code 0)."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to trust the server and who to be."""
+
+    ca_pem: bytes | None = None
+    """The CA bundle to trust; None trusts any server (only to fetch the CA itself)."""
+    cert_pem: bytes | None = field(default=None, repr=False)
+    key_pem: bytes | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        if self.ca_pem is None:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = ssl.create_default_context(cadata=self.ca_pem.decode("ascii"))
+        if self.cert_pem is not None and self.key_pem is not None:
+            _load_client_pair(context, self.cert_pem, self.key_pem)
+        return context
+
+
+def _load_client_pair(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """``load_cert_chain`` reads files only: hand it a private temporary copy."""
+    with tempfile.TemporaryDirectory(prefix="k3py-client-") as tmp:
+        path = Path(tmp) / "client.pem"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(cert_pem + b"\n" + key_pem)
+        context.load_cert_chain(path)
+
+
+@dataclass(frozen=True)
+class Kubeconfig:
+    server: str
+    credentials: Credentials
+
+    @classmethod
+    def load(cls, path: Path) -> Kubeconfig:
+        """The current context of a kubeconfig with embedded (``*-data``) credentials."""
+        try:
+            config = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read kubeconfig {path}: {exc}") from None
+        try:
+            context_name = config["current-context"]
+            context = _named(config["contexts"], context_name)["context"]
+            cluster = _named(config["clusters"], context["cluster"])["cluster"]
+            user = _named(config["users"], context["user"])["user"]
+            server = str(cluster["server"])
+        except (KeyError, TypeError, LookupError) as exc:
+            raise ValueError(f"kubeconfig {path} has no usable current context ({exc})") from None
+        credentials = Credentials(
+            ca_pem=_data(cluster, "certificate-authority-data"),
+            cert_pem=_data(user, "client-certificate-data"),
+            key_pem=_data(user, "client-key-data"),
+            token=user.get("token"),
+        )
+        return cls(server, credentials)
+
+
+def _named(items: list[Mapping[str, Any]], name: str) -> Mapping[str, Any]:
+    for item in items:
+        if item.get("name") == name:
+            return item
+    raise LookupError(f"no entry named {name!r}")
+
+
+def _data(section: Mapping[str, Any], key: str) -> bytes | None:
+    value = section.get(key)
+    return base64.b64decode(value) if isinstance(value, str) else None
+
+
+class RestClient:
+    """``async with RestClient(server, credentials) as api: await api.get(path)``."""
+
+    def __init__(self, server: str, credentials: Credentials) -> None:
+        self.server = server.rstrip("/")
+        self.credentials = credentials
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        headers = {"Accept": "application/json", "User-Agent": "k3py"}
+        if self.credentials.token:
+            headers["Authorization"] = f"Bearer {self.credentials.token}"
+        connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context())
+        self._session = aiohttp.ClientSession(headers=headers, connector=connector, timeout=TIMEOUT)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def raw(self, method: str, path: str, body: Obj | None = None) -> bytes:
+        """The response body of a request that must succeed."""
+        assert self._session is not None, "use `async with`"
+        data = orjson.dumps(body) if body is not None else None
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        try:
+            async with self._session.request(
+                method, self.server + path, data=data, headers=headers
+            ) as answer:
+                payload = await answer.read()
+                if answer.status >= 400:
+                    raise _status_error(answer.status, payload)
+                return payload
+        except aiohttp.ClientError as exc:
+            raise ApiStatusError(0, "ConnectionFailed", f"cannot reach {self.server}: {exc}") from None
+
+    async def request(self, method: str, path: str, body: Obj | None = None) -> Obj:
+        answer = orjson.loads(await self.raw(method, path, body))
+        if not isinstance(answer, dict):
+            raise ApiStatusError(0, "BadResponse", f"{method} {path}: the answer is not an object")
+        return answer
+
+    async def get(self, path: str) -> Obj:
+        return await self.request("GET", path)
+
+    async def create(self, path: str, body: Obj) -> Obj:
+        return await self.request("POST", path, body)
+
+    async def delete(self, path: str) -> Obj:
+        return await self.request("DELETE", path)
+
+
+def _status_error(code: int, payload: bytes) -> ApiStatusError:
+    try:
+        status = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        status = None
+    if isinstance(status, dict) and status.get("kind") == "Status":
+        return ApiStatusError(code, str(status.get("reason") or ""), str(status.get("message") or ""))
+    return ApiStatusError(code, "", payload.decode(errors="replace")[:200] or f"HTTP {code}")
