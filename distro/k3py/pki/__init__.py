@@ -16,14 +16,13 @@ signing key in ``service.key``; a :class:`TokenIssuer` issues and verifies the t
 
 from k3py.pki.bundle import CertKey, Pki, ensure_pki
 from k3py.pki.errors import PkiError
+from k3py.pki.jws import TokenError, TokenErrorReason
 from k3py.pki.kubeconfig import kubeconfig, write_kubeconfig
 from k3py.pki.serviceaccount import (
     BoundObject,
     NodeRef,
     ServiceAccountClaims,
     ServiceAccountKey,
-    TokenError,
-    TokenErrorReason,
     TokenIssuer,
     ensure_service_account_key,
     openid_configuration,

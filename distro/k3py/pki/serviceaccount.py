@@ -23,11 +23,7 @@ at :data:`OPENID_CONFIG_PATH` and :data:`JWKS_PATH`.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import enum
 import hashlib
-import json
 import logging
 import math
 import uuid
@@ -42,9 +38,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from k3py.pki import certs
+from k3py.pki import certs, jws
 from k3py.pki.errors import PkiError
 from k3py.pki.files import KEY_MODE, ensure_dir, read_optional, write_atomic
+from k3py.pki.jws import TokenError, TokenErrorReason
 
 log = logging.getLogger(__name__)
 
@@ -81,27 +78,6 @@ _LEGACY_SA_NAME = "kubernetes.io/serviceaccount/service-account.name"
 _LEGACY_SA_UID = "kubernetes.io/serviceaccount/service-account.uid"
 
 BoundKind = Literal["Pod", "Secret", "Node"]
-
-
-class TokenErrorReason(enum.StrEnum):
-    """Why a token was refused. MALFORMED and WRONG_ISSUER mean "not one of ours" upstream:
-    its authenticator passes such a token on to the next one instead of rejecting it."""
-
-    MALFORMED = "malformed"
-    WRONG_ISSUER = "wrong issuer"
-    UNSUPPORTED_ALGORITHM = "unsupported algorithm"
-    BAD_SIGNATURE = "bad signature"
-    WRONG_AUDIENCE = "wrong audience"
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not yet valid"
-
-
-class TokenError(Exception):
-    """A token that does not verify; ``reason`` says which check failed."""
-
-    def __init__(self, reason: TokenErrorReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,15 +187,15 @@ class ServiceAccountKey:
             "kty": "RSA",
             "kid": self.key_id,
             "alg": ALGORITHM,
-            "n": _b64_uint(numbers.n),
-            "e": _b64_uint(numbers.e),
+            "n": jws.b64_uint(numbers.n),
+            "e": jws.b64_uint(numbers.e),
         }
 
 
 def key_id(public_key: rsa.RSAPublicKey) -> str:
     """base64url (unpadded) of the SHA-256 of the DER SubjectPublicKeyInfo."""
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return _b64(hashlib.sha256(der).digest())
+    return jws.b64(hashlib.sha256(der).digest())
 
 
 def ensure_service_account_key(tls_dir: Path) -> ServiceAccountKey:
@@ -318,7 +294,7 @@ class TokenIssuer:
         """The token's claims, or a :class:`TokenError`. ``audiences`` are the ones the request
         is for (TokenReview's spec.audiences); none means the API audiences."""
         now = _now(now)
-        header, payload, signed, signature = _split(token)
+        header, payload, signed, signature = jws.split(token)
         issuer = payload.get("iss")
         if issuer != self.issuer and issuer != LEGACY_ISSUER:
             raise TokenError(
@@ -348,11 +324,11 @@ class TokenIssuer:
         return {"keys": [self.key.jwk()]}
 
     def _sign(self, claims: Mapping[str, object]) -> str:
-        header = _b64(_json({"alg": ALGORITHM, "kid": self.key.key_id}))
-        payload = _b64(_json(claims))
+        header = jws.b64(jws.json_bytes({"alg": ALGORITHM, "kid": self.key.key_id}))
+        payload = jws.b64(jws.json_bytes(claims))
         signed = f"{header}.{payload}".encode("ascii")
         signature = self.key.private_key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
-        return f"{header}.{payload}.{_b64(signature)}"
+        return f"{header}.{payload}.{jws.b64(signature)}"
 
     def _check_signature(self, header: Mapping[str, object], signed: bytes, signature: bytes) -> None:
         alg = header.get("alg")
@@ -362,10 +338,10 @@ class TokenIssuer:
                 f"unsupported signing algorithm {alg!r}: service-account tokens are signed with {ALGORITHM}",
             )
         if "crit" in header:
-            raise _malformed("critical header parameters are not supported")
+            raise jws.malformed("critical header parameters are not supported")
         kid = header.get("kid", "")
         if not isinstance(kid, str):
-            raise _malformed("the kid header is not a string")
+            raise jws.malformed("the kid header is not a string")
         if kid and kid != self.key.key_id:
             raise TokenError(
                 TokenErrorReason.BAD_SIGNATURE,
@@ -419,14 +395,14 @@ def _bound_claims(
     """A bound token's claims, checked for what upstream's validator reads."""
     k8s = payload.get("kubernetes.io")
     if not isinstance(k8s, dict):
-        raise _malformed("the kubernetes.io claim is missing")
+        raise jws.malformed("the kubernetes.io claim is missing")
     namespace = _string(k8s, "namespace", "kubernetes.io.namespace")
     sa = _object_ref(k8s, "serviceaccount")
     if sa is None or not sa.uid:
-        raise _malformed("kubernetes.io.serviceaccount needs a name and a uid")
+        raise jws.malformed("kubernetes.io.serviceaccount needs a name and a uid")
     pod, secret, node = (_object_ref(k8s, key) for key in ("pod", "secret", "node"))
     if secret is not None and (pod is not None or node is not None):
-        raise _malformed("the token is bound to more than one object")
+        raise jws.malformed("the token is bound to more than one object")
     bound: BoundObject | None = None
     if pod is not None:
         bound = BoundObject("Pod", *pod)
@@ -435,13 +411,13 @@ def _bound_claims(
     elif node is not None:
         bound = BoundObject("Node", *node)
     if payload.get("sub") != service_account_username(namespace, sa.name):
-        raise _malformed("the sub claim does not name the token's service account")
+        raise jws.malformed("the sub claim does not name the token's service account")
     expires = _date(payload, "exp")
     if expires is None:
-        raise _malformed("the exp claim is missing")
+        raise jws.malformed("the exp claim is missing")
     jti = payload.get("jti")
     if jti is not None and not isinstance(jti, str):
-        raise _malformed("the jti claim is not a string")
+        raise jws.malformed("the jti claim is not a string")
     warn_after = _date(k8s, "warnafter")
     return ServiceAccountClaims(
         issuer=issuer,
@@ -467,7 +443,7 @@ def _legacy_claims(payload: Mapping[str, object], audiences: _Audiences) -> Serv
     name = _string(payload, _LEGACY_SA_NAME, "service account name")
     uid = _string(payload, _LEGACY_SA_UID, "service account uid")
     if payload.get("sub") != service_account_username(namespace, name):
-        raise _malformed("the sub claim does not name the token's service account")
+        raise jws.malformed("the sub claim does not name the token's service account")
     return ServiceAccountClaims(
         issuer=LEGACY_ISSUER,
         namespace=namespace,
@@ -503,11 +479,11 @@ def _object_ref(k8s: Mapping[str, object], key: str) -> _Ref | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _malformed(f"kubernetes.io.{key} is not an object")
+        raise jws.malformed(f"kubernetes.io.{key} is not an object")
     name = _string(value, "name", f"kubernetes.io.{key}.name")
     uid = value.get("uid", "")
     if not isinstance(uid, str):
-        raise _malformed(f"kubernetes.io.{key}.uid is not a string")
+        raise jws.malformed(f"kubernetes.io.{key}.uid is not a string")
     return _Ref(name, uid)
 
 
@@ -518,14 +494,14 @@ def _payload_audiences(payload: Mapping[str, object]) -> tuple[str, ...]:
     if isinstance(aud, str):  # RFC 7519 allows a single string
         return (aud,)
     if not isinstance(aud, list) or not all(isinstance(a, str) for a in aud):
-        raise _malformed("the aud claim is not a string or a list of strings")
+        raise jws.malformed("the aud claim is not a string or a list of strings")
     return tuple(aud)
 
 
 def _string(claims: Mapping[str, object], key: str, what: str) -> str:
     value = claims.get(key)
     if not isinstance(value, str) or not value:
-        raise _malformed(f"the {what} claim is missing")
+        raise jws.malformed(f"the {what} claim is missing")
     return value
 
 
@@ -534,11 +510,11 @@ def _date(claims: Mapping[str, object], key: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _malformed(f"the {key} claim is not a number")
+        raise jws.malformed(f"the {key} claim is not a number")
     try:
         return datetime.fromtimestamp(math.floor(value), UTC)
     except (OverflowError, OSError, ValueError):
-        raise _malformed(f"the {key} claim is out of range") from None
+        raise jws.malformed(f"the {key} claim is out of range") from None
 
 
 def _ref(name: str, uid: str) -> dict[str, str]:
@@ -566,60 +542,3 @@ def _now(now: datetime | None) -> datetime:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return now
-
-
-def _malformed(detail: str) -> TokenError:
-    return TokenError(TokenErrorReason.MALFORMED, f"malformed service account token: {detail}")
-
-
-# --- JWS compact serialization ------------------------------------------------------------
-
-
-def _split(token: str) -> tuple[dict[str, object], dict[str, object], bytes, bytes]:
-    """(header, payload, signing input, signature) of a compact JWS; MALFORMED otherwise."""
-    if not isinstance(token, str) or not token.isascii():
-        raise _malformed("not a JWT")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise _malformed("a JWT has three dot-separated parts")
-    header = _json_object(_b64decode(parts[0], "header"), "header")
-    payload = _json_object(_b64decode(parts[1], "payload"), "payload")
-    signature = _b64decode(parts[2], "signature")
-    return header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str, what: str) -> bytes:
-    """Strict unpadded base64url: one encoding per value, so a token cannot be altered unnoticed."""
-    try:
-        data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        data = None
-    if data is None or "=" in text or _b64(data) != text:
-        raise _malformed(f"the {what} is not base64url")
-    return data
-
-
-def _b64_uint(value: int) -> str:
-    return _b64(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
-
-
-def _json(value: Mapping[str, object]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
-
-
-def _json_object(data: bytes, what: str) -> dict[str, object]:
-    try:
-        value = json.loads(data, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise _malformed(f"the {what} is not JSON") from None
-    if not isinstance(value, dict):
-        raise _malformed(f"the {what} is not a JSON object")
-    return value
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
