@@ -434,3 +434,68 @@ def test_a_node_reads_only_what_its_own_pods_use(cluster: Cluster, namespace: st
         assert other.returncode != 0 and 'node "n1" is not allowed to modify node "n2"' in other.stderr
     finally:
         cluster.kubectl("delete", "node", "n1", "n2", check=False)
+
+
+def test_a_user_certificate_signed_through_a_csr_gets_what_its_binding_grants(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "devs"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "jane"),
+        ]
+    )
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    name = f"jane-{namespace}"[:60]
+    csr = {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode(),
+            "signerName": "kubernetes.io/kube-apiserver-client",
+            "usages": ["digital signature", "client auth"],
+            "expirationSeconds": 3600,
+        },
+    }
+    cluster.kubectl("create", "-f", "-", input=json.dumps(csr))
+    table = cluster.kubectl("get", "csr", name).stdout
+    assert "Pending" in table
+    cluster.kubectl("certificate", "approve", name)
+
+    def issued() -> bool:
+        return bool(cluster.kubectl_json("get", "csr", name).get("status", {}).get("certificate"))
+
+    eventually(issued)
+    cert = base64.b64decode(cluster.kubectl_json("get", "csr", name)["status"]["certificate"])
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"][0]["user"] = {
+        "client-certificate-data": base64.b64encode(cert).decode(),
+        "client-key-data": base64.b64encode(key_pem).decode(),
+    }
+    jane = tmp_path / "jane.yaml"
+    jane.write_text(yaml.safe_dump(config))
+    as_jane = ("--kubeconfig", str(jane), "-n", namespace)
+    info = json.loads(cluster.kubectl(*as_jane, "auth", "whoami", "-o", "json").stdout)["status"]["userInfo"]
+    assert info["username"] == "jane" and "devs" in info["groups"]
+    assert cluster.kubectl(*as_jane, "get", "pods", check=False).returncode != 0
+    cluster.kubectl(
+        "create", "rolebinding", "devs-view", "--clusterrole=view", "--group=devs", "-n", namespace
+    )
+    eventually(lambda: cluster.kubectl(*as_jane, "get", "pods", check=False).returncode == 0)
+    denied = cluster.kubectl(*as_jane, "create", "configmap", "nope", check=False)
+    assert (
+        'configmaps is forbidden: User "jane" cannot create resource "configmaps" in API group "" '
+        f'in the namespace "{namespace}"'
+    ) in denied.stderr
+    elsewhere = cluster.kubectl("--kubeconfig", str(jane), "get", "pods", "-n", "default", check=False)
+    assert elsewhere.returncode != 0 and 'in the namespace "default"' in elsewhere.stderr

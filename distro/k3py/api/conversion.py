@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from k3py.api.crd import custom
 from k3py.api.resources import Resource
 
 Obj = dict[str, Any]
@@ -169,9 +170,14 @@ def from_storage(resource: Resource, obj: Obj) -> Obj:
 
     Without a converter of its own, another version of a resource differs from the stored one
     only in its apiVersion here: fields one version has and the other lacks pass through as they
-    are (upstream's conversions drop or move some of them).
+    are (upstream's conversions drop or move some of them). A custom resource is that
+    (``conversion: None``), then pruned and defaulted by the served version's schema, as
+    apiextensions-apiserver decodes what it reads from storage.
     """
     converter = _converter(resource)
     if converter:
         return converter[1](obj)
-    return {**obj, "apiVersion": resource.api_version} if resource.storage_version else obj
+    out = {**obj, "apiVersion": resource.api_version} if resource.storage_version else obj
+    if resource.custom is not None:
+        custom.normalize(resource.custom, out)
+    return out

@@ -651,8 +651,15 @@ def _apiservice(obj: Obj) -> None:
     apiregistration.default_apiservice(obj)
 
 
+def _custom_resource_definition(obj: Obj) -> None:
+    from k3py.api.crd import definition  # which imports validation, which imports this module
+
+    definition.default_crd(obj)
+
+
 _BY_RESOURCE: dict[str, Callable[[Obj], None]] = {
     "apiservices.apiregistration.k8s.io": _apiservice,
+    "customresourcedefinitions.apiextensions.k8s.io": _custom_resource_definition,
     "namespaces": _namespace,
     "pods": _pod,
     "podtemplates": pod_template,

@@ -29,7 +29,8 @@ from k3py.api.schema import SchemaError, Schemas
 from k3py.api.selectors import SelectorError, from_label_selector_object, go_quote
 
 Obj = Mapping[str, Any]
-Cell = str | int | bool
+Cell = str | int | float | bool | None
+"""A Table cell; custom resources' columns may also hold numbers and nulls."""
 CellsFn = Callable[[Obj, datetime], list[Cell]]
 
 
@@ -91,6 +92,15 @@ def _since(value: object, now: datetime) -> str:
     """``translateTimestampSince``."""
     when = _time(value)
     return "<unknown>" if when is None else human_duration(now - when)
+
+
+def age_of(value: str, now: datetime) -> str:
+    """A ``date`` column of a custom resource: the time's age, ``<unknown>`` for the zero time,
+    ``<invalid>`` for text that is not a time (``ConvertToHumanReadableDateType``)."""
+    if value in ("", "null"):
+        return "<unknown>"
+    when = _time(value)
+    return "<invalid>" if when is None else human_duration(now - when)
 
 
 # -- reading v1 JSON the way the internal types see it ------------------------------------------
@@ -1433,6 +1443,7 @@ def table(
     list_meta: Mapping[str, Any] | None = None,
     no_headers: bool = False,
     group_version: str = "meta.k8s.io/v1",
+    printer: Printer | None = None,
 ) -> dict[str, Any]:
     """A ``meta.k8s.io/v1`` Table of ``objects`` (all of kind ``resource``), as of ``now``.
 
@@ -1441,13 +1452,14 @@ def table(
     ``list_meta`` is the list's metadata (``resourceVersion``, ``continue``,
     ``remainingItemCount``); for a single GET pass the object's resourceVersion. ``no_headers``
     leaves ``columnDefinitions`` null, as upstream does for ``TableOptions.noHeaders``.
+    ``printer`` overrides the kind's own (a custom resource's columns come from its CRD).
     Raises ``TableError`` for an unknown ``include_object``.
     """
     if include_object not in _INCLUDE_OBJECT:
         raise TableError(f"unrecognized includeObject value: {go_quote(include_object)}")
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    printer = printer_for(resource)
+    printer = printer if printer is not None else printer_for(resource)
     rows = []
     for obj in objects:
         row: dict[str, Any] = {"cells": printer.cells(obj, now)}

@@ -12,10 +12,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from k3py.api.manifest import ManifestResource
 from k3py.api.manifest import load as load_manifest
 from k3py.api.profiles import Profile, Selection, select
+
+if TYPE_CHECKING:
+    from k3py.api.crd.model import CustomResource
 
 CRUD = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -40,6 +44,8 @@ class Resource:
     storage_version: str = ""
     """With ``stored_as``: the apiVersion the shared objects are stored in, when this resource is
     another version of the same group's resource and no converter of its own exists."""
+    custom: CustomResource | None = field(default=None, compare=False)
+    """For a resource a CustomResourceDefinition defines: its schema, columns, subresources."""
 
     @property
     def group_version(self) -> str:
@@ -60,7 +66,7 @@ class Resource:
 
     @property
     def list_kind(self) -> str:
-        return f"{self.kind}List"
+        return self.custom.list_kind if self.custom is not None else f"{self.kind}List"
 
     def storage_prefix(self) -> bytes:
         """Where objects of this resource live in the store (one key per object)."""
@@ -78,9 +84,10 @@ class Resource:
         return self.storage_prefix() + f"{namespace}/".encode() if namespace else self.storage_prefix()
 
 
-SERVED_SUBRESOURCES = ("status", "scale", "token")
-"""Subresources k3py serves: status and scale through the generic store, serviceaccounts/token
-(TokenRequest) by its own handler; the others (pods/log, pods/exec...) need handlers of their own."""
+SERVED_SUBRESOURCES = ("status", "scale", "token", "approval")
+"""Subresources k3py serves: status, scale and certificatesigningrequests/approval through the
+generic store, serviceaccounts/token (TokenRequest) by its own handler; the others (pods/log,
+pods/exec...) need handlers of their own."""
 
 STORED_AS = {
     ("autoscaling", "v1", "horizontalpodautoscalers"): "autoscaling/horizontalpodautoscalers",
@@ -191,10 +198,21 @@ RESOURCES: tuple[Resource, ...] = from_manifest(selection())
 
 
 class Registry:
-    """Lookup of served resources by URL segments and by kind."""
+    """Lookup of served resources by URL segments and by kind.
+
+    The built-in resources are fixed; the custom ones (from CustomResourceDefinitions) are
+    replaced as a whole by :meth:`set_custom` while the server runs. Every change bumps
+    :attr:`revision`, which caches built from the registry (OpenAPI documents) compare.
+    """
 
     def __init__(self, resources: Iterable[Resource] = RESOURCES) -> None:
-        self._all = tuple(resources)
+        self._builtin = tuple(resources)
+        self._custom: tuple[Resource, ...] = ()
+        self.revision = 0
+        self._index()
+
+    def _index(self) -> None:
+        self._all = self._builtin + self._custom
         self._by_path = {(r.group, r.version, r.plural): r for r in self._all}
         self._by_kind = {(r.group, r.version, r.kind): r for r in self._all}
         order: dict[str, list[str]] = {}
@@ -203,6 +221,27 @@ class Registry:
             if r.version not in versions:
                 versions.append(r.version)
         self._versions = order
+
+    def set_custom(self, resources: Iterable[Resource]) -> None:
+        """Serve ``resources`` (in discovery order) as the custom resources, replacing the
+        previous ones. One that would take a built-in's URL or kind is left out: built-ins win,
+        as kube-apiserver's handlers run before apiextensions-apiserver's."""
+        builtin_paths = {(r.group, r.version, r.plural) for r in self._builtin}
+        builtin_kinds = {(r.group, r.version, r.kind) for r in self._builtin}
+        self._custom = tuple(
+            r
+            for r in resources
+            if (r.group, r.version, r.plural) not in builtin_paths
+            and (r.group, r.version, r.kind) not in builtin_kinds
+        )
+        self.revision += 1
+        self._index()
+
+    def custom(self) -> tuple[Resource, ...]:
+        return self._custom
+
+    def builtin(self) -> tuple[Resource, ...]:
+        return self._builtin
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self._all)
@@ -214,7 +253,7 @@ class Registry:
         return self._by_kind.get((group, version, kind))
 
     def groups(self) -> list[str]:
-        """Served groups in discovery order: core first, then as listed."""
+        """Served groups in discovery order: core first, then as listed, then custom groups."""
         return list(self._versions)
 
     def versions(self, group: str) -> list[str]:

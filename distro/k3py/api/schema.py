@@ -63,6 +63,11 @@ class Schemas:
         """The bundled definitions, loaded on first call and shared afterwards."""
         return _bundled()
 
+    def with_definitions(self, extra: Mapping[str, dict[str, Any]]) -> Schemas:
+        """These definitions and ``extra`` (which wins on a name clash), e.g. a custom resource's
+        schema whose ``$ref`` points at the bundled ObjectMeta."""
+        return Schemas({**self._definitions, **extra})
+
     @classmethod
     def from_file(cls, path: Path) -> Schemas:
         """Definitions from a (gzipped, if it ends in ``.gz``) JSON Schema document with ``$defs``."""

@@ -363,6 +363,8 @@ def _name_check(resource: Resource) -> Callable[[str], list[str]]:
         return _no_more_checks  # "system:controller:..." roles: path segments only
     if resource.group == "apiregistration.k8s.io":
         return _no_more_checks  # "v1." names core's APIService; the kind's rule checks the name
+    if resource.group == "certificates.k8s.io" and resource.plural == "certificatesigningrequests":
+        return _no_more_checks  # "We don't care what you call your certificate requests" (upstream)
     if resource.group == "" and resource.plural == "services":
         return dns1035_errors
     if (resource.group, resource.plural) in (("", "namespaces"), ("apps", "statefulsets")):
@@ -3208,8 +3210,15 @@ def _apiservice(obj: Obj, old: Obj | None) -> list[Cause]:
     return apiregistration.validate_apiservice(obj, old)
 
 
+def _custom_resource_definition(obj: Obj, old: Obj | None) -> list[Cause]:
+    from k3py.api.crd import definition  # it builds on this module's helpers
+
+    return definition.validate_crd(obj, old)
+
+
 _BY_RESOURCE: dict[str, Validator] = {
     "apiservices.apiregistration.k8s.io": _apiservice,
+    "customresourcedefinitions.apiextensions.k8s.io": _custom_resource_definition,
     "configmaps": _configmap,
     "secrets": _secret,
     "namespaces": _namespace,

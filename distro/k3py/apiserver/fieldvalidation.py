@@ -3,14 +3,18 @@
 ``Strict`` rejects the request (400 BadRequest, "strict decoding error: ..."), ``Warn``
 (the server's default) answers with ``Warning`` headers, ``Ignore`` does neither. Unknown
 fields are found by walking the object along the kind's schema; duplicate keys need the
-raw JSON, so the body is decoded a second time only when it is checked.
+raw JSON, so the body is decoded a second time only when it is checked. A custom resource's
+unknown fields are those its schema prunes (and ObjectMeta's unknown ones in ``metadata``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
+from k3py.api.crd import pruning
+from k3py.api.crd.model import OBJECT_META
 from k3py.api.resources import Resource
 from k3py.api.schema import Node, Schemas
 
@@ -20,11 +24,25 @@ _META_ALWAYS = ("apiVersion", "kind", "metadata")
 def unknown_fields(resource: Resource, obj: Any, *, drop: bool = False) -> list[str]:
     """Paths of fields the kind's schema does not have; with ``drop``, also remove them
     (as decoding into the typed object does upstream, so they are never stored)."""
+    if resource.custom is not None:
+        return _custom_unknown_fields(resource.custom.schema, obj, drop)
     node = Schemas.get().kind(resource.group, resource.version, resource.kind)
     if node is None or not isinstance(obj, dict):
         return []
     found: list[str] = []
     _walk(node, obj, "", found, drop)
+    return found
+
+
+def _custom_unknown_fields(schema: pruning.Schema | None, obj: Any, drop: bool) -> list[str]:
+    if not isinstance(obj, dict):
+        return []
+    target = obj if drop else copy.deepcopy(obj)
+    found: list[str] = []
+    if isinstance(target.get("metadata"), dict):
+        _walk(Schemas.get().node(OBJECT_META), target["metadata"], "metadata", found, drop=True)
+    if schema is not None:
+        found += pruning.prune(target, schema)
     return found
 
 

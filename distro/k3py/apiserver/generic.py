@@ -21,8 +21,8 @@ import orjson
 
 from k3py.api import conversion, objects
 from k3py.api.apply import ApplyConflict, ApplyError, track_update
+from k3py.api.crd.model import schema_node
 from k3py.api.resources import Registry, Resource
-from k3py.api.schema import Schemas
 from k3py.api.selectors import (
     SelectorError,
     check_field_selector,
@@ -118,11 +118,12 @@ class Filter:
 
     @classmethod
     def parse(cls, resource: Resource, namespace: str, label_text: str, field_text: str) -> Filter:
+        custom = resource.custom.fields if resource.custom is not None else None
         try:
             labels = parse_label_selector(label_text) if label_text else None
             fields = parse_field_selector(field_text) if field_text else None
             if fields is not None:
-                fields = check_field_selector(resource.name, fields)
+                fields = check_field_selector(resource.name, fields, custom=custom)
         except SelectorError as exc:
             raise errors.bad_request(str(exc)) from None
         return cls(resource, namespace, labels, fields)
@@ -132,7 +133,8 @@ class Filter:
         if self.labels is not None and not self.labels.matches(meta.get("labels") or {}):
             return False
         if self.fields is not None:
-            return bool(self.fields.matches(selectable_fields(self.resource.name, obj)))
+            custom = self.resource.custom.fields if self.resource.custom is not None else None
+            return bool(self.fields.matches(selectable_fields(self.resource.name, obj, custom=custom)))
         return True
 
     @property
@@ -423,6 +425,8 @@ class ObjectStore:
             _keep_system_fields(new, current)
             if subresource == "status":
                 strategy.prepare_status_update(new, current)
+            elif subresource == "approval":
+                strategy.prepare_approval_update(new, current)
             else:
                 strategy.prepare_update(new, current)
             if not subresource:
@@ -430,7 +434,7 @@ class ObjectStore:
             if not opts.applied:
                 new = self._track(res, current, new, opts, subresource)
             new_meta = objects.metadata(new)
-            causes = strategy.validate(new, current)
+            causes = strategy.validate(new, current, subresource)
             if causes:
                 raise errors.invalid(res.kind, res.group, name, causes)
             if _finalized_deletion(new):
@@ -462,7 +466,9 @@ class ObjectStore:
             if kv is None:
                 raise errors.not_found(res, name)
             current = self._decode(res, kv)
-            meta = current["metadata"]
+            marked = copy.deepcopy(current)
+            strategy.prepare_delete(marked)  # a CRD takes its cleanup finalizer here
+            meta = marked["metadata"]
             if opts.precondition_uid and opts.precondition_uid != meta.get("uid"):
                 raise errors.conflict(
                     res,
@@ -498,7 +504,7 @@ class ObjectStore:
                 return self._decode(res, out), True
             if meta.get("deletionTimestamp"):
                 return current, False  # already being deleted
-            new = copy.deepcopy(current)
+            new = marked
             nm = new["metadata"]
             nm["deletionTimestamp"] = objects.now()
             nm["deletionGracePeriodSeconds"] = grace
@@ -527,10 +533,12 @@ class ObjectStore:
 
     async def _empty_namespace(self, namespace: str) -> None:
         """Remove everything in a namespace that is being deleted (content goes first)."""
+        emptied: set[bytes] = set()
         for res in self.registry:
-            if not res.namespaced or res.stored_as:
-                continue
             prefix = res.namespace_prefix(namespace)
+            if not res.namespaced or prefix in emptied:
+                continue  # versions that share objects share their keys
+            emptied.add(prefix)
             while True:
                 page = await self.backend.range(prefix, prefix_end(prefix), limit=500)
                 for kv in page.kvs:
@@ -573,7 +581,7 @@ class ObjectStore:
         """Record ``opts.field_manager`` as the owner of what this write changed."""
         if not opts.field_manager:
             return new
-        node = Schemas.get().kind(res.group, res.version, res.kind)
+        node = schema_node(res)
         try:
             return track_update(
                 old,

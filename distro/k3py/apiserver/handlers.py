@@ -21,8 +21,9 @@ from aiohttp import web
 
 from k3py.api import apply as ssa
 from k3py.api import printers, protobuf
+from k3py.api.crd import columns
+from k3py.api.crd.model import schema_node
 from k3py.api.resources import Registry, Resource
-from k3py.api.schema import Schemas
 from k3py.api.validation import Cause
 from k3py.apiserver import discovery, errors, fieldvalidation, openapi_proto
 from k3py.apiserver.authn import ANONYMOUS, REQUEST_USER
@@ -38,9 +39,15 @@ from k3py.apiserver.openapi import OpenAPI
 from k3py.apiserver.patching import apply_patch
 from k3py.apiserver.request import MediaType, Target, negotiate, parse_path
 from k3py.apiserver.reviews import Review
+from k3py.apiserver.scale import scale_of, with_replicas
 from k3py.apiserver.tokens import TokenRequests
 
 MAX_BODY = 3 * 1024 * 1024
+CUSTOM_PATCH_TYPES = (
+    "the body of the request was in an unknown format - accepted media types include: "
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+)
+"""Custom resources have no strategic merge patch (no patch strategies to merge by)."""
 BOOKMARK_INTERVAL = 30.0
 MIN_WATCH_TIMEOUT = 1800
 JSON = "application/json"
@@ -266,6 +273,14 @@ class Api:
         allowed = discovery.SUBRESOURCE_VERBS[sub] if sub else target.resource.verbs
         if verb is None or verb not in allowed:
             raise errors.method_not_allowed(request.method, target.resource)
+        custom = target.resource.custom
+        if custom is not None and custom.terminating and verb == "create":
+            raise errors.ApiError(
+                405,
+                "MethodNotAllowed",
+                "create not allowed while custom resource definition is terminating",
+                {"group": group, "kind": target.resource.plural},
+            )
         if review := self.reviews.get((group, target.resource.plural)):
             return await self._review(request, target, review)
         if sub == "token":
@@ -306,7 +321,7 @@ class Api:
             target.resource, target.namespace, target.name, request.query.get("resourceVersion", "")
         )
         if target.subresource == "scale":
-            return respond(_scale_of(target.resource, obj), media=media)
+            return respond(scale_of(target.resource, obj), media=media)
         return respond(self._render(target.resource, obj, media, request, single=True), media=media)
 
     async def list(self, request: web.Request, target: Target) -> web.Response:
@@ -334,7 +349,7 @@ class Api:
         res = target.resource
         if target.subresource == "scale":
             obj = await self._update_scale(target, body, opts)
-            return respond(_scale_of(res, obj), media=media)
+            return respond(scale_of(res, obj), media=media)
         warnings = _check_fields(request, res, body, raw)
         obj = await self.store.update(res, target.namespace, target.name, body, opts, target.subresource)
         return respond(self._render(res, obj, media, request, single=True), media=media, headers=warnings)
@@ -344,6 +359,8 @@ class Api:
         content_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if content_type not in PATCH_TYPES or content_type == "application/apply-patch+cbor":
             raise errors.unsupported_media_type(content_type)
+        if content_type == "application/strategic-merge-patch+json" and target.resource.custom is not None:
+            raise errors.ApiError(415, "UnsupportedMediaType", CUSTOM_PATCH_TYPES)
         raw = await read_body(request)
         patch_doc = decode_body(raw, content_type)
         res = target.resource
@@ -354,13 +371,13 @@ class Api:
         if target.subresource == "scale":
 
             def change_scale(current: Obj) -> Obj:
-                scale = apply_patch(content_type, _scale_of(res, current), patch_doc, None)
-                return _with_replicas(current, scale)
+                scale = apply_patch(content_type, scale_of(res, current), patch_doc, None)
+                return with_replicas(res, current, scale)
 
             obj = await self.store.guaranteed_update(
                 res, target.namespace, target.name, change_scale, opts, "scale"
             )
-            return respond(_scale_of(res, obj), media=media)
+            return respond(scale_of(res, obj), media=media)
 
         warnings: dict[str, str] = {}
 
@@ -453,7 +470,11 @@ class Api:
             out: Obj = obj
             if media.as_kind == "Table" and kind != "BOOKMARK":
                 out = printers.table(
-                    res.name, [obj], now=datetime.now(UTC), include_object=_include_object(request)
+                    res.name,
+                    [obj],
+                    now=datetime.now(UTC),
+                    include_object=_include_object(request),
+                    printer=_printer(res),
                 )
                 if not table_state["first"]:
                     out["columnDefinitions"] = []
@@ -514,6 +535,7 @@ class Api:
                 now=datetime.now(UTC),
                 include_object=_include_object(request),
                 list_meta=None if single else obj["metadata"],
+                printer=_printer(res),
             )
         if media.as_kind == "PartialObjectMetadata":
             if not single:
@@ -547,7 +569,7 @@ class Api:
             raise errors.bad_request(
                 f"the name of the object ({name}) does not match the name on the URL ({target.name})"
             )
-        node = Schemas.get().kind(res.group, res.version, res.kind)
+        node = schema_node(res)
 
         def merge(live: Obj | None) -> Obj:
             try:
@@ -590,7 +612,7 @@ class Api:
         def change(current: Obj) -> Obj:
             if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(target.resource, target.name, errors.STALE)
-            return _with_replicas(current, {"spec": spec})
+            return with_replicas(target.resource, current, {"spec": spec})
 
         return await self.store.guaranteed_update(
             target.resource, target.namespace, target.name, change, opts, "scale"
@@ -608,55 +630,16 @@ def _partial(obj: Obj) -> Obj:
     }
 
 
+def _printer(res: Resource) -> printers.Printer | None:
+    """A custom resource's Table printer (its CRD's columns); None for a built-in's own."""
+    return columns.printer(res.custom) if res.custom is not None else None
+
+
 def _include_object(request: web.Request) -> str:
     value = request.query.get("includeObject", "Metadata")
     if value not in ("None", "Metadata", "Object"):
         raise errors.bad_request(f"invalid includeObject: {value!r}")
     return value
-
-
-def _scale_of(res: Resource, obj: Obj) -> Obj:
-    meta = obj["metadata"]
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    selector = spec.get("selector") or {}
-    if isinstance(selector, dict) and "matchLabels" in selector:
-        text = ",".join(f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items()))
-    elif isinstance(selector, dict):
-        text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-    else:
-        text = ""
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta["name"],
-            "namespace": meta.get("namespace", ""),
-            "uid": meta.get("uid", ""),
-            "resourceVersion": meta["resourceVersion"],
-            "creationTimestamp": meta.get("creationTimestamp"),
-        },
-        "spec": {"replicas": spec.get("replicas", 0)},
-        "status": {"replicas": status.get("replicas", 0), "selector": text},
-    }
-
-
-def _with_replicas(current: Obj, scale: Obj) -> Obj:
-    replicas = (scale.get("spec") or {}).get("replicas")
-    if not isinstance(replicas, int) or replicas < 0:
-        raise errors.invalid(
-            "Scale",
-            "autoscaling",
-            current["metadata"]["name"],
-            [
-                Cause(
-                    "FieldValueInvalid",
-                    f"Invalid value: {replicas}: must be greater than or equal to 0",
-                    "spec.replicas",
-                )
-            ],
-        )
-    current.setdefault("spec", {})["replicas"] = replicas
-    return current
 
 
 def _check_fields(request: web.Request, res: Resource, obj: Obj, raw: bytes | None) -> dict[str, str]:

@@ -16,6 +16,7 @@ import orjson
 
 from k3py.api.resources import Registry, Resource
 from k3py.api.schema import Schemas
+from k3py.apiserver import openapi_crd
 from k3py.apiserver.discovery import KUBERNETES_VERSION, SUBRESOURCES
 
 Obj = dict[str, Any]
@@ -192,19 +193,21 @@ def _operation(
     if params:
         op["parameters"] = params
     target = {"$ref": (V3_REF if v3 else V2_REF) + ref} if ref else {"type": "object"}
+    # Custom resources have no strategic merge patch.
+    patch_types = [t for t in _PATCH_TYPES if res.custom is None or "strategic" not in t]
     if v3:
         op["responses"] = {"200": {"description": "OK", "content": {"application/json": {"schema": target}}}}
         if patch:
             op["requestBody"] = {
                 "content": {
                     t: {"schema": {"$ref": V3_REF + "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"}}
-                    for t in _PATCH_TYPES
+                    for t in patch_types
                 },
                 "required": True,
             }
     else:
         op["responses"] = {"200": {"description": "OK", "schema": target}}
-        op["consumes"] = _PATCH_TYPES if patch else ["*/*"]
+        op["consumes"] = patch_types if patch else ["*/*"]
         op["produces"] = ["application/json", "application/yaml"]
     return op
 
@@ -284,21 +287,40 @@ def subresource_definition(sub: str) -> str | None:
 
 
 class OpenAPI:
-    """Builds each document once, on first request, and keeps its bytes and hash."""
+    """Builds each document once, on first request, and keeps its bytes and hash.
+
+    When the registry's custom resources change (a CRD is served, changed or removed), the v2
+    document and the v3 documents of the group-versions holding custom resources, before or
+    after, are built again on their next request.
+    """
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._v3: dict[str, tuple[bytes, str]] = {}
         self._v2: bytes | None = None
+        self._revision = registry.revision
+        self._custom_keys: set[str] = set()
+
+    def _refresh(self) -> None:
+        if self._revision == self.registry.revision:
+            return
+        self._revision = self.registry.revision
+        custom = {self.path_of(r.group, r.version) for r in self.registry.custom()}
+        stale = custom | self._custom_keys
+        self._v3 = {key: doc for key, doc in self._v3.items() if key not in stale}
+        self._custom_keys = custom
+        self._v2 = None
 
     @staticmethod
     def path_of(group: str, version: str) -> str:
         return f"api/{version}" if not group else f"apis/{group}/{version}"
 
     def group_versions(self) -> list[tuple[str, str]]:
+        self._refresh()
         return [(g, v) for g in self.registry.groups() for v in self.registry.versions(g)]
 
     def v3_document(self, group: str, version: str) -> tuple[bytes, str]:
+        self._refresh()
         key = self.path_of(group, version)
         cached = self._v3.get(key)
         if cached is None:
@@ -315,6 +337,7 @@ class OpenAPI:
         return {"paths": paths}
 
     def v2_document(self) -> bytes:
+        self._refresh()
         if self._v2 is None:
             self._v2 = orjson.dumps(self._build_v2(), option=orjson.OPT_SORT_KEYS)
         return self._v2
@@ -340,7 +363,8 @@ class OpenAPI:
 
 def _paths_and_schemas(resources: list[Resource], *, v3: bool) -> tuple[Obj, Obj]:
     """The paths of ``resources`` and every schema they reference, in the chosen dialect."""
-    schemas = Schemas.get()
+    custom = openapi_crd.definitions(resources, v3=v3)
+    schemas = Schemas.get().with_definitions(custom) if custom else Schemas.get()
     paths: Obj = {}
     roots = list(_COMMON)
     for res in resources:

@@ -3,7 +3,9 @@ validation, generation and status handling, graceful deletion.
 
 Mirrors kube-apiserver's ``RESTCreateStrategy``/``RESTUpdateStrategy``: the status
 subresource owns ``status``, the main resource owns everything else; ``generation`` counts
-changes outside metadata and status; create starts from a clean status.
+changes outside metadata and status; create starts from a clean status. apiextensions-apiserver's
+two strategies are here too: CustomResourceDefinitions' (stored versions, the cleanup finalizer
+on delete) and custom resources' (schema pruning, defaulting and validation).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from k3py.api import defaults, validation
+from k3py.api import certificates, csr_validation, defaults, objects, validation
+from k3py.api.crd import CLEANUP_FINALIZER, custom, model
 from k3py.api.resources import Resource
 from k3py.api.validation import Cause
 
@@ -80,8 +83,26 @@ class Strategy:
         new.clear()
         new.update(result)
 
-    def validate(self, obj: Obj, old: Obj | None) -> list[Cause]:
+    def prepare_approval_update(self, new: Obj, old: Obj) -> None:
+        """Only ``status.conditions`` changes through the approval subresource (CSRs)."""
+        wanted = new.get("status")
+        managed = new["metadata"].get("managedFields")
+        result = copy.deepcopy(old)
+        result_status = result.setdefault("status", {})
+        if isinstance(wanted, dict) and "conditions" in wanted:
+            result_status["conditions"] = wanted["conditions"]
+        else:
+            result_status.pop("conditions", None)
+        if managed is not None:
+            result["metadata"]["managedFields"] = managed
+        new.clear()
+        new.update(result)
+
+    def validate(self, obj: Obj, old: Obj | None, subresource: str = "") -> list[Cause]:
         return validation.validate(self.resource, obj, old)
+
+    def prepare_delete(self, obj: Obj) -> None:
+        """What a deletion changes besides marking the object (a CRD takes a finalizer)."""
 
     def grace_period(self, obj: Obj, requested: int | None) -> int:
         """Seconds a deletion waits for; 0 deletes at once (finalizers permitting)."""
@@ -116,12 +137,123 @@ def _keep_allocations(new: Obj, old: Obj) -> None:
                 port["nodePort"] = previous["nodePort"]
 
 
+class _CertificateSigningRequests(Strategy):
+    """upstream's csrStrategy, csrStatusStrategy and csrApprovalStrategy (``k3py.api.certificates``)."""
+
+    def prepare_create(self, obj: Obj) -> None:
+        super().prepare_create(obj)
+        certificates.prepare_create(obj)
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_update(new, old)
+        certificates.prepare_update(new, old)
+
+    def prepare_status_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_status_update(new, old)
+        certificates.prepare_status_update(new, old)
+
+    def prepare_approval_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_approval_update(new, old)
+        certificates.prepare_approval_update(new, old)
+
+    def validate(self, obj: Obj, old: Obj | None, subresource: str = "") -> list[Cause]:
+        return super().validate(obj, old, subresource) + csr_validation.validate(obj, old, subresource)
+
+
+# -- apiextensions-apiserver ------------------------------------------------------------------
+
+
+class _CustomResourceDefinitions(Strategy):
+    """CRDs: the storage version joins ``status.storedVersions``; a deletion holds the CRD
+    (``Terminating``) with a finalizer until its custom resources are gone."""
+
+    def prepare_create(self, obj: Obj) -> None:
+        super().prepare_create(obj)
+        obj["status"] = {"acceptedNames": {"plural": "", "kind": ""}}
+        self._store_version(obj)
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_update(new, old)
+        self._store_version(new)
+
+    @staticmethod
+    def _store_version(obj: Obj) -> None:
+        storage = model.storage_version(obj)
+        status = obj.setdefault("status", {})
+        stored = list(status.get("storedVersions") or ())
+        if storage and storage not in stored:
+            status["storedVersions"] = [*stored, storage]
+
+    def prepare_delete(self, obj: Obj) -> None:
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            return
+        finalizers = list(meta.get("finalizers") or ())
+        if CLEANUP_FINALIZER not in finalizers:
+            meta["finalizers"] = [*finalizers, CLEANUP_FINALIZER]
+        pending = {
+            "type": model.TERMINATING,
+            "status": "True",
+            "reason": "InstanceDeletionPending",
+            "message": (
+                "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon"
+            ),
+        }
+        model.set_condition(obj, pending, objects.now())
+
+
+class _CustomResources(Strategy):
+    """``customResourceStrategy``: with the status subresource, create drops status and updates
+    keep it; ``generation`` counts every change outside metadata (status too, when it is not a
+    subresource); every write is pruned and defaulted by the version's schema and validated."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource)
+        assert resource.custom is not None
+        self.custom = resource.custom
+
+    def prepare_create(self, obj: Obj) -> None:
+        if self.has_status:
+            obj.pop("status", None)
+        obj["metadata"]["generation"] = 1
+        custom.normalize(self.custom, obj)
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        if self.has_status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        custom.normalize(self.custom, new)
+        generation = int(old["metadata"].get("generation") or 1)
+        if _content(new) != _content(old):
+            generation += 1
+        new["metadata"]["generation"] = generation
+
+    def prepare_status_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_status_update(new, old)
+        custom.normalize(self.custom, new)
+
+    def validate(self, obj: Obj, old: Obj | None, subresource: str = "") -> list[Cause]:
+        return custom.validate(self.resource, obj, old)
+
+
+def _content(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k != "metadata"}
+
+
+_BY_RESOURCE: dict[str, type[Strategy]] = {
+    certificates.RESOURCE: _CertificateSigningRequests,
+    "customresourcedefinitions.apiextensions.k8s.io": _CustomResourceDefinitions,
+}
 _cache: dict[str, Strategy] = {}
 
 
 def strategy_for(resource: Resource) -> Strategy:
+    if resource.custom is not None:
+        return _CustomResources(resource)  # cheap to make; a CRD change replaces the Resource
     key = f"{resource.group}/{resource.version}/{resource.plural}"
     strategy = _cache.get(key)
     if strategy is None:
-        strategy = _cache[key] = Strategy(resource)
+        strategy = _cache[key] = _BY_RESOURCE.get(resource.name, Strategy)(resource)
     return strategy

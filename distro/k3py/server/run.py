@@ -33,6 +33,8 @@ from k3py.apiserver.app import Security, build_app
 from k3py.apiserver.authn import User
 from k3py.apiserver.authz import Chain, privileged_groups
 from k3py.apiserver.bootstrap import bootstrap
+from k3py.apiserver.certificates import CsrAdmission, CsrApprover, CsrSigner
+from k3py.apiserver.crds import install_custom_resources, run_crd_controller
 from k3py.apiserver.generic import ObjectStore
 from k3py.apiserver.node_authz import NodeAuthorizer, NodeRestriction
 from k3py.apiserver.rbac import EscalationCheck
@@ -121,6 +123,8 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         objects = ObjectStore(store, registry, config.service_cidr)
         await bootstrap(objects, config.https_listen_port)
         await register_local(objects)
+        await install_custom_resources(objects)
+        tasks.spawn("crd-controller", run_crd_controller(objects))
         tasks.spawn("apiservice-availability", keep_available(objects))
         await ensure_policy(objects)
         rbac = await follow_rbac(objects)
@@ -136,7 +140,10 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             EscalationCheck(rbac, authorize),
             NodeRestriction(),
             ServiceAccountAdmission(objects),
+            CsrAdmission(),
         ]
+        tasks.spawn("csr-approver", CsrApprover(objects, authorize).run())
+        tasks.spawn("csr-signer", CsrSigner(objects, pki).run())
         tasks.spawn("serviceaccount-defaults", NamespaceDefaults(objects, ca_pem).run())
         tasks.spawn("serviceaccount-token-secrets", LegacyTokenSecrets(objects, issuer, ca_pem).run())
         server_token = await asyncio.to_thread(_server_token, config, pki)
