@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kubernetes
 import pytest
@@ -114,8 +115,9 @@ def test_kopf_writes_the_status_of_a_custom_resource(
     }
     api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
-    def status() -> dict[str, object]:
+    def status() -> dict[str, Any]:
         obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "w1")
+        assert isinstance(obj, dict)
         return dict(obj.get("status") or {})
 
     deadline = time.monotonic() + 60
