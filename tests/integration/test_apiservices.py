@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -33,7 +32,6 @@ from k3py.apiserver.apiservices import (
     register_local,
 )
 from k3py.apiserver.generic import DeleteOptions, ListOptions, ObjectStore, WriteOptions
-from k3py.storage import CompactionOptions, SQLiteOptions, open_store
 from k3py.storage.model import Backend
 
 Obj = dict[str, Any]
@@ -43,17 +41,6 @@ TIMEOUT = 5.0
 def registry(runtime_config: Mapping[str, bool] | None = None) -> Registry:
     """What the server serves."""
     return Registry(from_manifest(selection(runtime_config)))
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    store = await open_store(
-        SQLiteOptions(path=tmp_path / "state.db", compaction=CompactionOptions(enabled=False))
-    )
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def object_store(backend: Backend, runtime_config: Mapping[str, bool] | None = None) -> ObjectStore:

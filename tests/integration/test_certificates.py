@@ -41,7 +41,6 @@ from k3py.apiserver.rbac import follow as follow_rbac
 from k3py.apiserver.rbac_bootstrap import ensure_policy
 from k3py.pki import Pki, certs, ensure_pki
 from k3py.pki.signing import KUBE_APISERVER_CLIENT, KUBELET_CLIENT, KUBELET_SERVING
-from k3py.storage import CompactionOptions, SQLiteOptions, open_store
 from k3py.storage.model import Backend
 
 Obj = dict[str, Any]
@@ -58,17 +57,6 @@ BOOTSTRAP = User(
 STRANGER = User("mallory", ("system:authenticated",))
 NODE1 = User("system:node:node1", ("system:nodes", "system:authenticated"))
 ADMIN = User("system:admin", ("system:masters", "system:authenticated"))
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    store = await open_store(
-        SQLiteOptions(path=tmp_path / "state.db", compaction=CompactionOptions(enabled=False))
-    )
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture

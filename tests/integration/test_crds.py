@@ -15,7 +15,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from k3py.api.resources import Registry, from_manifest, selection
 from k3py.apiserver.app import build_app
 from k3py.apiserver.crds import install_custom_resources, run_crd_controller
 from k3py.apiserver.generic import ObjectStore, WriteOptions
-from k3py.storage import CompactionOptions, SQLiteOptions, open_store
 from k3py.storage.model import Backend
 
 Obj = dict[str, Any]
@@ -151,17 +149,6 @@ async def until(check: Callable[[], Awaitable[Any]], within: float = 1.0) -> Any
         if time.monotonic() > deadline:
             pytest.fail(f"not within {within}s")
         await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    store = await open_store(
-        SQLiteOptions(path=tmp_path / "state.db", compaction=CompactionOptions(enabled=False))
-    )
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def start(backend: Backend) -> ObjectStore:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from k3py.api.resources import Resource
 from k3py.apiserver import errors
@@ -109,3 +109,46 @@ class ObjectCache:
 def _key(obj: Obj) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+async def each_change(cache: ObjectCache, handle: Callable[[Obj], Awaitable[object]], what: str) -> None:
+    """Call ``handle`` for every object of ``cache`` that changed (each one after a relist),
+    until cancelled, as a controller's work loop does: changes to one object while it waits
+    are handled once; one that fails with an API or storage error is tried again after
+    :data:`RETRY_DELAY`; a 404 (deleted meanwhile) is dropped. Starts and stops the cache."""
+    pending: set[tuple[str, str]] = set()
+    wake = asyncio.Event()
+
+    def changed(obj: Obj | None) -> None:
+        pending.update(_key(o) for o in ([obj] if obj is not None else cache.objects()))
+        wake.set()
+
+    cache.subscribe(changed)
+    try:
+        await cache.start()
+        while True:
+            await wake.wait()
+            wake.clear()
+            todo = sorted(pending)
+            pending.clear()
+            for key in todo:
+                obj = cache.get(*key)
+                if obj is None:
+                    continue
+                try:
+                    await handle(obj)
+                except errors.ApiError as exc:
+                    if exc.code == 404:
+                        continue
+                    log.warning(
+                        "%s: %s %s: %s", what, cache.resource.plural, "/".join(filter(None, key)), exc
+                    )
+                    pending.add(key)
+                except StorageError as exc:
+                    log.warning("%s: %s: %s; retrying", what, "/".join(filter(None, key)), exc)
+                    pending.add(key)
+            if pending:
+                await asyncio.sleep(RETRY_DELAY)
+                wake.set()
+    finally:
+        await cache.stop()

@@ -27,9 +27,8 @@ through the ``approval`` and ``status`` subresources, as the controllers do thro
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -40,10 +39,9 @@ from k3py.api.resources import Resource
 from k3py.apiserver import errors
 from k3py.apiserver.authn import MASTERS, User
 from k3py.apiserver.authz import Attributes, Authorizer
-from k3py.apiserver.cache import ObjectCache
+from k3py.apiserver.cache import ObjectCache, each_change
 from k3py.apiserver.generic import Obj, ObjectStore, WriteOptions
 from k3py.pki import CertKey, Pki, PkiError, signing
-from k3py.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,6 @@ MANAGER = "kube-controller-manager"
 MAX_DURATION = timedelta(days=365)
 """The longest certificate the signer issues (kube-controller-manager's --cluster-signing-duration)."""
 MIN_DURATION = timedelta(minutes=10)
-RETRY_DELAY = 1.0
 
 AUTO_APPROVED = "AutoApproved"
 SIGNER_VALIDATION_FAILURE = "SignerValidationFailure"
@@ -108,52 +105,6 @@ class CsrAdmission:
             )
 
 
-# -- following CSRs ------------------------------------------------------------------------------
-
-
-async def _follow(
-    store: ObjectStore, resource: Resource, handle: Callable[[Obj], Awaitable[object]], what: str
-) -> None:
-    """Call ``handle`` for each CSR that changed (every one after a relist) until cancelled;
-    one that failed with an API or storage error is tried again after :data:`RETRY_DELAY`."""
-    pending: set[str] = set()
-    wake = asyncio.Event()
-    cache = ObjectCache(store, resource)
-
-    def changed(obj: Obj | None) -> None:
-        objs = [obj] if obj is not None else cache.objects()
-        pending.update(str(o["metadata"]["name"]) for o in objs)
-        wake.set()
-
-    cache.subscribe(changed)
-    try:
-        await cache.start()
-        while True:
-            await wake.wait()
-            wake.clear()
-            todo = sorted(pending)
-            pending.clear()
-            for name in todo:
-                csr = cache.get("", name)
-                if csr is None:
-                    continue
-                try:
-                    await handle(csr)
-                except errors.ApiError as exc:
-                    if exc.code == 404:
-                        continue  # deleted meanwhile
-                    log.warning("%s: CSR %s: %s", what, name, exc)
-                    pending.add(name)
-                except StorageError as exc:
-                    log.warning("%s: CSR %s: %s; retrying", what, name, exc)
-                    pending.add(name)
-            if pending:
-                await asyncio.sleep(RETRY_DELAY)
-                wake.set()
-    finally:
-        await cache.stop()
-
-
 def _parsed(csr: Obj) -> x509.CertificateSigningRequest | None:
     try:
         return signing.parse_request(csrs.request_pem(csr))
@@ -178,7 +129,7 @@ class CsrApprover:
         if resource is None:
             log.info("%s/%s is not served: no CSR approver", csrs.GROUP, csrs.VERSION)
             return
-        await _follow(self.store, resource, self.handle, "csr-approver")
+        await each_change(ObjectCache(self.store, resource), self.handle, "csr-approver")
 
     async def handle(self, csr: Obj) -> bool:
         """Approve ``csr`` if it is pending and recognized; True when this wrote an approval."""
@@ -283,7 +234,7 @@ class CsrSigner:
         if resource is None:
             log.info("%s/%s is not served: no CSR signer", csrs.GROUP, csrs.VERSION)
             return
-        await _follow(self.store, resource, self.handle, "csr-signer")
+        await each_change(ObjectCache(self.store, resource), self.handle, "csr-signer")
 
     def duration(self, csr: Obj) -> timedelta:
         """``spec.expirationSeconds`` within [10 minutes, ``max_duration``]; ``max_duration`` without it."""

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 
 from k3py.api.resources import Resource
 from k3py.apiserver import errors
-from k3py.apiserver.cache import ObjectCache
+from k3py.apiserver.cache import ObjectCache, each_change
 from k3py.apiserver.generic import Obj, ObjectStore, WriteOptions
 from k3py.pki import TokenIssuer
 
@@ -257,37 +257,8 @@ class LegacyTokenSecrets:
 
     async def run(self) -> None:
         """Until cancelled (a supervised task)."""
-        pending: set[tuple[str, str]] = set()
-        wake = asyncio.Event()
         secrets = ObjectCache(self.store, self.secrets, f"type={LEGACY_TYPE}")
-
-        def changed(obj: Obj | None) -> None:
-            objs = [obj] if obj is not None else secrets.objects()
-            pending.update((o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objs)
-            wake.set()
-
-        secrets.subscribe(changed)
-        try:
-            await secrets.start()
-            while True:
-                await wake.wait()
-                wake.clear()
-                todo = sorted(pending)
-                pending.clear()
-                for namespace, name in todo:
-                    secret = secrets.get(namespace, name)
-                    if secret is None:
-                        continue
-                    try:
-                        await self.fill(secret)
-                    except errors.ApiError as exc:
-                        log.warning("token secret %s/%s: %s", namespace, name, exc)
-                        pending.add((namespace, name))
-                if pending:
-                    await asyncio.sleep(RETRY_DELAY)
-                    wake.set()
-        finally:
-            await secrets.stop()
+        await each_change(secrets, self.fill, "token-secrets")
 
     async def fill(self, secret: Obj) -> None:
         meta = secret["metadata"]
