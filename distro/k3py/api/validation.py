@@ -2303,9 +2303,47 @@ def _claim_spec(spec: Obj, field: str) -> Causes:
 
 
 def _claim(obj: Obj, old: Obj | None) -> Causes:
-    if old is not None:
-        return []  # the claim update rules (volumeName once, resizing) are the volume controller's
-    return _claim_spec(_dict(obj.get("spec")), "spec")
+    """``ValidatePersistentVolumeClaim`` and, on update, ``...Update``: the spec is immutable but
+    for binding (volumeName once, storageClassName from unset) and, once bound, resizing up and
+    volumeAttributesClassName."""
+    spec = _dict(obj.get("spec"))
+    causes = _claim_spec(spec, "spec")
+    if old is None:
+        return causes
+    new_spec, old_spec = copy.deepcopy(spec), copy.deepcopy(_dict(old.get("spec")))
+    if not old_spec.get("volumeName"):
+        old_spec["volumeName"] = new_spec.get("volumeName")
+    if old_spec.get("storageClassName") is None:
+        old_spec["storageClassName"] = new_spec.get("storageClassName")
+    bound = _dict(obj.get("status")).get("phase") == "Bound"
+    new_size = _dict(_dict(new_spec.get("resources")).get("requests")).get("storage")
+    old_size = _dict(_dict(old_spec.get("resources")).get("requests")).get("storage")
+    if bound:
+        for key in ("resources", "volumeAttributesClassName"):
+            new_spec.pop(key, None)
+            old_spec.pop(key, None)
+    if _without_nulls(new_spec) != _without_nulls(old_spec):
+        detail = (
+            "spec is immutable after creation except resources.requests "
+            "and volumeAttributesClassName for bound claims"
+        )
+        causes.append(forbidden("spec", detail))
+    if bound and _quantity_less(new_size, old_size):
+        causes.append(
+            forbidden("spec.resources.requests.storage", "field can not be less than previous value")
+        )
+    return causes
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _quantity_less(new: object, old: object) -> bool:
+    new_value, old_value = quantity_value(new), quantity_value(old)
+    return new_value is not None and old_value is not None and new_value < old_value
 
 
 # -- batch/v1 ------------------------------------------------------------------------------------
