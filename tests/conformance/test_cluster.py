@@ -1,0 +1,84 @@
+"""The ephemeral-cluster harness: start, reach, stop, and leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.cluster import ClusterError, ClusterSpec, EphemeralCluster
+from conformance.cluster.network import leftovers
+from tests.e2e.cluster import kubectl_binary
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_server_only_cluster_is_reachable_and_leaves_nothing(tmp_path: Path) -> None:
+    with EphemeralCluster(ClusterSpec(tmp_path, agents=0)) as cluster:
+        run_id = cluster.run_id
+        pids = [n.process.pid for n in cluster.nodes if n.process is not None]
+        assert leftovers(run_id), "the namespace and bridge exist while it runs"
+        listed = subprocess.run(
+            [kubectl_binary(), "--kubeconfig", str(cluster.kubeconfig), "get", "namespaces", "-o", "name"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert "namespace/kube-system" in listed.stdout.split()
+        assert cluster.server_url.startswith("https://10.25")
+    assert leftovers(run_id) == []
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_a_node_that_cannot_start_fails_the_cluster_cleanly(tmp_path: Path) -> None:
+    spec = ClusterSpec(tmp_path, agents=1, ready_timeout=60)
+    cluster = EphemeralCluster(spec)
+    with pytest.raises(ClusterError) as caught, cluster:
+        pass
+    assert "agent agent-1 exited" in str(caught.value)
+    assert "not implemented yet" in str(caught.value)  # the agent joins, then cannot run pods
+    assert leftovers(cluster.run_id) == []
+    assert not any(n.process is not None and n.process.poll() is None for n in cluster.nodes)
+
+
+def test_ctrl_c_tears_the_cluster_down(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from conformance.cluster import ClusterSpec, EphemeralCluster
+        with EphemeralCluster(ClusterSpec(Path({str(tmp_path)!r}), agents=0)) as cluster:
+            print(cluster.run_id, *(n.process.pid for n in cluster.nodes), flush=True)
+            time.sleep(120)
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    ) as harness:
+        assert harness.stdout is not None
+        line = harness.stdout.readline().split()
+        assert line, "the harness did not start the cluster"
+        run_id, pids = line[0], [int(p) for p in line[1:]]
+        harness.send_signal(signal.SIGINT)
+        harness.wait(timeout=60)
+    assert leftovers(run_id) == []
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "a node outlived the harness"
+        time.sleep(0.1)
