@@ -106,9 +106,15 @@ def test_an_edit_user_cannot_grant_itself_more(cluster: Cluster, namespace: str)
     cluster.kubectl("create", "rolebinding", "bob-edit", "--clusterrole=edit", "--user=bob", "-n", namespace)
     eventually(lambda: can_i(cluster, "create", "deployments", "-n", namespace, "--as", "bob"))
     denied = cluster.kubectl(
-        "create", "clusterrolebinding", "bob-root", "--clusterrole=cluster-admin", "--user=bob",
-        "--as", "bob", check=False,
-    )  # fmt: skip
+        "create",
+        "clusterrolebinding",
+        "bob-root",
+        "--clusterrole=cluster-admin",
+        "--user=bob",
+        "--as",
+        "bob",
+        check=False,
+    )
     assert denied.returncode != 0
     assert (
         'cannot create resource "clusterrolebindings" in API group "rbac.authorization.k8s.io"'
@@ -305,8 +311,16 @@ def test_every_namespace_has_its_account_and_ca_and_gets_them_back(cluster: Clus
     assert configmap["data"] == {"ca.crt": ca}
     first = cluster.kubectl_json("get", "serviceaccount", "default", "-n", namespace)["metadata"]["uid"]
     cluster.kubectl("delete", "serviceaccount", "default", "-n", namespace)
-    cluster.kubectl("patch", "configmap", "kube-root-ca.crt", "-n", namespace, "--type=merge",
-                    "-p", '{"data":{"ca.crt":"forged"}}')  # fmt: skip
+    cluster.kubectl(
+        "patch",
+        "configmap",
+        "kube-root-ca.crt",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"data":{"ca.crt":"forged"}}',
+    )
 
     def restored() -> bool:
         account = cluster.kubectl(
@@ -499,3 +513,98 @@ def test_a_user_certificate_signed_through_a_csr_gets_what_its_binding_grants(
     ) in denied.stderr
     elsewhere = cluster.kubectl("--kubeconfig", str(jane), "get", "pods", "-n", "default", check=False)
     assert elsewhere.returncode != 0 and 'in the namespace "default"' in elsewhere.stderr
+
+
+def test_an_empty_path_segment_is_authorized_as_what_it_serves(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl(
+        "create", "clusterrolebinding", f"{namespace}-viewer", "--clusterrole=view", "--user=olga"
+    )
+    eventually(lambda: can_i(cluster, "list", "namespaces", "--as", "olga"))
+    as_olga = {"Impersonate-User": "olga"}
+    for path in ("/api/v1/namespaces//secrets", "/api/v1/namespaces//secrets?watch=true", "/api/v1/secrets"):
+        status, _, body = cluster.request("GET", path, headers=as_olga)
+        assert status == 403, (path, body)
+        assert b'cannot list resource \\"secrets\\"' in body or b"cannot watch resource" in body
+    status, _, _ = cluster.request("GET", "/api/v1/namespaces//configmaps")
+    assert status == 404, "the router serves no empty namespace either"
+
+
+def test_rbac_objects_are_validated_before_they_can_grant(cluster: Cluster, namespace: str) -> None:
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "sly", "namespace": namespace},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": "x"}],
+    }
+    refused = cluster.kubectl("create", "-f", "-", input=json.dumps(role), check=False)
+    assert refused.returncode != 0
+    cluster.kubectl("create", "rolebinding", "fixed", "--clusterrole=view", "--user=u", "-n", namespace)
+    changed = cluster.kubectl(
+        "create",
+        "rolebinding",
+        "fixed",
+        "--clusterrole=edit",
+        "--user=u",
+        "-n",
+        namespace,
+        "--dry-run=client",
+        "-o",
+        "json",
+    ).stdout
+    replaced = cluster.kubectl("replace", "-f", "-", input=changed, check=False)
+    assert replaced.returncode != 0 and "cannot change roleRef" in replaced.stderr
+
+
+def test_a_node_cannot_reach_beyond_itself(cluster: Cluster, namespace: str) -> None:
+    n = ("-n", namespace)
+    as_n1 = ("--as", "system:node:n1", "--as-group", "system:nodes", *n)
+    cluster.kubectl("create", "secret", "generic", "crown", "--from-literal=k=v", *n)
+    mirror = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sneaky", "annotations": {"kubernetes.io/config.mirror": "x"}},
+        "spec": {
+            "nodeName": "n1",
+            "containers": [{"name": "c", "image": "busybox"}],
+            "volumes": [{"name": "s", "secret": {"secretName": "crown"}}],
+        },
+    }
+    refused = cluster.kubectl("create", "-f", "-", *as_n1, input=json.dumps(mirror), check=False)
+    assert (
+        refused.returncode != 0 and 'node "n1" can not create pods that reference secrets' in refused.stderr
+    )
+    assert cluster.kubectl("get", "secret", "crown", *as_n1, check=False).returncode != 0
+    cluster.kubectl("create", "serviceaccount", "powerful", *n)
+    status, _, body = cluster.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/powerful/token",
+        json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}).encode(),
+        {
+            "Content-Type": "application/json",
+            "Impersonate-User": "system:node:n1",
+            "Impersonate-Group": "system:nodes",
+        },
+    )
+    assert status == 403 and b"no relationship found between node 'n1' and this object" in body
+    other = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "elsewhere"},
+        "spec": {"nodeName": "n2", "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    cluster.kubectl("create", "-f", "-", *n, input=json.dumps(other))
+    deleted = cluster.kubectl("delete", "pod", "elsewhere", *as_n1, check=False)
+    assert (
+        deleted.returncode != 0 and "can only delete pods with spec.nodeName set to itself" in deleted.stderr
+    )
+    status, _, body = cluster.request(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}/pods/elsewhere/status",
+        b'{"status":{"podIP":"10.9.9.9"}}',
+        {
+            "Content-Type": "application/merge-patch+json",
+            "Impersonate-User": "system:node:n1",
+            "Impersonate-Group": "system:nodes",
+        },
+    )
+    assert status == 403 and b"for pods with spec.nodeName set to itself" in body

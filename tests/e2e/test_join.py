@@ -29,7 +29,7 @@ def ca_hash(cluster: Cluster) -> str:
 def agent(cluster: Cluster, token: str, data_dir: Path, name: str = "pi") -> subprocess.CompletedProcess[str]:
     return k3py(
         "agent", "--config", "/dev/null", "--server", cluster.url, "--token", token,
-        "--data-dir", str(data_dir), "--node-name", name, "--node-ip", "127.0.0.1",
+        "--data-dir", str(data_dir), "--node-name", name, "--node-ip", "127.0.0.2",
     )  # fmt: skip
 
 

@@ -3254,7 +3254,104 @@ def _custom_resource_definition(obj: Obj, old: Obj | None) -> list[Cause]:
     return definition.validate_crd(obj, old)
 
 
+# -- rbac.authorization.k8s.io/v1 ------------------------------------------------------------------
+
+_RBAC = "rbac.authorization.k8s.io"
+_RULE_LISTS = ("verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs")
+
+
+def _rules(obj: Obj, *, namespaced: bool) -> Causes:
+    """``ValidatePolicyRule`` for every rule: lists of strings, at least one verb, resources with
+    API groups, never both resources and URLs, no URLs in a namespaced Role."""
+    causes: Causes = []
+    for i, rule in enumerate(_list(obj.get("rules"))):
+        path = f"rules[{i}]"
+        if not isinstance(rule, dict):
+            causes.append(invalid(path, rule, "must be an object"))
+            continue
+        bad = [k for k in _RULE_LISTS if k in rule and rule[k] is not None and not _is_strings(rule[k])]
+        causes += [invalid(f"{path}.{k}", rule[k], "must be a list of strings") for k in bad]
+        if bad:
+            continue
+        if not rule.get("verbs"):
+            causes.append(required(f"{path}.verbs", "verbs must contain at least one value"))
+        urls = _strings(rule.get("nonResourceURLs"))
+        if urls:
+            if namespaced:
+                causes.append(
+                    invalid(
+                        f"{path}.nonResourceURLs", urls, "namespaced rules cannot apply to non-resource URLs"
+                    )
+                )
+            if rule.get("apiGroups") or rule.get("resources"):
+                causes.append(
+                    invalid(
+                        f"{path}.nonResourceURLs",
+                        urls,
+                        "rules cannot apply to both regular resources and non-resource URLs",
+                    )
+                )
+            continue
+        if not rule.get("apiGroups"):
+            causes.append(required(f"{path}.apiGroups", "resource rules must supply at least one api group"))
+        if not rule.get("resources"):
+            causes.append(required(f"{path}.resources", "resource rules must supply at least one resource"))
+    return causes
+
+
+def _is_strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _role(obj: Obj, old: Obj | None) -> Causes:
+    return _rules(obj, namespaced=True)
+
+
+def _cluster_role(obj: Obj, old: Obj | None) -> Causes:
+    causes = _rules(obj, namespaced=False)
+    for i, selector in enumerate(_list(_dict(obj.get("aggregationRule")).get("clusterRoleSelectors"))):
+        causes += _label_selector(_opt_map(selector), f"aggregationRule.clusterRoleSelectors[{i}]")
+    return causes
+
+
+def _binding(obj: Obj, old: Obj | None, *, kinds: tuple[str, ...]) -> Causes:
+    """``ValidateRoleBinding``/``ValidateClusterRoleBinding`` (and roleRef immutability)."""
+    causes: Causes = []
+    ref = _dict(obj.get("roleRef"))
+    if ref.get("apiGroup") != _RBAC:
+        causes.append(not_supported("roleRef.apiGroup", _str(ref.get("apiGroup")), (_RBAC,)))
+    if ref.get("kind") not in kinds:
+        causes.append(not_supported("roleRef.kind", _str(ref.get("kind")), kinds))
+    if not ref.get("name"):
+        causes.append(required("roleRef.name"))
+    if old is not None and ref != _dict(old.get("roleRef")):
+        causes.append(invalid("roleRef", ref, "cannot change roleRef"))
+    for i, subject in enumerate(_dicts(obj.get("subjects"))):
+        path, kind = f"subjects[{i}]", subject.get("kind")
+        if not subject.get("name"):
+            causes.append(required(f"{path}.name"))
+        if kind == "ServiceAccount":
+            if subject.get("apiGroup"):
+                causes.append(not_supported(f"{path}.apiGroup", _str(subject.get("apiGroup")), ("",)))
+            if not subject.get("namespace"):
+                causes.append(required(f"{path}.namespace"))
+        elif kind in ("User", "Group"):
+            if subject.get("apiGroup") != _RBAC:
+                causes.append(not_supported(f"{path}.apiGroup", _str(subject.get("apiGroup")), (_RBAC,)))
+        else:
+            causes.append(not_supported(f"{path}.kind", _str(kind), ("ServiceAccount", "User", "Group")))
+    return causes
+
+
 _BY_RESOURCE: dict[str, Validator] = {
+    "roles.rbac.authorization.k8s.io": _role,
+    "clusterroles.rbac.authorization.k8s.io": _cluster_role,
+    "rolebindings.rbac.authorization.k8s.io": lambda obj, old: _binding(
+        obj, old, kinds=("Role", "ClusterRole")
+    ),
+    "clusterrolebindings.rbac.authorization.k8s.io": lambda obj, old: _binding(
+        obj, old, kinds=("ClusterRole",)
+    ),
     "apiservices.apiregistration.k8s.io": _apiservice,
     "customresourcedefinitions.apiextensions.k8s.io": _custom_resource_definition,
     "configmaps": _configmap,

@@ -87,6 +87,9 @@ class ObjectCache:
             except StorageError as exc:
                 log.warning("%s cache: %s; retrying", self.resource.plural, exc)
                 await asyncio.sleep(RETRY_DELAY)
+            except Exception:  # a cache that stops following would serve stale grants for good
+                log.exception("%s cache: unexpected failure; listing again", self.resource.plural)
+                await asyncio.sleep(RETRY_DELAY)
             with contextlib.suppress(StorageError, errors.ApiError):
                 await self._list()
 

@@ -28,7 +28,7 @@ through the ``approval`` and ``status`` subresources, as the controllers do thro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -119,9 +119,12 @@ def _parsed(csr: Obj) -> x509.CertificateSigningRequest | None:
 class CsrApprover:
     """Approves the node requests it recognizes (see the module docstring)."""
 
-    def __init__(self, store: ObjectStore, authorize: Authorizer) -> None:
+    def __init__(self, store: ObjectStore, authorize: Authorizer, reserved: Iterable[str] = ()) -> None:
         self.store = store
         self.authorize = authorize
+        self.reserved = frozenset(reserved)
+        """Names and addresses of the API server itself: no node serving certificate carries
+        them (the server CA signs both, so such a certificate could impersonate the server)."""
 
     async def run(self) -> None:
         """Until cancelled (a supervised task)."""
@@ -173,9 +176,8 @@ class CsrApprover:
         user = requester(csr)
         subject = signing.common_name(request.subject)
         if signer == signing.KUBELET_SERVING:
-            if signing.kubelet_serving_problem(request, usages) is None and _is_node(user, subject):
-                return NODE_SERVING_MESSAGE
-            return None
+            fine = signing.kubelet_serving_problem(request, usages) is None and _is_node(user, subject)
+            return NODE_SERVING_MESSAGE if fine and self._own_names_only(request, subject) else None
         if signing.kubelet_client_problem(request, usages) is not None:
             return None
         checks = [("nodeclient", NODE_CLIENT_MESSAGE)]
@@ -199,6 +201,22 @@ class CsrApprover:
             user.name,
         )
         return None
+
+    def _own_names_only(self, request: x509.CertificateSigningRequest, common_name: str) -> bool:
+        """A serving certificate names only its node (DNS) and addresses that are not the server's."""
+        node = common_name.removeprefix("system:node:")
+        try:
+            sans = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return False
+        names = sans.get_values_for_type(x509.DNSName)
+        addresses = [str(a) for a in sans.get_values_for_type(x509.IPAddress)]
+        if any(name != node for name in names) or any(a in self.reserved for a in addresses):
+            log.info(
+                "CSR for %s names more than its node: %s %s (not approved)", common_name, names, addresses
+            )
+            return False
+        return True
 
 
 def _is_node(user: User, common_name: str) -> bool:

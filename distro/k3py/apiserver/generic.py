@@ -13,6 +13,7 @@ import binascii
 import builtins
 import contextlib
 import copy
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -85,6 +86,10 @@ class WriteOptions:
     """The change was computed by server-side apply, which already recorded ownership."""
     user: User | None = None
     """Who asked for the write (None: the API server itself), for admission."""
+    subresource: str = ""
+    """The subresource written (``status``, ``scale``...), as admission sees it."""
+    deleting: bool = False
+    """Admission of a deletion: ``obj`` and ``old`` are both the object being deleted."""
 
 
 class Admission(Protocol):
@@ -99,6 +104,7 @@ class Admission(Protocol):
 
 @dataclass(frozen=True)
 class DeleteOptions:
+    user: User | None = None
     dry_run: bool = False
     grace_period_seconds: int | None = None
     propagation_policy: str = ""
@@ -429,8 +435,9 @@ class ObjectStore:
                 strategy.prepare_approval_update(new, current)
             else:
                 strategy.prepare_update(new, current)
-            if not subresource:
-                await self._admit(res, namespace, new, current, opts)
+            await self._admit(
+                res, namespace, new, current, dataclasses.replace(opts, subresource=subresource)
+            )
             if not opts.applied:
                 new = self._track(res, current, new, opts, subresource)
             new_meta = objects.metadata(new)
@@ -466,6 +473,10 @@ class ObjectStore:
             if kv is None:
                 raise errors.not_found(res, name)
             current = self._decode(res, kv)
+            if opts.user is not None:
+                await self._admit(
+                    res, namespace, current, current, WriteOptions(user=opts.user, deleting=True)
+                )
             marked = copy.deepcopy(current)
             strategy.prepare_delete(marked)  # a CRD takes its cleanup finalizer here
             meta = marked["metadata"]

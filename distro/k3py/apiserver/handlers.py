@@ -266,7 +266,7 @@ class Api:
     async def _resource(self, request: web.Request, group: str, version: str) -> web.StreamResponse:
         if version not in self.registry.versions(group):
             raise errors.not_found_path(request.path)
-        target = parse_path(self.registry, group, version, request.match_info["rest"].split("/"))
+        target = parse_path(self.registry, group, version, request.match_info["rest"].rstrip("/").split("/"))
         verb = _verb(request.method, target, watch=_bool(request.query.get("watch")))
         # A subresource's verbs are its own (status, scale: get, update, patch).
         sub = target.subresource
@@ -312,7 +312,9 @@ class Api:
         media = negotiate(request.headers.get("Accept", ""))
         raw = await read_body(request)
         body = _object_body(decode_body(raw, request.headers.get("Content-Type", JSON)))
-        answer = await self.token_requests.create(target.resource, target.namespace, target.name, body)
+        answer = await self.token_requests.create(
+            target.resource, target.namespace, target.name, body, request.get(REQUEST_USER)
+        )
         return respond(answer, status=201, media=media)
 
     async def get(self, request: web.Request, target: Target) -> web.Response:
@@ -707,8 +709,8 @@ def _verb(method: str, target: Target, *, watch: bool) -> str | None:
     """
     if target.resource.namespaced and not target.namespace and method != "GET":
         return None
-    if method == "GET":
-        return "watch" if watch else ("get" if target.name else "list")
+    if method == "GET":  # a named GET is a get, watch=true or not, as upstream routes it
+        return "get" if target.name else ("watch" if watch else "list")
     if method == "POST":
         return "create" if bool(target.name) == bool(target.subresource) else None
     if method in ("PUT", "PATCH"):
@@ -739,6 +741,7 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
     pre = body.get("preconditions") or {}
     dry = q.getall("dryRun", []) or body.get("dryRun") or []
     return DeleteOptions(
+        user=request.get(REQUEST_USER),
         dry_run=bool(dry),
         grace_period_seconds=grace,
         propagation_policy=str(policy),

@@ -171,33 +171,131 @@ class NodeAuthorizer:
         return Decision(any(rule_allows(rule, attrs) for rule in rules if isinstance(rule, dict)))
 
 
+KUBELET_LABELS = {
+    "kubernetes.io/hostname",
+    "kubernetes.io/arch",
+    "kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+    "beta.kubernetes.io/os",
+    "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type",
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone",
+}
+"""Labels in the kubernetes.io and k8s.io namespaces a kubelet may set on its own Node (upstream's list)."""
+KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io/", "node.kubernetes.io/")
+
+
+def _restricted_label(key: str) -> bool:
+    """Whether a node may not set or change this label on itself (NodeRestriction's rule)."""
+    prefix = key.split("/", 1)[0] if "/" in key else ""
+    if prefix == "node-restriction.kubernetes.io" or prefix.endswith(".node-restriction.kubernetes.io"):
+        return True
+    if key in KUBELET_LABELS or key.startswith(KUBELET_LABEL_PREFIXES):
+        return False
+    return prefix in ("kubernetes.io", "k8s.io") or prefix.endswith((".kubernetes.io", ".k8s.io"))
+
+
 class NodeRestriction:
-    """Admission: a node writes only its own Node object and mirror pods bound to itself."""
+    """Admission for node identities (upstream's NodeRestriction plugin): a node writes only its
+    own Node (not its taints, not restricted labels), only mirror pods bound to itself that use
+    no other object, only the status of its own pods, deletes only its own pods, and touches
+    only its own Lease and CSINode."""
 
     async def __call__(
         self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
     ) -> None:
         node = node_name(opts.user) if opts.user is not None else None
-        if node is None or res.group:
+        if node is None:
             return
         name = str((obj.get("metadata") or {}).get("name") or "")
-        if res.plural == "nodes" and name != node:
-            raise _forbidden(res, name, f'node "{node}" is not allowed to modify node "{name}"')
-        if res.plural == "pods":
-            spec = obj.get("spec") or {}
-            annotations = (obj.get("metadata") or {}).get("annotations") or {}
-            if old is None and MIRROR_ANNOTATION not in annotations:
+        target = (res.group, res.plural)
+        if target == ("", "nodes"):
+            self._node(res, node, name, obj, old, opts)
+        elif target == ("", "pods"):
+            self._pod(res, node, name, obj, old, opts)
+        elif target == ("coordination.k8s.io", "leases"):
+            if namespace != "kube-node-lease":
+                raise _forbidden(
+                    res, name, f'node "{node}" can only access leases in the kube-node-lease namespace'
+                )
+            if name != node:
                 raise _forbidden(
                     res,
                     name,
-                    f'pod does not have "{MIRROR_ANNOTATION}" annotation, '
-                    f'node "{node}" can only create mirror pods',
+                    f'node "{node}" can only access node lease with the same name as the requesting node',
                 )
-            bound = spec.get("nodeName") or ((old or {}).get("spec") or {}).get("nodeName")
+        elif target == ("storage.k8s.io", "csinodes") and name != node:
+            raise _forbidden(
+                res, name, f'node "{node}" can only access CSINode with the same name as the requesting node'
+            )
+
+    @staticmethod
+    def _node(res: Resource, node: str, name: str, obj: Obj, old: Obj | None, opts: WriteOptions) -> None:
+        if name != node:
+            raise _forbidden(res, name, f'node "{node}" is not allowed to modify node "{name}"')
+        if opts.deleting:
+            return
+        old_meta = (old or {}).get("metadata") or {}
+        labels, old_labels = (obj.get("metadata") or {}).get("labels") or {}, old_meta.get("labels") or {}
+        changed = {k for k in set(labels) | set(old_labels) if labels.get(k) != old_labels.get(k)}
+        if bad := sorted(k for k in changed if _restricted_label(k)):
+            raise _forbidden(res, name, f'node "{node}" is not allowed to modify labels: {", ".join(bad)}')
+        taints = (obj.get("spec") or {}).get("taints") or []
+        old_taints = ((old or {}).get("spec") or {}).get("taints") or []
+        if old is not None and taints != old_taints:
+            raise _forbidden(res, name, f'node "{node}" is not allowed to modify taints')
+
+    @staticmethod
+    def _pod(res: Resource, node: str, name: str, obj: Obj, old: Obj | None, opts: WriteOptions) -> None:
+        spec = obj.get("spec") or {}
+        bound = ((old or obj).get("spec") or {}).get("nodeName")
+        if opts.deleting:
             if bound != node:
                 raise _forbidden(
-                    res, name, f'node "{node}" can only create pods with spec.nodeName set to itself'
+                    res, name, f'node "{node}" can only delete pods with spec.nodeName set to itself'
                 )
+            return
+        if old is not None:
+            if opts.subresource != "status":
+                raise _forbidden(res, name, f'node "{node}" can only update pod status')
+            if bound != node:
+                raise _forbidden(
+                    res,
+                    name,
+                    f'node "{node}" can only update pod status for pods with spec.nodeName set to itself',
+                )
+            return
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        if MIRROR_ANNOTATION not in annotations:
+            raise _forbidden(
+                res,
+                name,
+                f'pod does not have "{MIRROR_ANNOTATION}" annotation, '
+                f'node "{node}" can only create mirror pods',
+            )
+        if spec.get("nodeName") != node:
+            raise _forbidden(
+                res, name, f'node "{node}" can only create pods with spec.nodeName set to itself'
+            )
+        kinds = {kind for kind, _ in references(obj)}
+        for kind, what in (
+            ("serviceaccount", "a service account"),
+            ("secret", "secrets"),
+            ("configmap", "configmaps"),
+            ("pvc", "persistentvolumeclaims"),
+        ):
+            if kind in kinds:
+                raise _forbidden(res, name, f'node "{node}" can not create pods that reference {what}')
+        owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+        if owners and not (
+            len(owners) == 1 and owners[0].get("kind") == "Node" and owners[0].get("name") == node
+        ):
+            raise _forbidden(
+                res, name, f'node "{node}" can only create pods with an owner reference set to itself'
+            )
 
 
 def _forbidden(res: Resource, name: str, why: str) -> errors.ApiError:

@@ -30,9 +30,14 @@ def _has(values: Any, wanted: str) -> bool:
     return isinstance(values, list) and (wanted in values or "*" in values)
 
 
+def _list_of(rule: Obj, key: str) -> list[str]:
+    values = rule.get(key)
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+
 def resource_matches(rule: Obj, resource: str, subresource: str) -> bool:
     combined = f"{resource}/{subresource}" if subresource else resource
-    for listed in rule.get("resources") or []:
+    for listed in _list_of(rule, "resources"):
         if listed in ("*", combined):
             return True
         if subresource and listed == f"*/{subresource}":
@@ -41,7 +46,7 @@ def resource_matches(rule: Obj, resource: str, subresource: str) -> bool:
 
 
 def url_matches(rule: Obj, path: str) -> bool:
-    for listed in rule.get("nonResourceURLs") or []:
+    for listed in _list_of(rule, "nonResourceURLs"):
         if listed in ("*", path):
             return True
         if listed.endswith("*") and path.startswith(listed.rstrip("*")):
@@ -54,7 +59,9 @@ def rule_allows(rule: Obj, attrs: Attributes) -> bool:
         return False
     if not attrs.resource_request:
         return url_matches(rule, attrs.path)
-    names = rule.get("resourceNames") or []
+    names = rule.get("resourceNames")
+    if names is not None and not isinstance(names, list):
+        return False  # validation refuses such a rule; never read one as "any name"
     return (
         _has(rule.get("apiGroups"), attrs.api_group)
         and resource_matches(rule, attrs.resource, attrs.subresource)
@@ -65,14 +72,14 @@ def rule_allows(rule: Obj, attrs: Attributes) -> bool:
 def breakdown(rule: Obj) -> list[Obj]:
     """Upstream's ``BreakdownRule``: one rule per (group, resource, verb[, name]) and (URL, verb)."""
     subs: list[Obj] = []
-    verbs = rule.get("verbs") or []
-    for group in rule.get("apiGroups") or []:
-        for res in rule.get("resources") or []:
+    verbs = _list_of(rule, "verbs")
+    names = _list_of(rule, "resourceNames")
+    for group in _list_of(rule, "apiGroups"):
+        for res in _list_of(rule, "resources"):
             for verb in verbs:
                 sub = {"apiGroups": [group], "resources": [res], "verbs": [verb]}
-                names = rule.get("resourceNames") or []
                 subs += [sub | {"resourceNames": [name]} for name in names] if names else [sub]
-    for url in rule.get("nonResourceURLs") or []:
+    for url in _list_of(rule, "nonResourceURLs"):
         subs += [{"nonResourceURLs": [url], "verbs": [verb]} for verb in verbs]
     return subs
 
@@ -223,15 +230,31 @@ class EscalationCheck:
     ``bind`` the role a binding refers to. ``system:masters`` and the API server itself
     (no user) pass. Setting an ``aggregationRule`` needs full authority, as upstream."""
 
-    def __init__(self, rbac: Rbac, authorize: Authorizer) -> None:
+    def __init__(self, rbac: Rbac, authorize: Authorizer, store: ObjectStore) -> None:
         self.rbac = rbac
         self.authorize = authorize
+        self.store = store
+
+    async def _role(self, plural: str, namespace: str, name: str) -> Obj | None:
+        """The referenced role: from the cache, else from the store (created a moment ago)."""
+        cache = self.rbac.cluster_roles if plural == "clusterroles" else self.rbac.roles
+        found = cache.get("" if plural == "clusterroles" else namespace, name)
+        if found is not None or not name:
+            return found
+        resource = self.store.registry.lookup(GROUP, "v1", plural)
+        assert resource is not None
+        try:
+            return await self.store.get(resource, namespace if plural == "roles" else "", name)
+        except errors.ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
 
     async def __call__(
         self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
     ) -> None:
         user = opts.user
-        if res.group != GROUP or user is None or MASTERS in user.groups:
+        if res.group != GROUP or user is None or MASTERS in user.groups or opts.deleting:
             return
         name = str((obj.get("metadata") or {}).get("name") or "")
         if res.plural in ("roles", "clusterroles"):
@@ -243,11 +266,7 @@ class EscalationCheck:
             ref = obj.get("roleRef") or {}
             target = "clusterroles" if ref.get("kind") == "ClusterRole" else "roles"
             verb, target_name = "bind", str(ref.get("name") or "")
-            role = (
-                self.rbac.cluster_roles.get("", target_name)
-                if target == "clusterroles"
-                else self.rbac.roles.get(namespace, target_name)
-            )
+            role = await self._role(target, namespace, target_name)
             wanted = [r for r in (role or {}).get("rules") or [] if isinstance(r, dict)]
             if role is None:
                 wanted = [FULL_AUTHORITY]  # an unknown role could grant anything later

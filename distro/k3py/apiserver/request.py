@@ -21,6 +21,8 @@ class Target:
 
 def parse_path(registry: Registry, group: str, version: str, rest: list[str]) -> Target:
     """``rest``: the path segments after ``/api/v1`` or ``/apis/<group>/<version>``."""
+    if "" in rest:
+        raise errors.not_found_path("/".join(rest))  # no empty namespace, name or segment
     namespace = ""
     if len(rest) >= 3 and rest[0] == "namespaces":
         candidate = registry.lookup(group, version, rest[2])
@@ -133,7 +135,9 @@ def request_info(method: str, path: str, query: Mapping[str, str]) -> RequestInf
     ``watch=true``), a DELETE without one ``deletecollection``; a list or watch whose field
     selector pins ``metadata.name`` is about that name.
     """
-    parts = [p for p in path.strip("/").split("/") if p]
+    # Empty segments stay (``namespaces//secrets`` names the empty namespace), as upstream's
+    # splitPath keeps them: authorization must see the URL the router serves.
+    parts = path.strip("/").split("/") if path.strip("/") else []
     http_verb = method.lower()
     if len(parts) >= 3 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]

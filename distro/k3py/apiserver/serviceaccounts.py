@@ -29,6 +29,7 @@ from k3py.api.resources import Resource
 from k3py.apiserver import errors
 from k3py.apiserver.cache import ObjectCache, each_change
 from k3py.apiserver.generic import Obj, ObjectStore, WriteOptions
+from k3py.apiserver.node_authz import references
 from k3py.pki import TokenIssuer
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,8 @@ class ServiceAccountAdmission:
             return
         meta = obj.get("metadata") or {}
         if MIRROR_ANNOTATION in (meta.get("annotations") or {}):
-            return  # a static pod's mirror: the kubelet's, with no account
+            _check_mirror(obj)  # a static pod's mirror: the kubelet's, with no account or secrets
+            return
         spec = obj.setdefault("spec", {})
         name = spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_ACCOUNT
         spec["serviceAccountName"] = spec["serviceAccount"] = name
@@ -200,6 +202,27 @@ class ServiceAccountAdmission:
             if found is not None:
                 return found
         return None
+
+
+def _check_mirror(pod: Obj) -> None:
+    """Upstream's rules for mirror pods: no service account, no secrets, no token projections."""
+    spec = pod.get("spec") or {}
+    name = str((pod.get("metadata") or {}).get("name") or "")
+    why = ""
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        why = "a mirror pod may not reference service accounts"
+    elif any(kind == "secret" for kind, _ in references(pod)):
+        why = "a mirror pod may not reference secrets"
+    elif any(
+        "serviceAccountToken" in source
+        for volume in spec.get("volumes") or []
+        for source in ((volume.get("projected") or {}).get("sources") or [])
+    ):
+        why = "a mirror pod may not use ServiceAccountToken volume projections"
+    if why:
+        raise errors.ApiError(
+            403, "Forbidden", f'pods "{name}" is forbidden: {why}', {"name": name, "kind": "pods"}
+        )
 
 
 def _automount(spec: Obj, account: Obj) -> bool:

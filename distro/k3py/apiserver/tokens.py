@@ -19,6 +19,7 @@ import base64
 import binascii
 import hmac
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from k3py.api.validation import Cause
 from k3py.apiserver import errors
 from k3py.apiserver.authn import BOOTSTRAP_TOKEN, TokenRejected, User
 from k3py.apiserver.generic import Obj, ObjectStore
+from k3py.apiserver.node_authz import node_name as node_of
 from k3py.pki import BoundObject, NodeRef, TokenError, TokenErrorReason, TokenIssuer, jointoken
 from k3py.pki.serviceaccount import (
     DEFAULT_EXPIRATION_SECONDS,
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_SECRET_TYPE = "bootstrap.kubernetes.io/token"
 BOOTSTRAP_GROUP = "system:bootstrappers"
+EXTRA_GROUP = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$")
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 SERVER_TOKEN_USER = "system:bootstrap:k3py-server-token"
 """Who the server token authenticates as: a bootstrapper, allowed to ask for a node certificate."""
 LEGACY_SECRET_TYPE = "kubernetes.io/service-account-token"
@@ -73,7 +77,15 @@ def _uid(obj: Obj | None) -> str:
 
 
 def _deleting(obj: Obj) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+    """Whether an object's deletion time has passed (a pod still shutting down keeps its tokens,
+    as upstream: they end at its deletionTimestamp)."""
+    stamp = (obj.get("metadata") or {}).get("deletionTimestamp")
+    if not stamp:
+        return False
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) <= datetime.now(UTC)
+    except ValueError:
+        return True
 
 
 def _secret_value(secret: Obj, key: str) -> str:
@@ -111,11 +123,7 @@ class ServiceAccountTokens(_Lookup):
             raise TokenRejected(f"service account {namespace}/{claims.service_account_name} was recreated")
         if claims.legacy:
             secret = await self.find("", "v1", "secrets", namespace, claims.secret_name or "")
-            if (
-                secret is None
-                or _deleting(secret)
-                or not hmac.compare_digest(_secret_value(secret, "token"), token)
-            ):
+            if secret is None or _deleting(secret) or not _same(_secret_value(secret, "token"), token):
                 raise TokenRejected("the token's secret is gone or holds another token")
         if (bound := claims.bound) is not None:
             group, version, plural = BOUND_KINDS[bound.kind]
@@ -150,7 +158,7 @@ class ServerToken:
             return None
         if given is None:
             return None
-        if hmac.compare_digest(given, self.secret):
+        if _same(given, self.secret):
             return self.USER
         if token.startswith((jointoken.PREFIX, f"{jointoken.SERVER_USER}:")):
             raise TokenRejected("wrong server token")
@@ -168,16 +176,20 @@ class BootstrapTokens(_Lookup):
         secret = await self.find("", "v1", "secrets", "kube-system", f"bootstrap-token-{token_id}")
         if secret is None or secret.get("type") != BOOTSTRAP_SECRET_TYPE or _deleting(secret):
             raise TokenRejected(f"no bootstrap token {token_id}")
-        if not hmac.compare_digest(_secret_value(secret, "token-secret"), token_secret):
+        if _secret_value(secret, "token-id") != token_id:
+            raise TokenRejected(f"bootstrap token {token_id}: the secret holds another token id")
+        if not _same(_secret_value(secret, "token-secret"), token_secret):
             raise TokenRejected(f"bootstrap token {token_id}: wrong secret")
         if _secret_value(secret, "usage-bootstrap-authentication") != "true":
             raise TokenRejected(f"bootstrap token {token_id} is not for authentication")
         if expired(_secret_value(secret, "expiration")):
             raise TokenRejected(f"bootstrap token {token_id} has expired")
         groups = [BOOTSTRAP_GROUP]
-        for group in _secret_value(secret, "auth-extra-groups").split(","):
-            group = group.strip()
-            if group.startswith(f"{BOOTSTRAP_GROUP}:") and group not in groups:
+        extra = _secret_value(secret, "auth-extra-groups")
+        for group in (g.strip() for g in extra.split(",")) if extra else ():
+            if not EXTRA_GROUP.match(group):
+                raise TokenRejected(f"bootstrap token {token_id}: invalid extra group {group!r}")
+            if group not in groups:
                 groups.append(group)
         return User(f"system:bootstrap:{token_id}", tuple(groups))
 
@@ -186,13 +198,20 @@ def expired(expiration: str, now: datetime | None = None) -> bool:
     """Whether an RFC 3339 ``expiration`` has passed; an unreadable one counts as expired."""
     if not expiration:
         return False
+    if not RFC3339.match(expiration):
+        return True
     try:
         when = datetime.fromisoformat(expiration.replace("Z", "+00:00"))
     except ValueError:
         return True
-    if when.tzinfo is None:
-        return True
     return when <= (now or datetime.now(UTC))
+
+
+def _same(stored: str, given: str) -> bool:
+    """Constant-time comparison of two secrets, whatever characters they hold."""
+    return hmac.compare_digest(
+        stored.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
 
 
 def _invalid(field: str, value: Any, detail: str) -> Cause:
@@ -206,7 +225,28 @@ class TokenRequests(_Lookup):
         super().__init__(store)
         self.issuer = issuer
 
-    async def create(self, accounts: Resource, namespace: str, name: str, body: Obj) -> Obj:
+    async def _node_may_request(self, node: str, namespace: str, account: str, ref: Obj) -> None:
+        """NodeRestriction for TokenRequest: a node asks only for tokens bound to its own pods."""
+
+        def refuse(why: str) -> errors.ApiError:
+            return errors.ApiError(
+                403,
+                "Forbidden",
+                f'serviceaccounts "{account}" is forbidden: {why}',
+                {"name": account, "kind": "serviceaccounts"},
+            )
+
+        if ref.get("kind") != "Pod":
+            raise refuse("node requested token not bound to a pod")
+        if not ref.get("uid"):
+            raise refuse("node requested token with a pod binding without a uid")
+        pod = await self.find("", "v1", "pods", namespace, str(ref.get("name") or ""))
+        if pod is None or (pod.get("spec") or {}).get("nodeName") != node:
+            raise refuse("node requested token bound to a pod scheduled on a different node")
+
+    async def create(
+        self, accounts: Resource, namespace: str, name: str, body: Obj, requester: User | None = None
+    ) -> Obj:
         spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
         assert isinstance(spec, dict)
         expiration = spec.get("expirationSeconds")
@@ -240,6 +280,8 @@ class TokenRequests(_Lookup):
             )
         if causes:
             raise errors.invalid("TokenRequest", "authentication.k8s.io", name, causes)
+        if requester is not None and (node_user := node_of(requester)) is not None:
+            await self._node_may_request(node_user, namespace, name, ref)
         account = await self.store.get(accounts, namespace, name)
         bound: BoundObject | None = None
         node: NodeRef | None = None
@@ -258,6 +300,11 @@ class TokenRequests(_Lookup):
                     f'Operation cannot be fulfilled on {plural} "{ref.get("name")}": the UID in the bound '
                     f"object reference ({ref['uid']}) does not match the UID in record ({_uid(target)}). "
                     "The object might have been deleted and then recreated",
+                )
+            if kind == "Pod" and ((target.get("spec") or {}).get("serviceAccountName") or "default") != name:
+                raise errors.bad_request(
+                    f'cannot bind token for serviceaccount "{name}" to pod running with different '
+                    "serviceaccount name."
                 )
             bound = BoundObject(kind, str(ref.get("name")), _uid(target))  # type: ignore[arg-type]
             node_name = ((target.get("spec") or {}).get("nodeName") or "") if kind == "Pod" else ""

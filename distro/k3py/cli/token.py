@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from k3py.apiserver.tokens import EXTRA_GROUP
 from k3py.cli.errors import CLIError, UsageError
 from k3py.cli.kubectl import kubeconfig_for
 from k3py.client import ApiStatusError, Kubeconfig, RestClient
@@ -131,7 +132,7 @@ async def _create(args: argparse.Namespace, config: Kubeconfig, out: TextIO) -> 
         secret = "".join(secrets.choice(_ALPHABET) for _ in range(16))
     ttl = duration(args.ttl)
     groups = _split(args.groups)
-    if bad := [g for g in groups if not re.match(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$", g)]:
+    if bad := [g for g in groups if not EXTRA_GROUP.match(g)]:
         raise UsageError(f"--groups: {', '.join(bad)}: each group must start with system:bootstrappers:")
     usages = _split(args.usages)
     if bad := [u for u in usages if u not in USAGES]:

@@ -20,6 +20,7 @@ import socket
 from contextlib import AsyncExitStack
 
 from aiohttp import web
+from cryptography import x509
 
 from k3py import __version__, payload
 from k3py.aio import Gate, StopRequest, Supervisor, stop_on_signals
@@ -137,12 +138,12 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         issuer = TokenIssuer(await asyncio.to_thread(_service_account_key, config))
         ca_pem = pki.server_ca.cert_pem.decode()
         objects.admission += [
-            EscalationCheck(rbac, authorize),
+            EscalationCheck(rbac, authorize, objects),
             NodeRestriction(),
             ServiceAccountAdmission(objects),
             CsrAdmission(),
         ]
-        tasks.spawn("csr-approver", CsrApprover(objects, authorize).run())
+        tasks.spawn("csr-approver", CsrApprover(objects, authorize, _server_names(config, pki)).run())
         tasks.spawn("csr-signer", CsrSigner(objects, pki).run())
         tasks.spawn("serviceaccount-defaults", NamespaceDefaults(objects, ca_pem).run())
         tasks.spawn("serviceaccount-token-secrets", LegacyTokenSecrets(objects, issuer, ca_pem).run())
@@ -284,6 +285,15 @@ def _pki(config: ServerConfig) -> Pki:
         return ensure_pki(config.server_dir / "tls", dns_names=names, ip_addresses=ips)
     except PkiError as exc:
         raise ServerError(str(exc)) from None
+
+
+def _server_names(config: ServerConfig, pki: Pki) -> set[str]:
+    """Every DNS name and address the API server's certificate carries, and the service IP."""
+    cert = x509.load_pem_x509_certificate(pki.serving.cert_pem)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = set(sans.get_values_for_type(x509.DNSName))
+    names |= {str(a) for a in sans.get_values_for_type(x509.IPAddress)}
+    return names | {str(first_service_ip(config))}
 
 
 def _server_token(config: ServerConfig, pki: Pki) -> jointoken.JoinToken:
