@@ -6,6 +6,7 @@
 - ``invoke test``    run the test suite (pytest, in parallel)
 - ``invoke lint``    ruff check, ruff format --check, mypy, import-linter
 - ``invoke server``  run a development server with its state under .cache/dev
+- ``invoke conformance`` run the native or the upstream conformance suite on an ephemeral cluster (root)
 
 Tasks can be chained: ``invoke deps test`` runs both, in order. Every external command
 goes through ``k3py.util.proc`` (the build's through ``build.runner``, which also logs their
@@ -43,8 +44,8 @@ from k3py.util import proc
 
 ROOT = Path(__file__).resolve().parent
 DEV_DIR = ROOT / ".cache" / "dev"
-LINT_PATHS = ("distro", "build", "tests", "tasks.py")
-DEFAULT_MARKERS = "not qemu"
+LINT_PATHS = ("distro", "build", "conformance", "tests", "tasks.py")
+DEFAULT_MARKERS = "not qemu and not network"
 API_REPORT = ROOT / "docs" / "api-surface.md"
 
 # The options of a build's API profile (k3py.api.profiles.Profile), shared by build and manifest.
@@ -448,4 +449,56 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
-namespace = Collection(deps, test, lint, server, build_binary, manifest)
+@task(
+    help={
+        "suite": "native (our pytest suite), cncf (upstream e2e.test [Conformance]) or all (default: native)",
+        "focus": "only tests matching: a regular expression for cncf, a pytest -k expression for native",
+        "skip": "leave out tests matching (same syntax as --focus)",
+        "nodes": "agents to start besides the server (default: 1; the suite needs two Ready nodes)",
+        "parallel": "tests at a time: ginkgo processes or pytest-xdist workers (default: 2)",
+        "binary": "run the nodes from this built binary, e.g. dist/k3py-linux-amd64 (default: this checkout)",
+        "datastore": "the server's datastore (default: sqlite; the only one so far)",
+        "keep": "leave the cluster running afterwards, and print how to reach and destroy it",
+        "allow_failures": "exit 0 even when tests failed (a tracking run)",
+        "version": "Kubernetes version of the upstream suite, e.g. 1.37.2 (default: newest 1.37.x)",
+    }
+)
+def conformance(
+    c: Context,
+    suite: str = "native",
+    focus: str = "",
+    skip: str = "",
+    nodes: int = 1,
+    parallel: int = 2,
+    binary: str = "",
+    datastore: str = "sqlite",
+    keep: bool = False,
+    allow_failures: bool = False,
+    version: str = "",
+) -> None:
+    """Start an ephemeral cluster (root), run a conformance suite, write dist/conformance/<run>/."""
+    from conformance import command
+
+    if os.geteuid() != 0:
+        raise Exit("conformance: needs root (network namespaces for the cluster's nodes)", code=1)
+    options = command.Options(
+        suite=suite,
+        focus=focus,
+        skip=skip,
+        nodes=nodes,
+        parallel=parallel,
+        binary=Path(binary) if binary else None,
+        datastore=datastore,
+        keep=keep,
+        allow_failures=allow_failures,
+        version=version or None,
+    )
+    try:
+        code = command.run(options, console)
+    except (ValueError, BuildError) as exc:
+        raise Exit(f"conformance: {exc}", code=2 if isinstance(exc, ValueError) else 1) from None
+    if code:
+        raise Exit(code=code)
+
+
+namespace = Collection(deps, test, lint, server, build_binary, manifest, conformance)

@@ -275,13 +275,10 @@ def _pause_image(
     """The sandbox ("pause") image: catatonit alone, run as ``catatonit -P`` (pause mode)."""
     upstream = version.split(":")[-1].split("-")[0] or "unknown"
     written = oci.write_image(
-        oci.Image(
+        pause_image(
+            catatonit.read_bytes(),
             reference=f"{PAUSE_REPOSITORY}:catatonit-{upstream}",
-            architecture=target.go_arch,
-            variant=target.oci_variant,
-            files=(oci.File("catatonit", catatonit.read_bytes()),),
-            entrypoint=("/catatonit", "-P"),
-            env=(),
+            target=target,
             created=epoch,
         ),
         out,
@@ -296,3 +293,19 @@ def _pause_image(
         "image": written.reference,
         "manifest_digest": written.manifest_digest,
     }
+
+
+def pause_image(catatonit: bytes, *, reference: str, target: Target, created: int) -> oci.Image:
+    """A pause image: catatonit alone, run as ``catatonit -P`` (pause mode).
+
+    The payload's sandbox image and the conformance suite's ``registry.k8s.io/pause`` are both this.
+    """
+    return oci.Image(
+        reference=reference,
+        architecture=target.go_arch,
+        variant=target.oci_variant,
+        files=(oci.File("catatonit", catatonit),),
+        entrypoint=("/catatonit", "-P"),
+        env=(),
+        created=created,
+    )

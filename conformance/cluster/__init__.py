@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -51,6 +52,8 @@ class ClusterSpec:
     datastore: str = "sqlite"
     ready_timeout: float = 180.0
     keep: bool = False
+    airgap_images: tuple[Path, ...] = ()
+    """Image archives every node imports at start (its ``<data-dir>/agent/images/``, as K3s)."""
 
 
 @dataclass
@@ -128,6 +131,13 @@ class EphemeralCluster:
         net = self.network.add_node()
         node = Node(name, role, net, self.spec.base_dir / name, self.spec.base_dir / f"{name}.log")
         self.nodes.append(node)
+        images = node.data_dir / "agent" / "images"
+        for archive in self.spec.airgap_images:
+            images.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(archive, images / archive.name)  # the same bytes for every node, stored once
+            except OSError:
+                shutil.copyfile(archive, images / archive.name)
         return node
 
     def _k3py(self) -> list[str]:
@@ -234,6 +244,7 @@ class EphemeralCluster:
         """Stop every process (agents first), then remove the network; never raises."""
         for node in reversed(self.nodes):
             _stop(node)
+            shutil.rmtree(node.data_dir, ignore_errors=True)  # databases and keys; the logs stay
         problems = self.network.destroy()
         try:
             left = leftovers(self.run_id)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from k3py.images.oci import File, Image, ImageError, Symlink, normalize_reference, write_image
+from k3py.images.oci import Directory, File, Image, ImageError, Symlink, normalize_reference, write_image
 
 
 def busybox_like(created: int = 1_700_000_000) -> Image:
@@ -116,3 +116,24 @@ def test_files_outside_the_image_or_clashing_are_refused(tmp_path: Path, files: 
     with pytest.raises(ImageError):
         write_image(Image(reference="x", architecture="amd64", files=files), tmp_path / "x.tar")
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_directories_keep_their_mode_and_may_hold_files(tmp_path: Path) -> None:
+    image = Image(
+        reference="x",
+        architecture="amd64",
+        files=(Directory("/tmp", 0o1777), Directory("var/empty"), File("/tmp/.keep", b"", 0o644)),
+    )
+    written = write_image(image, tmp_path / "x.tar")
+    layer = read_archive(written.path)[f"blobs/sha256/{written.layer_digest[7:]}"]
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert members["tmp"].isdir() and members["tmp"].mode == 0o1777
+    assert members["var"].mode == 0o755 and members["var/empty"].isdir()
+    assert list(members) == ["tmp", "tmp/.keep", "var", "var/empty"]
+
+
+def test_a_directory_cannot_also_be_a_file(tmp_path: Path) -> None:
+    files = (File("a", b""), Directory("a/b"))
+    with pytest.raises(ImageError):
+        write_image(Image(reference="x", architecture="amd64", files=files), tmp_path / "x.tar")

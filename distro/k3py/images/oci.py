@@ -49,6 +49,17 @@ class Symlink:
     target: str
 
 
+@dataclass(frozen=True)
+class Directory:
+    """A directory in the image with its own mode (``/tmp`` as ``0o1777``); parents of files need none."""
+
+    path: str
+    mode: int = 0o755
+
+
+Entry = File | Symlink | Directory
+
+
 @dataclass(frozen=True, kw_only=True)
 class Image:
     """What an image holds and how its containers start."""
@@ -57,7 +68,7 @@ class Image:
     architecture: str
     variant: str = ""
     os: str = "linux"
-    files: tuple[File | Symlink, ...] = ()
+    files: tuple[Entry, ...] = ()
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
     env: tuple[str, ...] = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)
@@ -198,9 +209,9 @@ def _config(image: Image, layer_digest: str) -> dict[str, object]:
     return config
 
 
-def _layer(entries: Iterable[File | Symlink], mtime: int) -> bytes:
+def _layer(entries: Iterable[Entry], mtime: int) -> bytes:
     """The layer tar: parent directories first, everything sorted, owned by root, fixed times."""
-    by_path: dict[str, File | Symlink] = {}
+    by_path: dict[str, Entry] = {}
     for entry in entries:
         name = _inside(entry.path)
         if name in by_path:
@@ -209,15 +220,16 @@ def _layer(entries: Iterable[File | Symlink], mtime: int) -> bytes:
     directories = {
         str(parent) for name in by_path for parent in PurePosixPath(name).parents if str(parent) != "."
     }
-    clash = directories & by_path.keys()
+    clash = directories & {name for name, entry in by_path.items() if not isinstance(entry, Directory)}
     if clash:
         raise ImageError(f"{sorted(clash)[0]!r} is both a file and a directory in the image")
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name in sorted(directories | by_path.keys()):
             found = by_path.get(name)
-            if found is None:
-                archive.addfile(_info(name + "/", tarfile.DIRTYPE, 0o755, mtime))
+            if found is None or isinstance(found, Directory):
+                mode = 0o755 if found is None else found.mode
+                archive.addfile(_info(name + "/", tarfile.DIRTYPE, mode, mtime))
             elif isinstance(found, Symlink):
                 info = _info(name, tarfile.SYMTYPE, 0o777, mtime)
                 info.linkname = found.target
