@@ -608,3 +608,44 @@ def test_a_node_cannot_reach_beyond_itself(cluster: Cluster, namespace: str) -> 
         },
     )
     assert status == 403 and b"for pods with spec.nodeName set to itself" in body
+
+
+def test_approving_a_request_needs_approve_on_its_signer(cluster: Cluster, namespace: str) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mallory")])
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    name = f"m-{namespace}"[:60]
+    csr = {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode(),
+            "signerName": "kubernetes.io/kube-apiserver-client",
+            "usages": ["client auth"],
+        },
+    }
+    cluster.kubectl("create", "-f", "-", input=json.dumps(csr))
+    role = f"{namespace}-csr-approval"
+    cluster.kubectl(
+        "create",
+        "clusterrole",
+        role,
+        "--verb=get,list,update,patch",
+        "--resource=certificatesigningrequests,certificatesigningrequests/approval",
+    )
+    cluster.kubectl("create", "clusterrolebinding", role, f"--clusterrole={role}", "--user=carl")
+    eventually(lambda: can_i(cluster, "update", "certificatesigningrequests/approval", "--as", "carl"))
+    denied = cluster.kubectl("certificate", "approve", name, "--as", "carl", check=False)
+    assert denied.returncode != 0
+    assert (
+        'user not permitted to approve requests with signerName "kubernetes.io/kube-apiserver-client"'
+        in denied.stderr
+    )
+    conditions = cluster.kubectl_json("get", "csr", name).get("status", {}).get("conditions") or []
+    assert not conditions, "nothing was approved"

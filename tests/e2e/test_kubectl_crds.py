@@ -172,3 +172,16 @@ def test_explain_and_yaml_round_trip(cluster: Cluster, namespace: str, crontabs:
                                "spec": {"cronSpec": "0 0 * * *"}})  # fmt: skip
     cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", input=manifest)
     assert cluster.kubectl_json("get", crontabs, "why", "-n", namespace)["spec"]["replicas"] == 1
+
+
+def test_validation_rules_that_k3py_does_not_evaluate_are_said_to_be_so(cluster: Cluster) -> None:
+    definition = crd("ruledthings", "RuledThing")
+    version = definition["spec"]["versions"][0]  # type: ignore[index]
+    version["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] = [
+        {"rule": "self.replicas <= 5", "message": "at most five"}
+    ]
+    applied = cluster.kubectl("apply", "-f", "-", input=json.dumps(definition))
+    try:
+        assert "x-kubernetes-validations rules are accepted but not evaluated by k3py" in applied.stderr
+    finally:
+        cluster.kubectl("delete", "crd", f"ruledthings.{GROUP}", "--wait=false", check=False)

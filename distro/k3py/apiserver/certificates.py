@@ -80,12 +80,20 @@ def requester(csr: Obj) -> User:
 class CsrAdmission:
     """Records the requester of a new CSR (see the module docstring) and refuses, as upstream's
     CertificateSubjectRestriction plugin, a ``kube-apiserver-client`` request in
-    ``system:masters``; an ``Admission``."""
+    ``system:masters``; as CertificateApproval and CertificateSigning, approving (``/approval``)
+    needs the ``approve`` verb and issuing (a certificate written through ``/status``) the
+    ``sign`` verb on ``signers`` named by the signer (or its ``<domain>/*``); an ``Admission``."""
+
+    def __init__(self, authorize: Authorizer | None = None) -> None:
+        self.authorize = authorize
 
     async def __call__(
         self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
     ) -> None:
-        if old is not None or not _is_csr(res):
+        if not _is_csr(res):
+            return
+        if old is not None:
+            self._check_signer_verb(obj, old, opts)
             return
         csrs.set_requester(obj, opts.user.user_info() if opts.user is not None else {})
         if csrs.spec(obj).get("signerName") != signing.KUBE_APISERVER_CLIENT:
@@ -103,6 +111,31 @@ class CsrAdmission:
                 f"with {MASTERS} group is not allowed",
                 {"name": name, "group": csrs.GROUP, "kind": csrs.PLURAL},
             )
+
+    def _check_signer_verb(self, obj: Obj, old: Obj, opts: WriteOptions) -> None:
+        if self.authorize is None or opts.user is None or opts.deleting:
+            return
+        if opts.subresource == "approval":
+            verb = "approve"
+        elif opts.subresource == "status" and csrs.status(obj).get("certificate") != csrs.status(old).get(
+            "certificate"
+        ):
+            verb = "sign"
+        else:
+            return
+        signer = str(csrs.spec(old).get("signerName") or "")
+        for name in (signer, f"{signer.split('/', 1)[0]}/*"):
+            attrs = Attributes(opts.user, verb, True, api_group=csrs.GROUP, resource="signers", name=name)
+            if self.authorize(attrs).allowed:
+                return
+        csr_name = str(obj["metadata"].get("name") or "")
+        raise errors.ApiError(
+            403,
+            "Forbidden",
+            f'{csrs.RESOURCE} "{csr_name}" is forbidden: user not permitted to {verb} requests with '
+            f'signerName "{signer}"',
+            {"name": csr_name, "group": csrs.GROUP, "kind": csrs.PLURAL},
+        )
 
 
 def _parsed(csr: Obj) -> x509.CertificateSigningRequest | None:

@@ -653,14 +653,30 @@ def _check_fields(request: web.Request, res: Resource, obj: Obj, raw: bytes | No
     content_type = request.headers.get("Content-Type", JSON)
     is_json = "json" in content_type or not content_type
     found = fieldvalidation.problems(res, obj, raw if is_json else None)
+    notes = _unenforced(res, raw)
     if not found:
-        return {}
+        return (
+            {"Warning": ", ".join(f"299 - {orjson.dumps(note).decode()}" for note in notes)} if notes else {}
+        )
     if mode == "Strict":
         raise errors.bad_request(
             f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
             f"strict decoding error: {', '.join(found)}"
         )
-    return {"Warning": ", ".join(f"299 - {orjson.dumps(message).decode()}" for message in found)}
+    return {"Warning": ", ".join(f"299 - {orjson.dumps(message).decode()}" for message in [*found, *notes])}
+
+
+UNENFORCED_CEL = (
+    "x-kubernetes-validations rules are accepted but not evaluated by k3py: "
+    "objects that break them are stored"
+)
+
+
+def _unenforced(res: Resource, raw: bytes | None) -> list[str]:
+    """What a CustomResourceDefinition asks for that k3py does not enforce, said as a warning."""
+    if res.group == "apiextensions.k8s.io" and raw and b"x-kubernetes-validations" in raw:
+        return [UNENFORCED_CEL]
+    return []
 
 
 def _list_options(request: web.Request) -> ListOptions:

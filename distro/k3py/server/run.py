@@ -141,7 +141,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             EscalationCheck(rbac, authorize, objects),
             NodeRestriction(),
             ServiceAccountAdmission(objects),
-            CsrAdmission(),
+            CsrAdmission(authorize),
         ]
         tasks.spawn("csr-approver", CsrApprover(objects, authorize, _server_names(config, pki)).run())
         tasks.spawn("csr-signer", CsrSigner(objects, pki).run())
