@@ -204,6 +204,12 @@ def test_service_account_tokens_live_and_die_with_their_account(
     assert answer["status"]["authenticated"] is True
     assert answer["status"]["user"]["username"] == f"system:serviceaccount:{namespace}:robot"
 
+    for_vault = {**review, "spec": {"token": other, "audiences": ["vault", "other"]}}
+    answer = json.loads(
+        cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(for_vault)).stdout
+    )
+    assert answer["status"]["authenticated"] is True and answer["status"]["audiences"] == ["vault"]
+
     cluster.kubectl("delete", "serviceaccount", "robot", "-n", namespace)
     code, _, err = as_token(cluster, token, tmp_path, "auth", "whoami")
     assert code != 0 and "Unauthorized" in err, "the account is gone"

@@ -139,3 +139,16 @@ def test_an_agent_joins_with_a_bootstrap_token_and_gets_its_node_identity(
     assert all(any(cond["type"] == "Approved" for cond in c["status"]["conditions"]) for c in mine)
     again = agent(cluster, "K10" + "0" * 64 + "::x", data_dir, name="pi")
     assert "does not match the token's CA hash" in again.stderr, "the CA is checked before anything is reused"
+
+
+def test_a_bootstrap_token_is_good_for_the_api_audience_only(cluster: Cluster) -> None:
+    kc = ("--kubeconfig", str(cluster.kubeconfig))
+    token = k3py("token", *kc, "create", "--ttl", "10m").stdout.strip()
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+    done = cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
+    answer = json.loads(done.stdout)["status"]
+    assert answer["authenticated"] is True
+    assert answer["audiences"] == ["https://kubernetes.default.svc.cluster.local"]
+    review["spec"]["audiences"] = ["vault"]  # type: ignore[index]
+    done = cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
+    assert json.loads(done.stdout)["status"]["authenticated"] is False

@@ -60,11 +60,11 @@ class Security:
         header = request.headers.get("Authorization", "")
         if header:
             token = bearer_token(header)
-            if (
-                token is not None
-                and (user := await authenticate_token(token, self.tokens, self.api_audiences)) is not None
+            audiences = self.api_audiences
+            if token is not None and (
+                found := await authenticate_token(token, self.tokens, audiences, audiences)
             ):
-                return authenticated(user)
+                return authenticated(found.user)
             raise errors.unauthorized()
         if not self.anonymous:
             raise errors.unauthorized()

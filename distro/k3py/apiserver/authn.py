@@ -107,22 +107,41 @@ class TokenRejected(Exception):
     """A bearer token that a token authenticator recognised but found invalid."""
 
 
-TokenAuthenticator = Callable[[str, Sequence[str]], Awaitable[User | None]]
+@dataclass(frozen=True)
+class TokenUser:
+    """Who a bearer token names, and the audiences it was accepted for."""
+
+    user: User
+    audiences: tuple[str, ...] = ()
+    """Empty from an audience-agnostic authenticator (bootstrap and server tokens): such a token
+    is good for the API's own audiences only (upstream's ``WrapAudienceAgnosticToken``)."""
+
+
+TokenAuthenticator = Callable[[str, Sequence[str]], Awaitable[TokenUser | None]]
 """(token, audiences the caller accepts) -> the token's user; None when the token is not of
 its kind. Raises :class:`TokenRejected` for a token of its kind that is not valid."""
 
 
 async def authenticate_token(
-    token: str, authenticators: Sequence[TokenAuthenticator], audiences: Sequence[str]
-) -> User | None:
-    """The user a bearer token names, or None when no authenticator accepts it."""
+    token: str,
+    authenticators: Sequence[TokenAuthenticator],
+    audiences: Sequence[str],
+    api_audiences: Sequence[str],
+) -> TokenUser | None:
+    """The user a bearer token names for ``audiences``, or None when no authenticator accepts it."""
     for authenticator in authenticators:
         try:
-            user = await authenticator(token, audiences)
+            found = await authenticator(token, audiences)
         except TokenRejected:
             return None
-        if user is not None:
-            return user
+        if found is None:
+            continue
+        if found.audiences:
+            return found
+        shared = tuple(a for a in audiences if a in api_audiences)
+        if shared:
+            return TokenUser(found.user, shared)
+        return None  # an audience-agnostic token asked for by another audience
     return None
 
 

@@ -139,11 +139,15 @@ class Reviews:
         audiences = spec.get("audiences") or []
         if not isinstance(audiences, list):
             audiences = []
-        user = await authenticate_token(token, self.tokens, tuple(audiences) or self.api_audiences)
-        if user is None:
+        requested = tuple(str(a) for a in audiences) or self.api_audiences
+        found = await authenticate_token(token, self.tokens, requested, self.api_audiences)
+        if found is None:
             return _answer(body, {"authenticated": False, "user": {}, "error": "invalid bearer token"})
-        status: Obj = {"authenticated": True, "user": authenticated(user).user_info()}
-        status["audiences"] = list(audiences) or list(self.api_audiences)
+        status: Obj = {
+            "authenticated": True,
+            "user": authenticated(found.user).user_info(),
+            "audiences": list(found.audiences),
+        }
         return _answer(body, status)
 
     async def self_subject_review(self, requester: User, namespace: str, body: Obj) -> Obj:

@@ -30,7 +30,7 @@ from aiohttp import web
 from k3py.api.resources import Resource
 from k3py.api.validation import Cause
 from k3py.apiserver import errors
-from k3py.apiserver.authn import BOOTSTRAP_TOKEN, TokenRejected, User
+from k3py.apiserver.authn import BOOTSTRAP_TOKEN, TokenRejected, TokenUser, User
 from k3py.apiserver.generic import Obj, ObjectStore
 from k3py.apiserver.node_authz import node_name as node_of
 from k3py.pki import BoundObject, NodeRef, TokenError, TokenErrorReason, TokenIssuer, jointoken
@@ -105,7 +105,7 @@ class ServiceAccountTokens(_Lookup):
         super().__init__(store)
         self.issuer = issuer
 
-    async def __call__(self, token: str, audiences: Sequence[str]) -> User | None:
+    async def __call__(self, token: str, audiences: Sequence[str]) -> TokenUser | None:
         if token.count(".") != 2:
             return None
         try:
@@ -130,7 +130,9 @@ class ServiceAccountTokens(_Lookup):
             target = await self.find(group, version, plural, namespace, bound.name)
             if target is None or _deleting(target) or (bound.uid and _uid(target) != bound.uid):
                 raise TokenRejected(f"the {bound.kind.lower()} {bound.name} the token is bound to is gone")
-        return User(claims.username, claims.groups, claims.uid, claims.extra)
+        return TokenUser(
+            User(claims.username, claims.groups, claims.uid, claims.extra), claims.matched_audiences
+        )
 
 
 def _credential(token: str) -> str:
@@ -151,7 +153,7 @@ class ServerToken:
         assert secret is not None, "a server token"
         self.secret = secret
 
-    async def __call__(self, token: str, audiences: Sequence[str]) -> User | None:
+    async def __call__(self, token: str, audiences: Sequence[str]) -> TokenUser | None:
         try:
             given = jointoken.parse(token).server_secret
         except jointoken.TokenFormatError:
@@ -159,7 +161,7 @@ class ServerToken:
         if given is None:
             return None
         if _same(given, self.secret):
-            return self.USER
+            return TokenUser(self.USER)
         if token.startswith((jointoken.PREFIX, f"{jointoken.SERVER_USER}:")):
             raise TokenRejected("wrong server token")
         return None  # a bare secret that is not the server's: not a server token at all
@@ -168,7 +170,7 @@ class ServerToken:
 class BootstrapTokens(_Lookup):
     """The bootstrap token authenticator (a ``TokenAuthenticator``)."""
 
-    async def __call__(self, token: str, audiences: Sequence[str]) -> User | None:
+    async def __call__(self, token: str, audiences: Sequence[str]) -> TokenUser | None:
         match = BOOTSTRAP_TOKEN.match(_credential(token))
         if match is None:
             return None
@@ -191,7 +193,7 @@ class BootstrapTokens(_Lookup):
                 raise TokenRejected(f"bootstrap token {token_id}: invalid extra group {group!r}")
             if group not in groups:
                 groups.append(group)
-        return User(f"system:bootstrap:{token_id}", tuple(groups))
+        return TokenUser(User(f"system:bootstrap:{token_id}", tuple(groups)))
 
 
 def expired(expiration: str, now: datetime | None = None) -> bool:
