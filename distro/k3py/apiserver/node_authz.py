@@ -1,15 +1,17 @@
 """Node identities: what a kubelet may read (the Node authorizer) and write (NodeRestriction).
 
 A node authenticates as ``system:node:<name>`` in ``system:nodes``. As kube-apiserver's Node
-authorizer does, k3py lets it read a Secret, ConfigMap or PersistentVolumeClaim only when a
-pod bound to that node (``spec.nodeName``) uses it (volumes, projected sources, env, envFrom,
-image pull secrets), request a token only for a service account such a pod runs as, and
+authorizer does, k3py lets it read a Secret, ConfigMap, PersistentVolumeClaim or
+ServiceAccount only when a pod bound to that node (``spec.nodeName``) uses it (volumes,
+projected sources, env, envFrom, image pull secrets, the pod's account), request a token only
+for a service account such a pod runs as, and
 otherwise holds the static ``system:node`` ClusterRole's rules. Relationships come from a cache
 of every pod, indexed by node. PersistentVolumes and the rest of upstream's graph (volume
 attachments, resource claims) are not related yet: a node reading them is denied.
 
-:class:`NodeRestriction` is the admission half: a node may create and change only its own Node
-object and create only mirror pods bound to itself.
+:class:`NodeRestriction` is the admission half: a node writes only its own Node (not its taints
+or restricted labels), Lease and CSINode, mirror pods bound to itself that use no other object,
+and the status of its own pods, and deletes only its own pods.
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ NODES_GROUP = "system:nodes"
 NODE_PREFIX = "system:node:"
 NODE_ROLE = "system:node"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-GRAPHED = {"secrets": "secret", "configmaps": "configmap", "persistentvolumeclaims": "pvc"}
-"""Core resources whose objects a node reads only through a pod of its own."""
+GRAPHED = {
+    "secrets": "secret",
+    "configmaps": "configmap",
+    "persistentvolumeclaims": "pvc",
+    "serviceaccounts": "serviceaccount",
+}
+"""Core resources whose objects a node reads only through a pod of its own (service accounts:
+the ones its pods run as)."""
 UNRELATED = {
     ("", "persistentvolumes"),
     ("storage.k8s.io", "volumeattachments"),
