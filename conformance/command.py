@@ -11,7 +11,6 @@ tear the cluster down (unless ``--keep``). The exit code is 0 only when nothing 
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from build.report import sha256_of
 from conformance import results
 from conformance.cluster import ClusterError, ClusterSpec, EphemeralCluster
 from conformance.results_model import ClusterInfo, RunMeta
@@ -145,7 +145,7 @@ def _one_suite(
         k3py_version=_k3py_version(),
         commit=_commit(),
         binary=options.binary,
-        binary_sha256=_sha256(options.binary) if options.binary else None,
+        binary_sha256=sha256_of(options.binary) if options.binary else None,
         cluster=info,
         datastore=options.datastore,
         focus=options.focus,
@@ -194,11 +194,3 @@ def _k3py_version() -> str:
     from k3py import __version__
 
     return __version__
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -63,6 +63,32 @@ def can_i(cluster: Cluster, *args: str) -> bool:
     return done.stdout.strip() == "yes"
 
 
+def client_csr(
+    name: str, common_name: str, organizations: tuple[str, ...], usages: list[str]
+) -> tuple[Any, dict[str, Any]]:
+    """A private key and a CertificateSigningRequest object for the API client signer."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    subject = x509.Name([*names, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    body = {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode(),
+            "signerName": "kubernetes.io/kube-apiserver-client",
+            "usages": usages,
+        },
+    }
+    return key, body
+
+
 def test_whoami_names_the_admin_certificate(cluster: Cluster) -> None:
     info = cluster.kubectl_json("auth", "whoami")["status"]["userInfo"]
     assert info["username"] == "system:admin"
@@ -459,31 +485,11 @@ def test_a_node_reads_only_what_its_own_pods_use(cluster: Cluster, namespace: st
 def test_a_user_certificate_signed_through_a_csr_gets_what_its_binding_grants(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "devs"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "jane"),
-        ]
-    )
-    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     name = f"jane-{namespace}"[:60]
-    csr = {
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "metadata": {"name": name},
-        "spec": {
-            "request": base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode(),
-            "signerName": "kubernetes.io/kube-apiserver-client",
-            "usages": ["digital signature", "client auth"],
-            "expirationSeconds": 3600,
-        },
-    }
+    key, csr = client_csr(name, "jane", ("devs",), ["digital signature", "client auth"])
+    csr["spec"]["expirationSeconds"] = 3600
     cluster.kubectl("create", "-f", "-", input=json.dumps(csr))
     table = cluster.kubectl("get", "csr", name).stdout
     assert "Pending" in table
@@ -617,25 +623,8 @@ def test_a_node_cannot_reach_beyond_itself(cluster: Cluster, namespace: str) -> 
 
 
 def test_approving_a_request_needs_approve_on_its_signer(cluster: Cluster, namespace: str) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mallory")])
-    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     name = f"m-{namespace}"[:60]
-    csr = {
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "metadata": {"name": name},
-        "spec": {
-            "request": base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode(),
-            "signerName": "kubernetes.io/kube-apiserver-client",
-            "usages": ["client auth"],
-        },
-    }
+    _, csr = client_csr(name, "mallory", (), ["client auth"])
     cluster.kubectl("create", "-f", "-", input=json.dumps(csr))
     role = f"{namespace}-csr-approval"
     cluster.kubectl(
