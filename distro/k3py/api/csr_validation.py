@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -136,7 +135,11 @@ def _spec_causes(obj: Obj, opts: _Options) -> list[Cause]:
     else:
         causes += signer_name_causes("spec.signerName", signer)
     seconds = body.get("expirationSeconds")
-    if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds < MIN_EXPIRATION_SECONDS:
+    if seconds is not None and (
+        not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds < 2**31
+    ):
+        causes.append(invalid("spec.expirationSeconds", seconds, "must be a 32-bit integer"))
+    elif isinstance(seconds, int) and seconds < MIN_EXPIRATION_SECONDS:
         causes.append(
             invalid(
                 "spec.expirationSeconds",
@@ -275,7 +278,14 @@ def request_error(raw: object) -> str | None:
         valid = request.is_signature_valid
     except UnsupportedAlgorithm:
         return "x509: cannot verify signature: algorithm unimplemented"
-    return None if valid else "x509: signature of the certificate request does not verify"
+    if not valid:
+        return "x509: signature of the certificate request does not verify"
+    try:  # what the approver and the signer read later must read now (Go's parser checks it too)
+        request.subject.rfc4514_string()
+        list(request.extensions)
+    except (ValueError, x509.DuplicateExtension, UnicodeError) as exc:
+        return f"x509: malformed certificate request: {exc}"
+    return None
 
 
 def certificate_error(raw: object) -> str | None:
@@ -311,14 +321,30 @@ class _Block:
     der: bytes
 
 
-_PEM = re.compile(rb"-----BEGIN ([^\r\n]*?)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+_BEGIN = b"-----BEGIN "
+_DASHES = b"-----"
 
 
 def _blocks(data: bytes) -> Sequence[_Block]:
-    """The PEM blocks in ``data`` up to the first that does not decode (where Go stops)."""
+    """The PEM blocks in ``data`` up to the first that does not decode (where Go stops).
+
+    A linear scan, as Go's ``pem.Decode``: find a BEGIN line, then its END line once.
+    """
     found: list[_Block] = []
-    for match in _PEM.finditer(data):
-        body = match.group(2)
+    at = 0
+    while (begin := data.find(_BEGIN, at)) >= 0:
+        line_end = data.find(b"\n", begin)
+        label_end = data.find(_DASHES, begin + len(_BEGIN))
+        if line_end < 0 or label_end < 0 or label_end > line_end:
+            at = begin + len(_BEGIN)
+            continue
+        kind = data[begin + len(_BEGIN) : label_end]
+        end_marker = b"-----END " + kind + _DASHES
+        end = data.find(end_marker, line_end + 1)
+        if end < 0:
+            break
+        body = data[line_end + 1 : end]
+        at = end + len(end_marker)
         headers = False
         head, sep, rest = body.partition(b"\n\n")
         if sep and b":" in head.split(b"\n", 1)[0]:
@@ -327,7 +353,7 @@ def _blocks(data: bytes) -> Sequence[_Block]:
             der = base64.b64decode(b"".join(body.split()), validate=True)
         except (binascii.Error, ValueError):
             break
-        found.append(_Block(match.group(1).decode(errors="replace"), headers, der))
+        found.append(_Block(kind.decode(errors="replace"), headers, der))
     return found
 
 

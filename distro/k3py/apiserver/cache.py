@@ -118,7 +118,8 @@ async def each_change(cache: ObjectCache, handle: Callable[[Obj], Awaitable[obje
     """Call ``handle`` for every object of ``cache`` that changed (each one after a relist),
     until cancelled, as a controller's work loop does: changes to one object while it waits
     are handled once; one that fails with an API or storage error is tried again after
-    :data:`RETRY_DELAY`; a 404 (deleted meanwhile) is dropped. Starts and stops the cache."""
+    :data:`RETRY_DELAY`; a 404 (deleted meanwhile) is dropped; any other failure is logged and
+    the object waits for its next change. Starts and stops the cache."""
     pending: set[tuple[str, str]] = set()
     wake = asyncio.Event()
 
@@ -150,6 +151,10 @@ async def each_change(cache: ObjectCache, handle: Callable[[Obj], Awaitable[obje
                 except StorageError as exc:
                     log.warning("%s: %s: %s; retrying", what, "/".join(filter(None, key)), exc)
                     pending.add(key)
+                except Exception:  # one object that breaks the handler must not stop the others
+                    log.exception(
+                        "%s: %s: not handled; again when it changes", what, "/".join(filter(None, key))
+                    )
             if pending:
                 await asyncio.sleep(RETRY_DELAY)
                 wake.set()

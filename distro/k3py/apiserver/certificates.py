@@ -117,8 +117,8 @@ class CsrAdmission:
             return
         if opts.subresource == "approval":
             verb = "approve"
-        elif opts.subresource == "status" and csrs.status(obj).get("certificate") != csrs.status(old).get(
-            "certificate"
+        elif opts.subresource == "status" and any(
+            csrs.status(obj).get(key) != csrs.status(old).get(key) for key in ("certificate", "conditions")
         ):
             verb = "sign"
         else:
@@ -292,7 +292,8 @@ class CsrSigner:
         seconds = csrs.spec(csr).get("expirationSeconds")
         if not isinstance(seconds, int) or isinstance(seconds, bool):
             return self.max_duration
-        return max(MIN_DURATION, min(timedelta(seconds=seconds), self.max_duration))
+        seconds = min(seconds, int(self.max_duration.total_seconds()))  # no timedelta overflow
+        return max(MIN_DURATION, timedelta(seconds=seconds))
 
     async def handle(self, csr: Obj) -> Outcome:
         """Sign or fail ``csr`` if it is for a signer here and ready; returns what was done."""
