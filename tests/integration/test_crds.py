@@ -636,3 +636,258 @@ async def test_deleting_a_namespace_deletes_its_custom_resources(crontabs: Clust
     )
     await crontabs.json("DELETE", "/api/v1/namespaces/team", status=200)
     assert await crontabs.store.backend.get(b"/registry/stable.example.com/crontabs/team/a") is None
+
+
+# -- what a CRD may not do ----------------------------------------------------------------------
+
+
+def _set(obj: Obj, path: tuple[str | int, ...], value: Any) -> Obj:
+    node: Any = obj
+    for step in path[:-1]:
+        node = node[step]
+    if value is None:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return obj
+
+
+_VERSION = ("spec", "versions", 0)
+_SCHEMA = (*_VERSION, "schema", "openAPIV3Schema")
+_IN_VERSION = "CustomResourceDefinitionVersion.spec.versions."
+_IN_SCHEMA = "JSONSchemaProps.spec.versions.schema.openAPIV3Schema."
+WRONGLY_TYPED: list[tuple[tuple[str | int, ...], Any, str]] = [
+    ((*_VERSION, "subresources"), ["status"], _IN_VERSION + "subresources"),
+    ((*_VERSION, "schema"), ["x"], _IN_VERSION + "schema"),
+    ((*_VERSION, "selectableFields"), {"a": 1}, _IN_VERSION + "selectableFields"),
+    ((*_SCHEMA, "properties"), ["spec"], _IN_SCHEMA + "properties"),
+    ((*_SCHEMA, "required"), 5, _IN_SCHEMA + "required"),
+    ((*_SCHEMA, "properties", "spec", "required"), [["cronSpec"]], _IN_SCHEMA + "properties.required"),
+    ((*_SCHEMA, "x-kubernetes-list-map-keys"), 5, _IN_SCHEMA + "x-kubernetes-list-map-keys"),
+    ((*_SCHEMA, "x-kubernetes-validations"), 5, _IN_SCHEMA + "x-kubernetes-validations"),
+    (("spec", "names", "shortNames"), 5, "CustomResourceDefinitionNames.spec.names.shortNames"),
+    (("spec", "names", "shortNames"), "ab", "CustomResourceDefinitionNames.spec.names.shortNames"),
+    (("spec", "names", "categories"), 5, "CustomResourceDefinitionNames.spec.names.categories"),
+    ((*_VERSION, "additionalPrinterColumns"), 7, _IN_VERSION + "additionalPrinterColumns"),
+    ((*_VERSION, "served"), "yes", _IN_VERSION + "served"),
+    (
+        (*_VERSION, "additionalPrinterColumns", 0, "priority"),
+        "x",
+        "CustomResourceColumnDefinition.spec.versions.additionalPrinterColumns.priority",
+    ),
+]
+
+
+async def test_wrongly_typed_crds_are_refused_before_validation(cluster: Cluster) -> None:
+    for path, value, field in WRONGLY_TYPED:
+        status = await cluster.json("POST", CRDS, _set(crontab_crd(), path, value), status=400)
+        assert status["reason"] == "BadRequest"
+        assert status["message"].startswith(
+            'CustomResourceDefinition in version "v1" cannot be handled as a CustomResourceDefinition: '
+            "json: cannot unmarshal "
+        ), path
+        assert f" into Go struct field {field} of type " in status["message"]
+    status = await cluster.json("POST", CRDS, _set(crontab_crd(), ("spec",), None), status=422)
+    assert "spec.group: Required value" in status["message"]
+    status = await cluster.json("POST", CRDS, _set(crontab_crd(), (*_VERSION, "name"), None), status=422)
+    assert 'spec.versions[0].name: Invalid value: ""' in status["message"]
+    created = await cluster.create_crd(crontab_crd())
+    fixed = await cluster.json(
+        "PATCH",
+        f"{CRDS}/crontabs.stable.example.com",
+        {"spec": {"names": {"shortNames": 5}}},
+        headers=MERGE,
+        status=400,
+    )
+    assert "CustomResourceDefinitionNames.spec.names.shortNames of type []string" in fixed["message"]
+    assert (await cluster.established())["metadata"]["uid"] == created["metadata"]["uid"]
+    await cluster.json("GET", "/openapi/v2")
+
+
+def _stored_crd(name: str, path: tuple[str | int, ...], value: Any) -> Obj:
+    """A CRD as an older k3py may have stored it (a wrongly-typed field, established, served)."""
+    group = f"{name}.example.com"
+    crd = _set(crontab_crd(group=group), path, value)
+    crd["metadata"].update(name=f"crontabs.{group}", uid=name, creationTimestamp="2026-01-01T00:00:00Z")
+    crd["status"] = {
+        "acceptedNames": {
+            "plural": "crontabs",
+            "singular": "crontab",
+            "kind": "CronTab",
+            "listKind": "CronTabList",
+        },
+        "conditions": [
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": ""}
+        ],
+        "storedVersions": ["v1"],
+    }
+    return crd
+
+
+async def test_unreadable_stored_crds_stop_neither_the_server_nor_the_others(backend: Backend) -> None:
+    rows = [_stored_crd(f"bad{i}", path, value) for i, (path, value, _) in enumerate(WRONGLY_TYPED)]
+    rows += [
+        _stored_crd("nospec", ("spec",), None),
+        _stored_crd("noname", (*_VERSION, "name"), None),
+        _stored_crd("good", ("spec", "names", "shortNames"), ["ct"]),
+    ]
+    for row in rows:
+        key = f"/registry/apiextensions.k8s.io/customresourcedefinitions/{row['metadata']['name']}"
+        await backend.create(key.encode(), json.dumps(row).encode())
+    store = await start(backend)
+    assert [(r.group, r.plural) for r in store.registry.custom()] == [("good.example.com", "crontabs")]
+    namespaces = store.registry.lookup("", "v1", "namespaces")
+    assert namespaces is not None
+    await store.create(namespaces, "", {"metadata": {"name": "default"}}, WriteOptions())
+    controller = asyncio.create_task(run_crd_controller(store), name="crd-controller")
+    try:
+        async with TestClient(TestServer(build_app(store))) as client:
+            cluster = Cluster(store, client)
+            await cluster.create_crd(crontab_crd())
+            await cluster.established()
+            await cluster.json("POST", CRONTABS, crontab("a"), status=201)
+            good = "/apis/good.example.com/v1/namespaces/default/crontabs"
+            await cluster.json(
+                "POST", good, {**crontab("b"), "apiVersion": "good.example.com/v1"}, status=201
+            )
+            v2 = await cluster.json("GET", "/openapi/v2")
+            assert "com.example.good.v1.CronTab" in v2["definitions"]
+            assert not any(".bad" in name for name in v2["definitions"])
+            await cluster.json("GET", "/apis/bad3.example.com/v1/namespaces/default/crontabs", status=404)
+            assert not controller.done()
+    finally:
+        controller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await controller
+
+
+async def _terminating(cluster: Cluster, name: str) -> Obj | None:
+    response = await cluster.request("GET", f"{CRDS}/{name}")
+    if response.status != 200:
+        return None
+    crd: Obj = await response.json()
+    found: Obj | None = {c["type"]: c for c in crd["status"].get("conditions") or ()}.get("Terminating")
+    return found
+
+
+async def test_a_crd_over_a_built_in_is_not_served_and_its_deletion_keeps_the_built_ins(
+    crontabs: Cluster,
+) -> None:
+    policies = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies"
+    policy = {"metadata": {"name": "deny"}, "spec": {"podSelector": {}}}
+    await crontabs.json("POST", policies, policy, status=201)
+    await crontabs.json("POST", CRONTABS, crontab("a"), status=201)
+    approved = {"api-approved.kubernetes.io": "unapproved, testing"}
+    for group, plural, kind, version in (
+        ("networking.k8s.io", "networkpolicies", "NetworkPolicy", "v9"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", "v1"),
+    ):
+        crd = crontab_crd(group=group, names={"plural": plural, "kind": kind}, scope="Namespaced")
+        crd["spec"]["versions"][0]["name"] = version
+        crd["metadata"]["annotations"] = approved
+        name = f"{plural}.{group}"
+        await crontabs.create_crd(crd)
+
+        async def refused(name: str = name) -> Obj | None:
+            got: Obj = await crontabs.json("GET", f"{CRDS}/{name}")
+            conditions = {c["type"]: c for c in got["status"].get("conditions") or ()}
+            return conditions if "NamesAccepted" in conditions else None
+
+        conditions = await until(refused)
+        assert (conditions["NamesAccepted"]["status"], conditions["NamesAccepted"]["reason"]) == (
+            "False",
+            "OverlappingBuiltInResource",
+        )
+        assert conditions["Established"]["status"] == "False"
+        await crontabs.json("GET", f"/apis/{group}/{version}/namespaces/default/{plural}", status=404)
+        await crontabs.json("DELETE", f"{CRDS}/{name}", status=202)
+
+        async def gone(name: str = name) -> bool:
+            return await _status_is(crontabs, f"{CRDS}/{name}", 404)
+
+        await until(gone)
+    assert [p["metadata"]["name"] for p in (await crontabs.json("GET", policies))["items"]] == ["deny"]
+    assert [c["metadata"]["name"] for c in (await crontabs.json("GET", CRDS))["items"]] == [
+        "crontabs.stable.example.com"
+    ]
+    await crontabs.json("GET", f"{CRONTABS}/a")
+
+
+async def test_deleting_a_crd_over_a_built_in_says_why_nothing_is_deleted(crontabs: Cluster) -> None:
+    """A CRD an older k3py established over a built-in: not served, and deleting it skips the objects."""
+    policies = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies"
+    await crontabs.json(
+        "POST", policies, {"metadata": {"name": "deny"}, "spec": {"podSelector": {}}}, status=201
+    )
+    row = _stored_crd("x", ("spec", "group"), "networking.k8s.io")
+    row["spec"]["names"] = {"plural": "networkpolicies", "kind": "NetworkPolicy"}
+    row["status"]["acceptedNames"] = {"plural": "networkpolicies", "kind": "NetworkPolicy"}
+    row["metadata"]["name"] = "networkpolicies.networking.k8s.io"
+    row["metadata"]["finalizers"] = ["example.com/hold"]
+    row["spec"]["versions"][0]["name"] = "v9"
+    row["status"]["storedVersions"] = ["v9"]
+    key = b"/registry/apiextensions.k8s.io/customresourcedefinitions/networkpolicies.networking.k8s.io"
+    await crontabs.store.backend.create(key, json.dumps(row).encode())
+    await crontabs.json("GET", "/apis/networking.k8s.io/v9/namespaces/default/networkpolicies", status=404)
+    await crontabs.json("DELETE", f"{CRDS}/networkpolicies.networking.k8s.io", status=202)
+
+    async def skipped() -> Obj | None:
+        terminating = await _terminating(crontabs, "networkpolicies.networking.k8s.io")
+        return terminating if terminating and terminating["status"] == "False" else None
+
+    terminating = await until(skipped)
+    assert (terminating["reason"], terminating["message"]) == (
+        "OverlappingBuiltInResource",
+        "instances overlap with built-in resources in storage",
+    )
+    await crontabs.json(
+        "PATCH",
+        f"{CRDS}/networkpolicies.networking.k8s.io",
+        {"metadata": {"finalizers": None}},
+        headers=MERGE,
+    )
+    await until(lambda: _status_is(crontabs, f"{CRDS}/networkpolicies.networking.k8s.io", 404))
+    assert [p["metadata"]["name"] for p in (await crontabs.json("GET", policies))["items"]] == ["deny"]
+
+
+async def test_a_crd_in_a_built_in_group_version_leaves_the_built_ins_alone(cluster: Cluster) -> None:
+    crd = crontab_crd(group="rbac.authorization.k8s.io")
+    crd["metadata"]["annotations"] = {"api-approved.kubernetes.io": "unapproved, testing"}
+    await cluster.create_crd(crd)
+    await cluster.established("crontabs.rbac.authorization.k8s.io")
+    mine = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/crontabs"
+    await cluster.json(
+        "POST", mine, {**crontab("a"), "apiVersion": "rbac.authorization.k8s.io/v1"}, status=201
+    )
+    roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles"
+    refused = await cluster.json("POST", roles, {"metadata": {"name": "r"}, "rules": [{}]}, status=422)
+    assert "rules[0].verbs: Required value" in refused["message"]
+    await cluster.json("POST", roles, {"metadata": {"name": "r"}, "rules": []}, status=201)
+    assert await cluster.store.backend.get(b"/registry/rbac.authorization.k8s.io/roles/default/r") is not None
+    discovered = await cluster.json("GET", "/apis/rbac.authorization.k8s.io/v1")
+    names = [r["name"] for r in discovered["resources"]]
+    assert names[:4] == ["clusterrolebindings", "clusterroles", "rolebindings", "roles"]
+    assert "crontabs" in names
+    await asyncio.sleep(0.2)  # the controller's registration pass
+    apiservice = "/apis/apiregistration.k8s.io/v1/apiservices/v1.rbac.authorization.k8s.io"
+    await cluster.json("GET", apiservice, status=404)  # registered at start as a built-in's, not here
+
+
+async def test_openapi_keeps_built_in_definitions(cluster: Cluster) -> None:
+    crd = crontab_crd(group="core.api.k8s.io", names={"plural": "pods", "kind": "Pod"})
+    crd["metadata"]["annotations"] = {"api-approved.kubernetes.io": "unapproved, testing"}
+    await cluster.create_crd(crd)
+    await cluster.established("pods.core.api.k8s.io")
+    v2 = await cluster.json("GET", "/openapi/v2")
+    pod = v2["definitions"]["io.k8s.api.core.v1.Pod"]
+    assert pod["x-kubernetes-group-version-kind"] == [{"group": "", "kind": "Pod", "version": "v1"}]
+    assert pod["properties"]["spec"]["$ref"] == "#/definitions/io.k8s.api.core.v1.PodSpec"
+    custom = v2["definitions"]["io.k8s.api.core.v1.Pod_v2"]
+    assert custom["x-kubernetes-group-version-kind"] == [
+        {"group": "core.api.k8s.io", "kind": "Pod", "version": "v1"}
+    ]
+    core = await cluster.json("GET", "/openapi/v3/api/v1")
+    assert core["components"]["schemas"]["io.k8s.api.core.v1.Pod"] == {
+        **core["components"]["schemas"]["io.k8s.api.core.v1.Pod"],
+        "x-kubernetes-group-version-kind": [{"group": "", "kind": "Pod", "version": "v1"}],
+    }

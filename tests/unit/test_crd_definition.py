@@ -323,6 +323,29 @@ def test_a_kind_taken_in_the_group_is_refused() -> None:
     assert naming.names_and_conditions(other_group, [first, other_group])[1]["status"] == "True"
 
 
+def test_the_plural_of_a_built_in_is_never_accepted() -> None:
+    for group, plural, version in (
+        ("networking.k8s.io", "networkpolicies", "v9"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "v1"),
+        ("coordination.k8s.io", "leasecandidates", "v1"),  # an alpha resource k3py does not serve
+    ):
+        obj = crd(group=group, names={"plural": plural, "kind": "Thing"})
+        obj["metadata"]["name"] = f"{plural}.{group}"
+        obj["spec"]["versions"][0]["name"] = version
+        assert naming.overlaps_builtin(obj)
+        names, names_accepted, established = naming.names_and_conditions(obj, [obj])
+        assert names["plural"] == ""
+        assert (names_accepted["status"], names_accepted["reason"]) == ("False", "OverlappingBuiltInResource")
+        assert names_accepted["message"] == (
+            f'"{plural}" is already in use by a built-in resource of "{group}": '
+            "its objects would be the built-in's"
+        )
+        assert established["status"] == "False"
+    assert not naming.overlaps_builtin(
+        crd(group="networking.k8s.io", names={"plural": "foos", "kind": "Foo"})
+    )
+
+
 # -- resources, columns, JSONPath ----------------------------------------------------------------
 
 

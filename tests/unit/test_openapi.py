@@ -6,7 +6,8 @@ import hashlib
 
 import orjson
 
-from k3py.api.resources import Registry
+from k3py.api.crd.model import VERBS, CustomResource
+from k3py.api.resources import Registry, Resource
 from k3py.apiserver.openapi import V3_REF, OpenAPI, convert
 
 
@@ -86,3 +87,28 @@ def test_operations_follow_each_resources_verbs() -> None:
     assert "delete" not in paths["/api/v1/namespaces"]  # no deletecollection on namespaces upstream
     assert {"get", "post", "delete"} <= paths["/api/v1/namespaces/{namespace}/pods"].keys()
     assert {"get", "put", "patch", "delete"} <= paths["/api/v1/namespaces/{name}"].keys()
+
+
+def test_a_custom_definition_never_replaces_a_built_in_one() -> None:
+    registry = Registry()
+    builtin = orjson.loads(OpenAPI(registry).v2_document())["definitions"]["io.k8s.api.core.v1.Pod"]
+    schema = {
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"x": {"type": "string"}}}},
+    }
+    custom = CustomResource(
+        crd_name="pods.core.api.k8s.io", list_kind="PodList", namespaced=True, schema=schema
+    )
+    registry.set_custom([Resource("core.api.k8s.io", "v1", "Pod", "pods", True, verbs=VERBS, custom=custom)])
+    definitions = orjson.loads(OpenAPI(registry).v2_document())["definitions"]
+    assert definitions["io.k8s.api.core.v1.Pod"] == builtin
+    renamed = definitions["io.k8s.api.core.v1.Pod_v2"]
+    assert renamed["x-kubernetes-group-version-kind"] == [
+        {"group": "core.api.k8s.io", "kind": "Pod", "version": "v1"}
+    ]
+    assert renamed["properties"]["spec"]["properties"] == {"x": {"type": "string"}}
+    items = definitions["io.k8s.api.core.v1.Pod_v2List"]["properties"]["items"]["items"]
+    assert items == {"$ref": "#/definitions/io.k8s.api.core.v1.Pod_v2"}
+    document = orjson.loads(OpenAPI(registry).v3_document("core.api.k8s.io", "v1")[0])
+    assert "io.k8s.api.core.v1.Pod_v2" in document["components"]["schemas"]
+    assert "io.k8s.api.core.v1.Pod" not in document["components"]["schemas"]

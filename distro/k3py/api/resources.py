@@ -10,6 +10,7 @@ What only k3py knows (which objects two shapes share, what is not implemented ye
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -128,6 +129,14 @@ roles and bindings its authorizer follows): no profile or ``--runtime-config`` m
 away (kube-apiserver cannot turn core off, nor RBAC's API while it authorizes with RBAC)."""
 
 
+@functools.cache
+def builtin_group_resources() -> frozenset[tuple[str, str]]:
+    """Every ``(group, plural)`` the API manifest lists, in any version, served or not: where
+    built-in objects are stored (``/registry/<group>/<plural>/``), which a custom resource of the
+    same group and plural would share (upstream's ``OverlappingBuiltInResources``)."""
+    return frozenset((r.group, r.plural) for r in load_manifest().resources())
+
+
 def missing_required(resources: Iterable[Resource]) -> list[str]:
     """The :data:`REQUIRED` resources that ``resources`` lacks, as ``core/v1/namespaces``."""
     present = {(r.group, r.version, r.plural) for r in resources}
@@ -225,7 +234,8 @@ class Registry:
     def set_custom(self, resources: Iterable[Resource]) -> None:
         """Serve ``resources`` (in discovery order) as the custom resources, replacing the
         previous ones. One that would take a built-in's URL or kind is left out: built-ins win,
-        as kube-apiserver's handlers run before apiextensions-apiserver's."""
+        as kube-apiserver's handlers run before apiextensions-apiserver's. So is one with a
+        built-in's group and plural in any version: it would share the built-in's storage."""
         builtin_paths = {(r.group, r.version, r.plural) for r in self._builtin}
         builtin_kinds = {(r.group, r.version, r.kind) for r in self._builtin}
         self._custom = tuple(
@@ -233,6 +243,7 @@ class Registry:
             for r in resources
             if (r.group, r.version, r.plural) not in builtin_paths
             and (r.group, r.version, r.kind) not in builtin_kinds
+            and (r.group, r.plural) not in builtin_group_resources()
         )
         self.revision += 1
         self._index()

@@ -17,7 +17,14 @@ their status, as apiextensions-apiserver's controllers do.
      ``Terminating`` condition telling how far it got; then the finalizer goes and the CRD with it;
   4. *registration*: one local APIService per served group-version (``v1.stable.example.com``,
      labelled ``kube-aggregator.kubernetes.io/automanaged: "true"``, group priority 1000 and
-     version priority 100, as kube-apiserver's crdregistration controller writes them).
+     version priority 100, as kube-apiserver's crdregistration controller writes them); a
+     group-version built-ins are served in keeps its own (``onstart``) APIService.
+
+A CRD whose group and plural are a built-in's is never served and, deleted, deletes no objects
+(``Terminating`` False, ``OverlappingBuiltInResource``): they are the built-in's. Every CRD's work
+is apart from the others': one that cannot be read (a wrongly-typed field an older k3py stored)
+or whose work fails is logged and skipped, and never stops the server starting nor the other
+CRDs being served.
 
 Writes go through the generic store, as the server's own (field manager ``kube-apiserver``).
 """
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -34,7 +42,7 @@ from typing import Any, Final
 from k3py.api import objects
 from k3py.api.apiregistration import GROUP as APIREGISTRATION
 from k3py.api.apiregistration import MANAGED_LABEL
-from k3py.api.crd import CLEANUP_FINALIZER, GROUP, PLURAL, VERSION, naming
+from k3py.api.crd import CLEANUP_FINALIZER, GROUP, PLURAL, VERSION, decoding, naming
 from k3py.api.crd.model import (
     ESTABLISHED,
     NAMES_ACCEPTED,
@@ -71,16 +79,45 @@ def crd_resource(registry: Registry) -> Resource | None:
 
 
 def served(crds: Iterable[Obj]) -> list[Resource]:
-    """The resources of the established CRDs, in discovery order (group, then version priority)."""
+    """The resources of the established CRDs, in discovery order (group, then version priority).
+
+    ``crds`` are as :func:`readable` returns them. One that overlaps a built-in is left out, and
+    so is one whose resources cannot be made (logged): the others are served all the same.
+    """
     out: list[Resource] = []
     for crd in crds:
-        if not crd.get("spec") or not is_true(crd, ESTABLISHED):
-            continue
         try:
-            out += resources_of(crd)
-        except (KeyError, TypeError, ValueError) as exc:  # validated on write; never stop serving the rest
-            log.error("Cannot serve CustomResourceDefinition %s: %r", crd["metadata"].get("name"), exc)
+            if crd.get("spec") and is_true(crd, ESTABLISHED) and not naming.overlaps_builtin(crd):
+                out += resources_of(crd)
+        except Exception as exc:  # one unreadable CRD must not stop serving the rest
+            log.error("Cannot serve CustomResourceDefinition %s: %r", _name(crd), exc)
     return sorted(out, key=lambda r: (r.group, version_order(r.version), r.plural))
+
+
+def readable(crd: Obj) -> Obj:
+    """A stored CRD as the server reads it: a copy, its nulls decoded as Go decodes them
+    (:func:`~k3py.api.crd.decoding.decode`). ValueError names the field of the wrong type that
+    an older k3py let through, when there is one."""
+    copied = copy.deepcopy(crd)
+    if error := decoding.decode(copied):
+        raise ValueError(error)
+    return copied
+
+
+def _readable(crds: Iterable[Obj]) -> list[Obj]:
+    """The CRDs that :func:`readable` can read, the others logged."""
+    out: list[Obj] = []
+    for crd in crds:
+        try:
+            out.append(readable(crd))
+        except Exception as exc:  # as unreadable as a wrongly-typed field
+            log.error("Cannot serve CustomResourceDefinition %s: %s", _name(crd), exc)
+    return out
+
+
+def _name(crd: Obj) -> str:
+    meta = crd.get("metadata")
+    return str(meta.get("name")) if isinstance(meta, dict) else "(unnamed)"
 
 
 def _serving_key(crds: Iterable[Obj]) -> tuple[Any, ...]:
@@ -106,8 +143,12 @@ async def install_custom_resources(store: ObjectStore) -> None:
     if resource is None:
         log.info("%s/%s is not served: no custom resources", GROUP, VERSION)
         return
-    listed = await store.list(resource, "", ListOptions())
-    store.registry.set_custom(served(listed["items"]))
+    try:
+        listed = await store.list(resource, "", ListOptions())
+    except Exception:  # the server starts all the same: the controller serves them when it can
+        log.exception("Cannot list CustomResourceDefinitions: no custom resources served yet")
+        return
+    store.registry.set_custom(served(_readable(listed["items"])))
     if count := len(store.registry.custom()):
         log.info("Serving %d custom resource versions from %d CRDs", count, len(listed["items"]))
 
@@ -128,6 +169,8 @@ class _Controller:
         self.changed = asyncio.Event()
         self.serving: tuple[Any, ...] | None = None
         self.cleanup_started: dict[str, float] = {}
+        self.read: dict[str, tuple[str, Obj | None]] = {}
+        """Each CRD's resourceVersion and what :func:`readable` made of it (None: unreadable)."""
 
     async def run(self) -> None:
         self.cache.subscribe(lambda _: self.changed.set())
@@ -137,8 +180,11 @@ class _Controller:
                 self.changed.clear()
                 try:
                     pending = await self.sync()
-                except StorageError as exc:
+                except (StorageError, errors.ApiError) as exc:
                     log.warning("CustomResourceDefinitions: %s; trying again", exc)
+                    pending = True
+                except Exception:  # a bug here must not leave CRDs unserved until a restart
+                    log.exception("CustomResourceDefinitions: the pass failed; trying again")
                     pending = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), RETRY_DELAY if pending else None)
@@ -146,8 +192,12 @@ class _Controller:
             await self.cache.stop()
 
     async def sync(self) -> bool:
-        """One pass over every CRD; True when something is left to retry."""
-        view = {crd["metadata"]["name"]: crd for crd in self.cache.objects()}
+        """One pass over every CRD; True when something is left to retry.
+
+        Each CRD's work is apart: one that fails (or cannot be read at all) is logged and
+        skipped, and the others are named, served and finalized all the same.
+        """
+        view = self._readable(self.cache.objects())
         pending = False
         for name in sorted(view, key=lambda n: (view[n]["metadata"].get("creationTimestamp") or "", n)):
             try:
@@ -156,12 +206,15 @@ class _Controller:
                 log.warning("CustomResourceDefinition %s: could not update its names: %s", name, exc)
                 pending = True
                 continue
+            except Exception:  # never stop the controller for one CRD
+                log.exception("CustomResourceDefinition %s: cannot work out its names", name)
+                continue
             if written is not None:
                 view[name] = written
         key = _serving_key(view.values())
         if key != self.serving:
             self.store.registry.set_custom(served(view.values()))
-            if await self._register(view.values()):
+            if await self._register(self.store.registry.custom()):
                 self.serving = key
             else:
                 pending = True
@@ -174,7 +227,36 @@ class _Controller:
                 except errors.ApiError as exc:
                     log.warning("CustomResourceDefinition %s: cleanup failed: %s", name, exc)
                     pending = True
+                except Exception:  # never stop the controller for one CRD
+                    log.exception("CustomResourceDefinition %s: cleanup failed", name)
         return pending
+
+    def _readable(self, crds: Iterable[Obj]) -> dict[str, Obj]:
+        """The CRDs by name as :func:`readable` reads them, each read once per resourceVersion;
+        one that cannot be read is left out and logged once."""
+        view: dict[str, Obj] = {}
+        read: dict[str, tuple[str, Obj | None]] = {}
+        for crd in crds:
+            name, version = _name(crd), str(crd["metadata"].get("resourceVersion"))
+            known = self.read.get(name)
+            if known is not None and known[0] == version:
+                found = known[1]
+            else:
+                try:
+                    found = readable(crd)
+                except Exception as exc:  # as unreadable as a wrongly-typed field
+                    found = None
+                    log.error(
+                        "CustomResourceDefinition %s cannot be read, so it is neither served nor "
+                        "finalized: %s; correct that field with a patch",
+                        name,
+                        exc,
+                    )
+            read[name] = (version, found)
+            if found is not None:
+                view[name] = found
+        self.read = read
+        return view
 
     # -- naming and establishing ----------------------------------------------------------------
 
@@ -248,7 +330,14 @@ class _Controller:
             )
         if updated is None:
             return False
-        if is_true(crd, ESTABLISHED):
+        if naming.overlaps_builtin(crd):  # its objects are the built-in's: they stay
+            updated = await self._set_terminating(
+                updated,
+                "False",
+                "OverlappingBuiltInResource",
+                "instances overlap with built-in resources in storage",
+            )
+        elif is_true(crd, ESTABLISHED):
             remaining = await self._delete_objects(crd)
             if remaining:
                 started = self.cleanup_started.setdefault(name, time.monotonic())
@@ -299,12 +388,15 @@ class _Controller:
 
     # -- APIService registration --------------------------------------------------------------
 
-    async def _register(self, crds: Iterable[Obj]) -> bool:
-        """Create the missing automanaged APIServices of served group-versions, delete the others."""
+    async def _register(self, custom: Iterable[Resource]) -> bool:
+        """Create the missing automanaged APIServices of the group-versions custom resources are
+        served in, delete the others; a group-version built-ins are served in is left alone (its
+        APIService is registered at start, ``onstart``)."""
         resource = self.store.registry.lookup(APIREGISTRATION, "v1", "apiservices")
         if resource is None:
             return True
-        wanted = {f"{r.version}.{r.group}": r for r in served(crds)}
+        builtin = {f"{r.version}.{r.group}" for r in self.store.registry.builtin()}
+        wanted = {name: r for r in custom if (name := f"{r.version}.{r.group}") not in builtin}
         existing = {
             obj["metadata"]["name"]: obj
             for obj in (await self.store.list(resource, "", ListOptions()))["items"]
@@ -331,7 +423,7 @@ class _Controller:
                     ok = False
         for name, obj in existing.items():
             labels = (obj.get("metadata") or {}).get("labels") or {}
-            if name in wanted or labels.get(MANAGED_LABEL) != AUTOMANAGED:
+            if name in wanted or name in builtin or labels.get(MANAGED_LABEL) != AUTOMANAGED:
                 continue
             try:
                 await self.store.delete(resource, "", name, DeleteOptions())

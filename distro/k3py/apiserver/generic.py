@@ -22,6 +22,7 @@ import orjson
 
 from k3py.api import conversion, objects
 from k3py.api.apply import ApplyConflict, ApplyError, track_update
+from k3py.api.crd import decoding
 from k3py.api.crd.model import schema_node
 from k3py.api.resources import Registry, Resource
 from k3py.api.selectors import (
@@ -51,6 +52,11 @@ from k3py.storage import (
 Obj = dict[str, Any]
 MAX_CAS_RETRIES = 16
 NAMESPACE_KEY = "namespaces"
+TYPED_DECODING: dict[str, Callable[[Obj], str | None]] = {
+    "customresourcedefinitions.apiextensions.k8s.io": decoding.decode,
+}
+"""Built-ins whose every write is first checked as Go's typed decoding would check it (the
+field types), by ``resource.name``: their readers rely on the shape."""
 
 
 def decode(kv: KeyValue, rev: int | None = None) -> Obj:
@@ -619,6 +625,11 @@ class ObjectStore:
             )
         obj["kind"] = res.kind
         obj["apiVersion"] = res.api_version
+        decode = TYPED_DECODING.get(res.name) if res.custom is None else None
+        if decode is not None and (error := decode(obj)) is not None:
+            raise errors.bad_request(
+                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: {error}'
+            )
 
     async def _check_namespace(self, namespace: str) -> None:
         ns_res = self.registry.lookup("", "v1", NAMESPACE_KEY)

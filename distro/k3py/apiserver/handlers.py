@@ -281,7 +281,7 @@ class Api:
                 "create not allowed while custom resource definition is terminating",
                 {"group": group, "kind": target.resource.plural},
             )
-        if review := self.reviews.get((group, target.resource.plural)):
+        if custom is None and (review := self.reviews.get((group, target.resource.plural))):
             return await self._review(request, target, review)
         if sub == "token":
             return await self._token_request(request, target)
@@ -674,7 +674,12 @@ UNENFORCED_CEL = (
 
 def _unenforced(res: Resource, raw: bytes | None) -> list[str]:
     """What a CustomResourceDefinition asks for that k3py does not enforce, said as a warning."""
-    if res.group == "apiextensions.k8s.io" and raw and b"x-kubernetes-validations" in raw:
+    if (
+        res.custom is None
+        and res.group == "apiextensions.k8s.io"
+        and raw
+        and b"x-kubernetes-validations" in raw
+    ):
         return [UNENFORCED_CEL]
     return []
 

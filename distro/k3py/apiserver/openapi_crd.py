@@ -9,15 +9,24 @@ cut down as upstream's ``ToStructuralOpenAPIV2`` does (kubectl's v2 reader copes
 junctors nor nullable types), and a schema that keeps unknown fields at the root is only
 ``type: object``. The definitions use the bundled ``#/$defs/`` references; :func:`.openapi.convert`
 rewrites them for each document.
+
+Built-in definitions win a name clash: a CRD of group ``core.api.k8s.io`` would name its kind
+``io.k8s.api.core.v1.Pod``, so its definitions are renamed ``io.k8s.api.core.v1.Pod_v2`` and
+``io.k8s.api.core.v1.Pod_v2List`` (``_v3``... if those are taken too), as kube-openapi's aggregator
+renames the clashing definitions of a merged spec.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from k3py.api.resources import Resource
+from k3py.api.schema import Schemas
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
@@ -31,14 +40,25 @@ def definition_name(res: Resource) -> str:
 
 
 def definitions(resources: Iterable[Resource], *, v3: bool) -> dict[str, Obj]:
-    """The definitions of the custom resources among ``resources``."""
+    """The definitions of the custom resources among ``resources``, none of them named as a
+    bundled (built-in) definition or as another custom one."""
+    taken = Schemas.get()
     out: dict[str, Obj] = {}
     for res in resources:
         if res.custom is None:
             continue
-        name = definition_name(res)
-        out[name] = _kind(res, v3)
-        out[f"{name}List"] = _list(res, name)
+        name = base = definition_name(res)
+        number = 1
+        while any(n in taken or n in out for n in (name, f"{name}List")):
+            number += 1
+            name = f"{base}_v{number}"
+        try:
+            kind, listed = _kind(res, v3), _list(res, name)
+        except Exception as exc:  # one unreadable schema must not take the whole document down
+            log.error("No OpenAPI definition for %s/%s: %r", res.group_version, res.kind, exc)
+            continue
+        out[name] = kind
+        out[f"{name}List"] = listed
     return out
 
 

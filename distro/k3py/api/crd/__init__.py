@@ -3,11 +3,13 @@
 Pure functions on JSON-like dicts, no HTTP and no storage. Data flows through the modules in
 this order:
 
+- :mod:`.decoding` checks every field of a CRD written has the JSON type its Go field takes (as
+  kube-apiserver's typed decoding does, before anything else reads it);
 - :mod:`.definition` validates and defaults a CRD object itself (names, versions, subresources,
   printer columns, selectable fields, conversion), with :mod:`.schemacheck` for each version's
   ``openAPIV3Schema`` (the structural-schema rules);
-- :mod:`.naming` decides which names a CRD may take among the others of its group
-  (``NamesAccepted``) and :mod:`.model` turns a served CRD into one
+- :mod:`.naming` decides which names a CRD may take among the others of its group, never a
+  built-in's plural (``NamesAccepted``), and :mod:`.model` turns a served CRD into one
   :class:`~k3py.api.resources.Resource` per served version, carrying a :class:`.model.CustomResource`;
 - for each custom resource written: :mod:`.pruning` drops unknown fields (and non-nullable
   nulls), :mod:`.defaulting` applies ``default`` values, :mod:`.values` validates against the

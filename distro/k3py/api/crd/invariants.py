@@ -19,10 +19,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+import orjson
+
 from k3py.api import objects
 from k3py.api.crd.goformat import go_sharp_v, go_type, go_v
 from k3py.api.crd.pruning import Schema, additional, embedded, items, properties
-from k3py.api.crd.values import json_equal
 from k3py.api.validation import Cause, Shown, dns1035_errors, duplicate, invalid, required
 
 MAX_INT32: Final = 2**31 - 1
@@ -44,9 +45,8 @@ def list_duplicates(value: Any, schema: Schema | None, path: str = "") -> list[C
     elif isinstance(value, list):
         list_type = schema.get("x-kubernetes-list-type")
         if list_type == "set":
-            for i, item in enumerate(value):
-                if any(json_equal(item, earlier) for earlier in value[:i]):
-                    causes.append(duplicate(f"{path}[{i}]", _shown(item)))
+            for i in _repeats(value):
+                causes.append(duplicate(f"{path}[{i}]", _shown(value[i])))
         elif list_type == "map":
             causes += _map_keys(value, schema, path)
         element = items(schema)
@@ -61,16 +61,39 @@ def _map_keys(value: list[Any], schema: Schema, path: str) -> list[Cause]:
     defaults = {
         k: p["default"] for k, p in properties(element).items() if isinstance(p, Mapping) and "default" in p
     }
-    seen: list[dict[str, Any]] = []
-    causes: list[Cause] = []
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            continue
-        key = {k: item[k] if k in item else defaults[k] for k in keys if k in item or k in defaults}
-        if any(json_equal(key, other) for other in seen):
-            causes.append(duplicate(f"{path}[{i}]", _shown(key)))
-        seen.append(key)
-    return causes
+    found = {
+        i: {k: item[k] if k in item else defaults[k] for k in keys if k in item or k in defaults}
+        for i, item in enumerate(value)
+        if isinstance(item, dict)
+    }
+    positions = list(found)
+    return [
+        duplicate(f"{path}[{positions[j]}]", _shown(found[positions[j]]))
+        for j in _repeats(list(found.values()))
+    ]
+
+
+def _repeats(values: list[Any]) -> list[int]:
+    """``validateListSet``: the index where each value that occurs more than once occurs the
+    second time, in one pass (a canonical form of each value in a dict)."""
+    seen: dict[bytes | str, int] = {}
+    repeats: list[int] = []
+    for i, value in enumerate(values):
+        identity = _identity(value)
+        times = seen.get(identity, 0)
+        if times == 1:
+            repeats.append(i)
+        seen[identity] = times + 1
+    return repeats
+
+
+def _identity(value: Any) -> bytes | str:
+    """The same for JSON values that are equal as upstream compares them (objects whatever their
+    keys' order), different for ``true``, ``1`` and ``1.0``."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits (from YAML): repr tells them apart
+        return repr(value)
 
 
 def _shown(value: Any) -> Any:

@@ -148,10 +148,17 @@ def version_order(version: str) -> tuple[int, int, int, str]:
     return (rank, -int(major), -int(minor or 0), "")
 
 
+def versions(crd: Obj) -> list[Obj]:
+    """The CRD's ``spec.versions`` (what is not an object left out)."""
+    spec = crd.get("spec")
+    found = spec.get("versions") if isinstance(spec, dict) else None
+    return [v for v in found if isinstance(v, dict)] if isinstance(found, list) else []
+
+
 def storage_version(crd: Obj) -> str:
-    for version in crd["spec"].get("versions") or ():
-        if version.get("storage"):
-            return str(version["name"])
+    for version in versions(crd):
+        if version.get("storage") is True:
+            return str(version.get("name") or "")
     return ""
 
 
@@ -161,14 +168,14 @@ def storage_version(crd: Obj) -> str:
 def resources_of(crd: Obj) -> list[Resource]:
     """The resources a CRD serves: one per served version (preferred first), named as its
     status accepted."""
-    served = [v for v in crd["spec"].get("versions") or () if v.get("served")]
-    return [_resource(crd, v) for v in sorted(served, key=lambda v: version_order(str(v["name"])))]
+    served = [v for v in versions(crd) if v.get("served") is True]
+    return [_resource(crd, v) for v in sorted(served, key=lambda v: version_order(str(v.get("name"))))]
 
 
 def storage_resource(crd: Obj) -> Resource | None:
     """The resource of the storage version, served or not (to reach every stored object)."""
-    for version in crd["spec"].get("versions") or ():
-        if version.get("storage"):
+    for version in versions(crd):
+        if version.get("storage") is True:
             return _resource(crd, version)
     return None
 
@@ -193,7 +200,7 @@ def _resource(crd: Obj, version: Obj) -> Resource:
         selectable_fields=tuple(
             str(f["jsonPath"]).removeprefix(".")
             for f in version.get("selectableFields") or ()
-            if f.get("jsonPath")
+            if isinstance(f, dict) and f.get("jsonPath")
         ),
         terminating=bool((crd.get("metadata") or {}).get("deletionTimestamp")),
     )

@@ -10,6 +10,11 @@ name (``PluralConflict``, ``SingularConflict``, ``ShortNamesConflict``, ``KindCo
 ``Established`` turns True the first time all names are accepted and never goes back (upstream
 does it in a second controller, after the naming controller has written ``Installing``; here both
 happen in one status write).
+
+A CRD whose group and plural are a built-in resource's (in any version of the API manifest,
+served or not: :func:`overlaps_builtin`) would read and write the built-in's stored objects; its
+plural is never accepted (``NamesAccepted`` False, reason ``OverlappingBuiltInResource``), so it
+is never established nor served, and deleting it deletes no objects.
 """
 
 from __future__ import annotations
@@ -18,9 +23,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from k3py.api.crd.model import ESTABLISHED, NAMES_ACCEPTED, condition
+from k3py.api.resources import builtin_group_resources
 from k3py.api.selectors import go_quote
 
 Obj = dict[str, Any]
+
+
+def overlaps_builtin(crd: Obj) -> bool:
+    """Whether the CRD's ``spec.group`` and ``spec.names.plural`` are a built-in resource's."""
+    spec = crd.get("spec")
+    names = spec.get("names") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or not isinstance(names, dict):
+        return False
+    return (str(spec.get("group") or ""), str(names.get("plural") or "")) in builtin_group_resources()
 
 
 def _used(crds: Iterable[Obj], group: str) -> tuple[set[str], set[str]]:
@@ -77,6 +92,13 @@ def names_and_conditions(crd: Obj, crds: Iterable[Obj]) -> tuple[Obj, Obj, Obj]:
             problem = (reason, message)
         else:
             names[key] = requested.get(key) or ""
+    if overlaps_builtin(crd):
+        names["plural"] = accepted.get("plural") or ""
+        problem = (
+            "OverlappingBuiltInResource",
+            f"{go_quote(str(requested.get('plural')))} is already in use by a built-in resource "
+            f"of {go_quote(str(spec.get('group')))}: its objects would be the built-in's",
+        )
     if requested.get("categories"):
         names["categories"] = list(requested["categories"])
     else:
