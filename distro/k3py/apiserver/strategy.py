@@ -20,6 +20,7 @@ from k3py.api.validation import Cause
 
 Obj = dict[str, Any]
 
+# Keyed by Resource.name: the plural for core, ``plural.group`` otherwise.
 _STATUS_KEPT_ON_CREATE = {"nodes"}  # the kubelet registers a node with its status
 _INITIAL_STATUS: dict[str, Obj] = {
     "pods": {"phase": "Pending"},
@@ -42,9 +43,9 @@ class Strategy:
 
     def prepare_create(self, obj: Obj) -> None:
         meta = obj["metadata"]
-        if self.has_status and self.resource.plural not in _STATUS_KEPT_ON_CREATE:
+        if self.has_status and self.resource.name not in _STATUS_KEPT_ON_CREATE:
             # Created objects start from an empty status, as upstream's strategies reset it.
-            obj["status"] = copy.deepcopy(_INITIAL_STATUS.get(self.resource.plural, {}))
+            obj["status"] = copy.deepcopy(_INITIAL_STATUS.get(self.resource.name, {}))
         if self.tracks_generation:
             meta["generation"] = 1
         else:
@@ -106,7 +107,7 @@ class Strategy:
 
     def grace_period(self, obj: Obj, requested: int | None) -> int:
         """Seconds a deletion waits for; 0 deletes at once (finalizers permitting)."""
-        if self.resource.plural != "pods":
+        if self.resource.name != "pods":  # core pods only, not a custom resource called pods
             return 0
         spec = obj.get("spec") or {}
         if not spec.get("nodeName"):
