@@ -2,11 +2,15 @@
 
 Start-up is sequential and each step fails with a named error: prepare the data
 directory → unpack the runtime payload (a release binary with the embedded agent on; once per
-version) → open the datastore → create or load the PKI → create the system namespaces →
-listen for HTTPS (the Kubernetes API and the health endpoints) → write the admin
-kubeconfig → open the ``ready`` gate. Controllers and the scheduler join as supervised
-tasks. The flow then waits for a stop request (SIGINT/SIGTERM, or a crashed critical task)
-and unwinds in reverse: stop listening, cancel tasks with a bounded grace, close the store.
+version) → open the datastore → create or load the PKI → create the system namespaces, the
+``kubernetes`` Service and the local APIServices → serve the stored CustomResourceDefinitions →
+reconcile the default RBAC policy → follow roles, bindings and pods for the authorizers → set up
+admission, the service-account token issuer and the server token → listen for HTTPS (the
+Kubernetes API and the health endpoints) → write the admin kubeconfig → open the ``ready`` gate.
+The built-in controllers (CRDs, APIService availability, ClusterRole aggregation, CSR approval
+and signing, service accounts, token secrets) run as supervised tasks. The flow then waits
+for a stop request (SIGINT/SIGTERM, or a crashed critical task) and unwinds in reverse: stop
+listening, cancel tasks with a bounded grace, close the store.
 """
 
 from __future__ import annotations
