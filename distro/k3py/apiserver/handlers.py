@@ -8,6 +8,7 @@ Every failure is an ``ApiError`` answered as a ``Status`` by the application's m
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import random
 from collections.abc import Mapping
@@ -108,9 +109,11 @@ def decode_body(raw: bytes, content_type: str) -> Any:
         raise errors.bad_request("the body of the request was empty")
     if mime in ("application/yaml", "application/apply-patch+yaml"):
         try:
-            return yaml.safe_load(raw)
+            return json_of_yaml(yaml.safe_load(raw))
         except yaml.YAMLError as exc:
             raise errors.bad_request(f"error converting YAML to JSON: {str(exc).splitlines()[0]}") from None
+        except (RecursionError, ValueError) as exc:
+            raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
     if mime == PROTOBUF:
         try:
             return protobuf.decode(raw)
@@ -118,10 +121,45 @@ def decode_body(raw: bytes, content_type: str) -> Any:
             raise errors.bad_request(f"the body of the request is not valid protobuf: {exc}") from None
     if mime in ("", "application/json", "*/*") or mime.endswith("+json"):
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
+            value = orjson.loads(raw)
+            orjson.dumps(value)  # what cannot be written back (nesting deeper than orjson's limit) is refused
+            return value
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError) as exc:
             raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
     raise errors.unsupported_media_type(content_type)
+
+
+INT64 = range(-(2**63), 2**63)
+
+
+def json_of_yaml(value: Any, depth: int = 0) -> Any:
+    """YAML's values as JSON has them, as sigs.k8s.io/yaml converts: keys become strings, binary
+    becomes base64, integers beyond int64 become floats; NaN and infinities are refused."""
+    if depth > 200:
+        raise ValueError("the document is nested too deeply")
+    if isinstance(value, dict):
+        return {_yaml_key(k): json_of_yaml(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_of_yaml(v, depth + 1) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if value in INT64 else float(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"unsupported value: {value}")
+        return value
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return orjson.loads(orjson.dumps(value))  # dates and times: RFC 3339 text
+
+
+def _yaml_key(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)
 
 
 def _object_body(value: Any) -> Obj:
