@@ -213,6 +213,11 @@ class ObjectStore:
             raise errors.not_found(res, name)
         return self._decode(res, kv)
 
+    async def find(self, res: Resource, namespace: str, name: str) -> Obj | None:
+        """The object as it is now, or None when there is none (``get`` without the 404)."""
+        kv = await self.backend.get(res.key(namespace, name))
+        return self._decode(res, kv) if kv is not None else None
+
     async def list(self, res: Resource, namespace: str, opts: ListOptions) -> Obj:
         flt = Filter.parse(res, namespace, opts.label_selector, opts.field_selector)
         prefix = res.namespace_prefix(namespace) if res.namespaced else res.storage_prefix()

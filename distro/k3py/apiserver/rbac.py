@@ -243,12 +243,7 @@ class EscalationCheck:
             return found
         resource = self.store.registry.lookup(GROUP, "v1", plural)
         assert resource is not None
-        try:
-            return await self.store.get(resource, namespace if plural == "roles" else "", name)
-        except errors.ApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
+        return await self.store.find(resource, namespace if plural == "roles" else "", name)
 
     async def __call__(
         self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions

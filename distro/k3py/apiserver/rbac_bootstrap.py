@@ -40,12 +40,7 @@ async def ensure_policy(store: ObjectStore) -> None:
         assert resource is not None, "RBAC is a required API"
         meta = wanted["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
-        try:
-            existing: Obj | None = await store.get(resource, namespace, name)
-        except errors.ApiError as exc:
-            if exc.code != 404:
-                raise
-            existing = None
+        existing = await store.find(resource, namespace, name)
         change = reconcile(wanted, existing)
         if change is None:
             continue

@@ -59,15 +59,6 @@ def _lookup(store: ObjectStore, plural: str) -> Resource:
     return resource
 
 
-async def _get(store: ObjectStore, resource: Resource, namespace: str, name: str) -> Obj | None:
-    try:
-        return await store.get(resource, namespace, name)
-    except errors.ApiError as exc:
-        if exc.code == 404:
-            return None
-        raise
-
-
 async def _create(store: ObjectStore, resource: Resource, namespace: str, obj: Obj) -> None:
     try:
         await store.create(resource, namespace, obj, WriteOptions(field_manager=MANAGER))
@@ -198,7 +189,7 @@ class ServiceAccountAdmission:
         for attempt in range(attempts):
             if attempt:
                 await self.pause(random.uniform(0.1, 0.2))
-            found = await _get(self.store, self.accounts, namespace, name)
+            found = await self.store.find(self.accounts, namespace, name)
             if found is not None:
                 return found
         return None
@@ -289,7 +280,7 @@ class LegacyTokenSecrets:
         account_name = (meta.get("annotations") or {}).get(ACCOUNT_NAME_ANNOTATION)
         if not account_name or meta.get("deletionTimestamp") or (secret.get("data") or {}).get("token"):
             return
-        account = await _get(self.store, self.accounts, namespace, account_name)
+        account = await self.store.find(self.accounts, namespace, account_name)
         if account is None:
             return  # upstream removes such a secret eventually; k3py leaves it unfilled
         uid = account["metadata"]["uid"]

@@ -64,12 +64,7 @@ class _Lookup:
         resource = self.store.registry.lookup(group, version, plural)
         if resource is None or not name:
             return None
-        try:
-            return await self.store.get(resource, namespace if resource.namespaced else "", name)
-        except errors.ApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
+        return await self.store.find(resource, namespace if resource.namespaced else "", name)
 
 
 def _uid(obj: Obj | None) -> str:
