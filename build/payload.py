@@ -28,13 +28,14 @@ from build.runner import CommandLog, call
 from build.targets import Target
 from k3py import payload as runtime_payload
 from k3py.images import oci
+from k3py.images.pause import PAUSE_REPOSITORY as PAUSE_REPOSITORY  # the build and the agent share these
+from k3py.images.pause import pause_image as pause_image
 
 FORMAT = 1
 XZ_PRESET = 9 | lzma.PRESET_EXTREME
 EPOCH = 0
 """The time stamped on the payload's files and pause image (not the commit's, so the cache lasts)."""
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
-PAUSE_REPOSITORY = "docker.io/k3py/pause"
 # Libraries every Linux system has: the C library's own files are never carried.
 C_LIBRARY_PACKAGE = "libc6"
 
@@ -293,19 +294,3 @@ def _pause_image(
         "image": written.reference,
         "manifest_digest": written.manifest_digest,
     }
-
-
-def pause_image(catatonit: bytes, *, reference: str, target: Target, created: int) -> oci.Image:
-    """A pause image: catatonit alone, run as ``catatonit -P`` (pause mode).
-
-    The payload's sandbox image and the conformance suite's ``registry.k8s.io/pause`` are both this.
-    """
-    return oci.Image(
-        reference=reference,
-        architecture=target.go_arch,
-        variant=target.oci_variant,
-        files=(oci.File("catatonit", catatonit),),
-        entrypoint=("/catatonit", "-P"),
-        env=(),
-        created=created,
-    )
