@@ -17,7 +17,7 @@ from k3py.cli.main import main, run
 from k3py.cli.parser import SUBCOMMAND_FLAGS, build_parser
 from k3py.util.arch import kube_platform
 
-SUBCOMMANDS = ("server", "agent", "kubectl", "check-config", "token", "version")
+SUBCOMMANDS = ("server", "agent", "kubectl", "check-config", "token", "killall", "version")
 
 
 def subparsers() -> dict[str, argparse.ArgumentParser]:

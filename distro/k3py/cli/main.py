@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from k3py import payload
 from k3py.agent.run import run_agent
-from k3py.cli import check_config, logs, token
+from k3py.cli import check_config, killall, logs, token
 from k3py.cli.errors import UsageError, exit_status
 from k3py.cli.kubectl import run_kubectl
 from k3py.cli.parser import SUBCOMMAND_FLAGS, build_parser, given_flags, version_line
@@ -72,6 +72,10 @@ def _token(args: argparse.Namespace) -> int:
     return token.run(args)
 
 
+def _killall(args: argparse.Namespace) -> int:
+    return killall.run(args)
+
+
 def _version(args: argparse.Namespace) -> int:
     print(version_line())
     return 0
@@ -95,5 +99,6 @@ HANDLERS: dict[str, Handler] = {
     "kubectl": _kubectl,
     "check-config": _check_config,
     "token": _token,
+    "killall": _killall,
     "version": _version,
 }

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from k3py import __version__
-from k3py.cli import token
+from k3py.cli import killall, token
 from k3py.cli.errors import UsageError
 from k3py.config import AGENT_FLAGS, SERVER_FLAGS, Flag, Kind
 from k3py.util.arch import kube_platform
@@ -88,6 +88,7 @@ def build_parser() -> Parser:
     )
 
     token.add_parser(commands)
+    killall.add_parser(commands)
 
     commands.add_parser(
         "version",
