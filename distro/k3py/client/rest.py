@@ -9,22 +9,34 @@ server's ``Status`` (code, reason, message).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 import yaml
 
 Obj = dict[str, Any]
+Body = Obj | list[Any]
+"""A request body: an object, or a list (a JSON patch)."""
 TIMEOUT = aiohttp.ClientTimeout(total=30)
+WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
+"""A watch stays open as long as the server keeps it (``timeoutSeconds``)."""
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
 
 
 class ApiStatusError(Exception):
@@ -131,12 +143,16 @@ class RestClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+            # TLS connections finish closing on the next turns of the loop (aiohttp's advice).
+            await asyncio.sleep(0.25)
 
-    async def raw(self, method: str, path: str, body: Obj | None = None) -> bytes:
+    async def raw(
+        self, method: str, path: str, body: Body | None = None, content_type: str | None = None
+    ) -> bytes:
         """The response body of a request that must succeed."""
         assert self._session is not None, "use `async with`"
         data = orjson.dumps(body) if body is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {"Content-Type": content_type or "application/json"} if body is not None else {}
         try:
             async with self._session.request(
                 method, self.server + path, data=data, headers=headers
@@ -148,8 +164,10 @@ class RestClient:
         except aiohttp.ClientError as exc:
             raise ApiStatusError(0, "ConnectionFailed", f"cannot reach {self.server}: {exc}") from None
 
-    async def request(self, method: str, path: str, body: Obj | None = None) -> Obj:
-        answer = orjson.loads(await self.raw(method, path, body))
+    async def request(
+        self, method: str, path: str, body: Body | None = None, content_type: str | None = None
+    ) -> Obj:
+        answer = orjson.loads(await self.raw(method, path, body, content_type))
         if not isinstance(answer, dict):
             raise ApiStatusError(0, "BadResponse", f"{method} {path}: the answer is not an object")
         return answer
@@ -157,11 +175,72 @@ class RestClient:
     async def get(self, path: str) -> Obj:
         return await self.request("GET", path)
 
+    async def list(
+        self, path: str, *, label_selector: str | None = None, field_selector: str | None = None
+    ) -> Obj:
+        """A collection (``kind: ...List``) at one resource version."""
+        query = _query(labelSelector=label_selector, fieldSelector=field_selector)
+        return await self.request("GET", path + query)
+
     async def create(self, path: str, body: Obj) -> Obj:
         return await self.request("POST", path, body)
 
-    async def delete(self, path: str) -> Obj:
-        return await self.request("DELETE", path)
+    async def update(self, path: str, body: Obj) -> Obj:
+        return await self.request("PUT", path, body)
+
+    async def patch(self, path: str, body: Body, patch_type: str = "merge") -> Obj:
+        return await self.request("PATCH", path, body, PATCH_TYPES[patch_type])
+
+    async def delete(self, path: str, body: Obj | None = None) -> Obj:
+        return await self.request("DELETE", path, body)
+
+    async def watch(
+        self,
+        path: str,
+        resource_version: str,
+        *,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """``(type, object)`` events after ``resource_version`` until the server ends the watch.
+
+        Bookmarks are passed on (their resourceVersion is where to resume). An ``ERROR`` event
+        raises :class:`ApiStatusError` with its Status: 410 means the version is compacted and
+        the caller must list again.
+        """
+        assert self._session is not None, "use `async with`"
+        query = _query(
+            watch="1",
+            resourceVersion=resource_version,
+            allowWatchBookmarks="true",
+            fieldSelector=field_selector,
+            labelSelector=label_selector,
+            timeoutSeconds=str(timeout_seconds) if timeout_seconds is not None else None,
+        )
+        try:
+            async with self._session.get(self.server + path + query, timeout=WATCH_TIMEOUT) as answer:
+                if answer.status >= 400:
+                    raise _status_error(answer.status, await answer.read())
+                async for line in answer.content:
+                    if not line.strip():
+                        continue
+                    event = orjson.loads(line)
+                    kind, obj = event.get("type"), event.get("object")
+                    if not isinstance(obj, dict) or not isinstance(kind, str):
+                        raise ApiStatusError(0, "BadResponse", f"watch {path}: malformed event")
+                    if kind == "ERROR":
+                        raise ApiStatusError(
+                            int(obj.get("code") or 500), str(obj.get("reason") or ""), str(obj.get("message"))
+                        )
+                    yield kind, obj
+        except aiohttp.ClientError as exc:
+            raise ApiStatusError(0, "ConnectionFailed", f"watch {path}: {exc}") from None
+
+
+def _query(**params: str | None) -> str:
+    present = {k: v for k, v in params.items() if v is not None}
+    return "?" + urlencode(present) if present else ""
 
 
 def _status_error(code: int, payload: bytes) -> ApiStatusError:

@@ -1,0 +1,133 @@
+"""A list+watch cache of one resource, as client-go's informers keep it.
+
+``run`` lists the collection, then watches from the list's resourceVersion; a watch that ends
+is resumed from the last version seen (bookmarks included), and one that is too old (410
+Gone) starts over with a fresh list, whose differences from the cache are delivered as
+changes. Handlers are called on the event loop after the cache has changed, with the old
+and the new object (``None`` for a creation or a deletion); they must not block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from k3py.client.rest import ApiStatusError, Obj, RestClient
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Obj | None, Obj | None], None]
+RETRY_MAX = 30.0
+"""Longest pause between attempts when the server cannot be reached."""
+
+
+def key_of(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+class Informer:
+    """``Informer(api, "/api/v1/pods", field_selector="spec.nodeName=n1")``; then ``run()``."""
+
+    def __init__(
+        self,
+        api: RestClient,
+        path: str,
+        *,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+    ) -> None:
+        self.api = api
+        self.path = path
+        self.field_selector = field_selector
+        self.label_selector = label_selector
+        self._objects: dict[tuple[str, str], Obj] = {}
+        self._handlers: list[Handler] = []
+        self._synced = asyncio.Event()
+        self.resource_version = ""
+
+    def add_handler(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    async def synced(self) -> None:
+        """Wait for the first complete list."""
+        await self._synced.wait()
+
+    @property
+    def has_synced(self) -> bool:
+        return self._synced.is_set()
+
+    def get(self, namespace: str, name: str) -> Obj | None:
+        return self._objects.get((namespace, name))
+
+    def items(self) -> list[Obj]:
+        return list(self._objects.values())
+
+    async def run(self) -> None:
+        """Keep the cache current until cancelled."""
+        delay = 0.5
+        while True:
+            try:
+                if not self.resource_version:
+                    await self._relist()
+                await self._watch()
+                delay = 0.5
+            except ApiStatusError as exc:
+                if exc.code == 410:
+                    log.debug("%s: watch expired (%s), listing again", self.path, exc)
+                    self.resource_version = ""
+                    continue
+                log.warning("%s: %s (retrying in %.1fs)", self.path, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+
+    async def _relist(self) -> None:
+        listed = await self.api.list(
+            self.path, field_selector=self.field_selector, label_selector=self.label_selector
+        )
+        fresh = {key_of(item): item for item in listed.get("items") or []}
+        old = self._objects
+        self._objects = fresh
+        self.resource_version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        for key, obj in fresh.items():
+            before = old.get(key)
+            if before is None or _version(before) != _version(obj):
+                self._notify(before, obj)
+        for key, obj in old.items():
+            if key not in fresh:
+                self._notify(obj, None)
+        self._synced.set()
+
+    async def _watch(self) -> None:
+        async for kind, obj in self.api.watch(
+            self.path,
+            self.resource_version,
+            field_selector=self.field_selector,
+            label_selector=self.label_selector,
+            timeout_seconds=300,
+        ):
+            version = _version(obj)
+            if version:
+                self.resource_version = version
+            if kind == "BOOKMARK":
+                continue
+            key = key_of(obj)
+            before = self._objects.get(key)
+            if kind == "DELETED":
+                self._objects.pop(key, None)
+                self._notify(before, None)
+            else:
+                self._objects[key] = obj
+                self._notify(before, obj)
+
+    def _notify(self, old: Obj | None, new: Obj | None) -> None:
+        for handler in self._handlers:
+            try:
+                handler(old, new)
+            except Exception:
+                log.exception("%s: a change handler failed", self.path)
+
+
+def _version(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
