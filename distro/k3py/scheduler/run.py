@@ -1,0 +1,324 @@
+"""The scheduler's loop: watch nodes and pods, place pending pods, bind them, say why not.
+
+Two informers keep nodes and all pods in memory. Pending pods that are ours
+(``spec.schedulerName``), unbound and not terminating go into the :class:`SchedulingQueue`;
+node changes and pod deletions that may free room retry the unschedulable ones. One pod at
+a time is taken from the queue and scheduled against a snapshot built from the caches:
+
+Pods with ``spec.schedulingGates`` wait outside the queue until their gates are removed (upstream's
+SchedulingGates pre-enqueue check; their ``SchedulingGated`` condition is not written).
+
+1. every node is filtered (``plugins.FILTERS``); no feasible node means a ``FailedScheduling``
+   Warning event whose message is upstream's (``0/N nodes are available: ...``), the pod's
+   ``PodScheduled`` condition set to False/Unschedulable, and the pod parked as unschedulable;
+2. feasible nodes are scored and the best wins (ties broken at random, as upstream);
+3. the pod is bound through ``POST .../pods/{name}/binding`` and a ``Scheduled`` Normal
+   event says where. Until the pod informer shows the binding, the pod is *assumed* on its
+   node so the next pods do not count its room as free.
+
+Preemption is not implemented: the message says what upstream's preemption would find, but
+no pod is evicted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from k3py.aio.supervisor import Supervisor
+from k3py.api import objects
+from k3py.client.informer import Informer
+from k3py.client.rest import ApiStatusError, RestClient
+from k3py.scheduler import plugins
+from k3py.scheduler.cycle import Unschedulable, find_node
+from k3py.scheduler.queue import Key, QueuedPod, SchedulingQueue
+from k3py.scheduler.resources import NodeInfo
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+DEFAULT_SCHEDULER = "default-scheduler"
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+@dataclass
+class _LastEvent:
+    name: str
+    reason: str
+    message: str
+    count: int
+
+
+class Scheduler:
+    def __init__(
+        self,
+        api: RestClient,
+        *,
+        name: str = DEFAULT_SCHEDULER,
+        queue: SchedulingQueue | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.api = api
+        self.name = name
+        self.queue = queue if queue is not None else SchedulingQueue()
+        self.nodes = Informer(api, "/api/v1/nodes")
+        self.pods = Informer(api, "/api/v1/pods")
+        self._rng = rng if rng is not None else random.Random()
+        self._assumed: dict[Key, str] = {}
+        self._events: dict[Key, _LastEvent] = {}
+
+    async def run(self) -> None:
+        """Schedule until cancelled; a crash of the loop or an informer ends it."""
+        self.nodes.add_handler(self.on_node_change)
+        self.pods.add_handler(self.on_pod_change)
+        async with Supervisor(f"scheduler-{self.name}") as tasks:
+            tasks.spawn("nodes", self.nodes.run())
+            tasks.spawn("pods", self.pods.run())
+            tasks.spawn("loop", self._loop())
+            raise await tasks.wait_failed()
+
+    async def _loop(self) -> None:
+        await self.nodes.synced()
+        await self.pods.synced()
+        log.info("scheduler %s: caches synced, scheduling", self.name)
+        while True:
+            queued = await self.queue.pop()
+            try:
+                await self.schedule_one(queued)
+            except ApiStatusError as exc:
+                log.warning("scheduling %s/%s: %s", *queued.key, exc)
+                self.queue.failed(queued)
+            except Exception:
+                # One malformed object must not stop scheduling for everyone: back it off.
+                log.exception("scheduling %s/%s failed", *queued.key)
+                self.queue.failed(queued)
+
+    # -- informer events --------------------------------------------------------------------
+
+    def wants(self, pod: Obj) -> bool:
+        """Ours, unbound, not gated, not terminating, not finished."""
+        spec = pod.get("spec") or {}
+        return (
+            (spec.get("schedulerName") or DEFAULT_SCHEDULER) == self.name
+            and not spec.get("nodeName")
+            and not spec.get("schedulingGates")
+            and not (pod.get("metadata") or {}).get("deletionTimestamp")
+            and (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES
+        )
+
+    def on_pod_change(self, old: Obj | None, new: Obj | None) -> None:
+        """Queue what became pending, forget what got bound or went away, and retry the
+        unschedulable when a pod's room is freed. The scheduler's own status writes do not
+        requeue a pod."""
+        if new is None:
+            assert old is not None
+            key = _key(old)
+            self.queue.delete(key)
+            self._assumed.pop(key, None)
+            self._events.pop(key, None)
+            if _assigned(old):
+                self.queue.move_all()  # its room is free
+            return
+        key = _key(new)
+        if self.wants(new):
+            if old is None or _spec_changed(old, new):
+                self.queue.add(key, plugins.priority(new))
+            return
+        self.queue.delete(key)
+        if _assigned(new):
+            self._assumed.pop(key, None)
+            if old is not None and _phase(new) in TERMINAL_PHASES and _phase(old) not in TERMINAL_PHASES:
+                self.queue.move_all()
+
+    def on_node_change(self, old: Obj | None, new: Obj | None) -> None:
+        """A new node, or a change of what scheduling reads (not a heartbeat), retries the
+        unschedulable."""
+        if new is not None and (old is None or _node_changed(old, new)):
+            self.queue.move_all()
+
+    # -- one pod ----------------------------------------------------------------------------
+
+    def snapshot(self) -> list[NodeInfo]:
+        """Every node with the pods assigned (or assumed) to it."""
+        by_node: dict[str, list[Obj]] = {}
+        for pod in self.pods.items():
+            node = (pod.get("spec") or {}).get("nodeName") or self._assumed.get(_key(pod))
+            if node and _phase(pod) not in TERMINAL_PHASES:
+                by_node.setdefault(node, []).append(pod)
+        return [
+            NodeInfo.of(node, by_node.get(_name(node), [])) for node in sorted(self.nodes.items(), key=_name)
+        ]
+
+    async def schedule_one(self, queued: QueuedPod) -> None:
+        pod = self.pods.get(*queued.key)
+        if pod is None or not self.wants(pod) or queued.key in self._assumed:
+            self.queue.done(queued)
+            return
+        nodes = self.snapshot()
+        result = find_node(pod, nodes, self._rng)
+        if isinstance(result, Unschedulable):
+            log.info("pod %s/%s is unschedulable: %s", *queued.key, result.message)
+            await self._unschedulable(pod, result.message)
+            self.queue.unschedulable(queued)
+            return
+        node = result.node
+        try:
+            await self._bind(pod, node)
+        except ApiStatusError as exc:
+            message = f'running Bind plugin "DefaultBinder": {exc}'
+            log.warning("pod %s/%s: %s", *queued.key, message)
+            await self._event(pod, "Warning", "FailedScheduling", message, "Scheduling")
+            if exc.code == 404:
+                self.queue.done(queued)  # the pod is gone
+            else:
+                self.queue.failed(queued)  # retried after backoff, unless the informer shows it bound
+            return
+        self._assumed[queued.key] = node
+        self.queue.done(queued)
+        namespace, name = queued.key
+        log.info("pod %s/%s scheduled to %s", namespace, name, node)
+        await self._event(
+            pod, "Normal", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}", "Binding"
+        )
+
+    async def _bind(self, pod: Obj, node: str) -> None:
+        meta = pod["metadata"]
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        await self.api.create(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding", binding)
+
+    async def _unschedulable(self, pod: Obj, message: str) -> None:
+        await self._event(pod, "Warning", "FailedScheduling", message, "Scheduling")
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        current: Obj = next((c for c in conditions if c.get("type") == "PodScheduled"), {})
+        if (current.get("status"), current.get("reason"), current.get("message")) == (
+            "False",
+            "Unschedulable",
+            message,
+        ):
+            return
+        meta = pod["metadata"]
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastProbeTime": None,
+            "lastTransitionTime": current.get("lastTransitionTime")
+            if current.get("status") == "False"
+            else objects.now(),
+        }
+        try:
+            await self.api.patch(
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                {"status": {"conditions": [condition]}},
+                patch_type="strategic",
+            )
+        except ApiStatusError as exc:
+            log.warning(
+                "pod %s/%s: cannot record PodScheduled=False: %s", meta["namespace"], meta["name"], exc
+            )
+
+    async def _event(self, pod: Obj, kind: str, reason: str, message: str, action: str) -> None:
+        """A core/v1 Event about the pod; a repeat of the last one counts up instead."""
+        meta = pod["metadata"]
+        namespace, key, now = meta["namespace"], _key(pod), objects.now()
+        last = self._events.get(key)
+        if last is not None and (last.reason, last.message) == (reason, message):
+            try:
+                await self.api.patch(
+                    f"/api/v1/namespaces/{namespace}/events/{last.name}",
+                    {"count": last.count + 1, "lastTimestamp": now},
+                )
+                last.count += 1
+                return
+            except ApiStatusError as exc:
+                if exc.code != 404:
+                    log.warning("cannot update event %s/%s: %s", namespace, last.name, exc)
+                    return
+        name = f"{meta['name']}.{time.time_ns():x}"
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "namespace": namespace,
+                "name": meta["name"],
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": {"component": self.name},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "action": action,
+            "reportingComponent": self.name,
+            "reportingInstance": self.name,
+        }
+        try:
+            await self.api.create(f"/api/v1/namespaces/{namespace}/events", event)
+        except ApiStatusError as exc:
+            log.warning("cannot record event %s for %s/%s: %s", reason, namespace, meta["name"], exc)
+            return
+        self._events[key] = _LastEvent(name, reason, message, 1)
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _key(pod: Obj) -> Key:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _assigned(pod: Obj) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName"))
+
+
+def _phase(pod: Obj) -> str:
+    return str((pod.get("status") or {}).get("phase") or "")
+
+
+_IGNORED_META = ("resourceVersion", "generation", "managedFields")
+
+
+def _spec_changed(old: Obj, new: Obj) -> bool:
+    """``isPodUpdated``: a change beyond status and bookkeeping (the scheduler's own status
+    writes must not requeue the pod)."""
+
+    def strip(pod: Obj) -> Obj:
+        meta = {k: v for k, v in (pod.get("metadata") or {}).items() if k not in _IGNORED_META}
+        return {**{k: v for k, v in pod.items() if k != "status"}, "metadata": meta}
+
+    return strip(old) != strip(new)
+
+
+def _node_changed(old: Obj, new: Obj) -> bool:
+    """What scheduling reads from a node: not its heartbeats."""
+
+    def view(node: Obj) -> tuple[Any, ...]:
+        status: Mapping[str, Any] = node.get("status") or {}
+        ready = [c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+        return (
+            (node.get("metadata") or {}).get("labels"),
+            node.get("spec"),
+            status.get("allocatable") or status.get("capacity"),
+            ready,
+            status.get("images"),
+        )
+
+    return view(old) != view(new)
