@@ -17,8 +17,12 @@ from k3py.pki.bundle import DEFAULT_DNS_NAMES
 
 NODE_IP = ipaddress.IPv4Address("192.0.2.10")
 SERVICE_IP = ipaddress.IPv4Address("10.43.0.1")
-KEYS = ("server-ca.key", "client-ca.key", "serving-kube-apiserver.key", "client-admin.key")
-CERTS = ("server-ca.crt", "client-ca.crt", "serving-kube-apiserver.crt", "client-admin.crt")
+KEYS = (
+    "server-ca.key", "client-ca.key", "serving-kube-apiserver.key", "client-admin.key", "client-kube-apiserver.key",
+)  # fmt: skip
+CERTS = (
+    "server-ca.crt", "client-ca.crt", "serving-kube-apiserver.crt", "client-admin.crt", "client-kube-apiserver.crt",
+)  # fmt: skip
 CA_FILES = ("server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key")
 
 
@@ -131,7 +135,11 @@ def test_leaf_certificates_are_renewed_within_90_days_of_expiry(tmp_path: Path) 
     assert make(tmp_path, now=start + timedelta(days=270)).written == ()
 
     later = make(tmp_path, now=start + timedelta(days=280))
-    assert set(later.written) == {first.serving.cert_path, first.admin.cert_path}
+    assert set(later.written) == {
+        first.serving.cert_path,
+        first.admin.cert_path,
+        first.kubelet_client.cert_path,
+    }
     assert later.server_ca == first.server_ca and later.client_ca == first.client_ca
     assert later.serving.key_pem == first.serving.key_pem  # same key, new certificate
     assert leaf(later.serving.cert_pem).not_valid_after_utc > start + timedelta(days=600)

@@ -31,6 +31,7 @@ from k3py.apiserver.authn import (
 from k3py.apiserver.authz import Attributes, Authorizer, forbidden
 from k3py.apiserver.generic import ObjectStore
 from k3py.apiserver.handlers import Api
+from k3py.apiserver.kubelet_proxy.routes import KubeletClient, KubeletProxy
 from k3py.apiserver.request import request_info
 from k3py.apiserver.reviews import Review
 from k3py.apiserver.tokens import TokenRequests
@@ -137,9 +138,16 @@ def build_app(
     security: Security | None = None,
     reviews: Mapping[tuple[str, str], Review] | None = None,
     token_requests: TokenRequests | None = None,
+    kubelet: KubeletClient | None = None,
 ) -> web.Application:
+    """``kubelet``: how to call kubelets; without it pods/log, exec, attach, portforward and
+    the proxies are not served (404)."""
     api = Api(store, store.registry, reviews, token_requests)
     app = web.Application(middlewares=[make_middleware(security)], client_max_size=4 * 1024 * 1024)
     app.add_routes(extra_routes)
+    if kubelet is not None:
+        proxy = KubeletProxy(store, kubelet, security.check if security is not None else None)
+        app.add_routes(proxy.routes())
+        app.on_cleanup.append(lambda _: proxy.close())
     app.add_routes(api.routes())
     return app

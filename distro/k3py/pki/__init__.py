@@ -4,7 +4,8 @@
 (``<data-dir>/server/tls``) and the serving SANs; it creates the CAs on the first run and
 afterwards reuses them, reissuing leaf certificates only when needed (``bundle``). The
 server then listens with :func:`ssl_server_context` and maps a verified client certificate
-to a user with :func:`client_identity` (``tls``), and writes the admin kubeconfig with
+to a user with :func:`client_identity` (``tls``); it calls kubelets as ``system:apiserver``
+with :attr:`Pki.kubelet_client`. It writes the admin kubeconfig with
 :func:`kubeconfig` / :func:`write_kubeconfig` (``kubeconfig``). Key and certificate
 operations live in ``certs``, file handling in ``files``. Every failure is a
 :class:`PkiError` naming the file.

@@ -6,6 +6,8 @@ The files keep K3s's names (K3s writes them to /var/lib/rancher/k3s/server/tls):
     client-ca.crt, client-ca.key                    CA for client certificates
     serving-kube-apiserver.crt, ...key              the API server's certificate, then the server CA
     client-admin.crt, client-admin.key              system:admin in system:masters, then the client CA
+    client-kube-apiserver.crt, ...key               system:apiserver in system:masters, then the
+                                                    client CA: the API server's identity to kubelets
 
 :func:`ensure_pki` first reads and parses every file that exists; one that cannot be read
 or parsed raises :class:`PkiError` before anything is written. It then decides, in memory:
@@ -58,10 +60,14 @@ SERVER_CA = "server-ca"
 CLIENT_CA = "client-ca"
 SERVING = "serving-kube-apiserver"
 ADMIN = "client-admin"
+KUBELET_CLIENT = "client-kube-apiserver"
 
 _USAGE_NAMES = {certs.SERVER_AUTH: "serverAuth", certs.CLIENT_AUTH: "clientAuth"}
 
 ADMIN_SPEC = LeafSpec(common_name="system:admin", organizations=("system:masters",), usage=certs.CLIENT_AUTH)
+KUBELET_CLIENT_SPEC = LeafSpec(
+    common_name="system:apiserver", organizations=("system:masters",), usage=certs.CLIENT_AUTH
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,7 @@ class Pki:
     client_ca: CertKey  # the server verifies client certificates against this
     serving: CertKey  # the API server's chain and key
     admin: CertKey  # system:admin, for the admin kubeconfig
+    kubelet_client: CertKey  # system:apiserver: the API server calling kubelets (logs, exec, proxy)
     written: tuple[Path, ...] = ()  # the files this run wrote; empty when all were reused
 
 
@@ -144,13 +151,15 @@ def ensure_pki(
         raise ValueError("now must be timezone-aware")
     serving_spec = _serving_spec(dns_names, ip_addresses)
     ensure_dir(tls_dir, mode=0o700)
-    found = {name: _Found.read(tls_dir, name) for name in (SERVER_CA, CLIENT_CA, SERVING, ADMIN)}
+    names = (SERVER_CA, CLIENT_CA, SERVING, ADMIN, KUBELET_CLIENT)
+    found = {name: _Found.read(tls_dir, name) for name in names}
 
     plan = _Plan()
-    leaves = found[SERVING].present() + found[ADMIN].present()
+    leaves = found[SERVING].present() + found[ADMIN].present() + found[KUBELET_CLIENT].present()
     server_ca, client_ca = _cas(found[SERVER_CA], found[CLIENT_CA], leaves, now, plan)
     serving = _leaf(found[SERVING], serving_spec, server_ca, now, plan)
     admin = _leaf(found[ADMIN], ADMIN_SPEC, client_ca, now, plan)
+    kubelet_client = _leaf(found[KUBELET_CLIENT], KUBELET_CLIENT_SPEC, client_ca, now, plan)
 
     for path, data, mode in plan.writes:
         write_atomic(path, data, mode)
@@ -160,6 +169,7 @@ def ensure_pki(
         client_ca=client_ca.files,
         serving=serving,
         admin=admin,
+        kubelet_client=kubelet_client,
         written=tuple(path for path, _, _ in plan.writes),
     )
 
