@@ -63,6 +63,12 @@ DEBIAN_PACKAGES = {
     "procps": "ps, pgrep and sysctl, to inspect processes and kernel settings",
     "ca-certificates": "trusted CAs, for HTTPS to package and image registries",
     "docker.io": "dockerd, for the docker build backend (its tests start a private engine)",
+    "containerd": "the container runtime the node agent runs pods in (from source; binaries carry their own)",
+    "runc": "the OCI runtime containerd starts containers with",
+    "containernetworking-plugins": "the CNI plugins of the pod network (bridge, host-local, portmap, loopback)",
+    "catatonit": "the pause process of k3py's sandbox image",
+    "iptables": "masquerading and hostPort rules of the pod network",
+    "busybox-static": "the busybox image that tests and examples run as pods",
 }
 
 DEBIAN_PACKAGES.update(build_host.BUILD_PACKAGES)

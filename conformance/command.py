@@ -29,13 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITES = ("native", "cncf")
 CONFORMANCE_DOC = ROOT / "docs" / "conformance.md"
 BLOCKERS = [
-    "No node runs pods yet: the node agent (kubelet driving containerd through CRI, issue 8) is not "
-    "implemented, so an agent joins (it obtains its node certificates) and then stops, and the cluster has "
-    "none of the two schedulable, Ready nodes the suite requires before any test starts.",
-    "No workload controllers and no scheduler yet (issue 9): Deployments, ReplicaSets, StatefulSets, "
-    "DaemonSets, Jobs and CronJobs never create pods, and pods are never bound to nodes.",
-    "No pod network, service proxy or cluster DNS yet (with the agent): the network and DNS tests "
-    "cannot reach anything.",
+    "No workload controllers yet (issue 9): Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs and "
+    "CronJobs never create pods; namespaces are deleted synchronously and no garbage collector follows "
+    "ownerReferences.",
+    "No service proxy and no cluster DNS yet: Services have cluster IPs that nothing routes, and pods' "
+    "resolv.conf names a DNS server that does not answer.",
 ]
 
 

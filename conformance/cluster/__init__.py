@@ -54,6 +54,8 @@ class ClusterSpec:
     keep: bool = False
     airgap_images: tuple[Path, ...] = ()
     """Image archives every node imports at start (its ``<data-dir>/agent/images/``, as K3s)."""
+    agent_args: tuple[str, ...] = ()
+    """Extra flags for every ``k3py agent``."""
 
 
 @dataclass
@@ -166,12 +168,13 @@ class EphemeralCluster:
             "--data-dir", str(node.data_dir),
             "--node-ip", str(node.net.address),
             "--node-name", node.name,
+            *self.spec.agent_args,
         ]  # fmt: skip
 
     def _launch(self, node: Node, command: list[str]) -> None:
         with node.log_path.open("wb") as out:
             node.process = subprocess.Popen(
-                ["ip", "netns", "exec", node.net.namespace, *command],
+                [*_in_netns(node), *command],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -241,9 +244,14 @@ class EphemeralCluster:
     # -- stop ----------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop every process (agents first), then remove the network; never raises."""
+        """Stop every process (agents first), kill the pods they leave, then remove the network.
+
+        A node's containers outlive its k3py process (as with K3s), so each node's
+        ``k3py killall`` runs in its namespace before the data directory goes. Never raises.
+        """
         for node in reversed(self.nodes):
             _stop(node)
+            self._killall(node)
             shutil.rmtree(node.data_dir, ignore_errors=True)  # databases and keys; the logs stay
         problems = self.network.destroy()
         try:
@@ -253,6 +261,20 @@ class EphemeralCluster:
         for problem in [*problems, *left]:
             log.error("teardown of cluster %s: %s", self.run_id, problem)
 
+    def _killall(self, node: Node) -> None:
+        command = [
+            *_in_netns(node),
+            *self._k3py(), "killall", "--data-dir", str(node.data_dir), "--node-name", node.name,
+        ]  # fmt: skip
+        try:
+            with node.log_path.open("ab") as out:
+                done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.error("killall of %s failed: %s", node.name, exc)
+            return
+        if done.returncode != 0:
+            log.error("killall of %s exited %d (see %s)", node.name, done.returncode, node.log_path)
+
     def how_to_reach(self) -> str:
         pids = " ".join(str(n.process.pid) for n in self.nodes if n.process is not None)
         namespaces = " ".join(n.net.namespace for n in self.nodes)
@@ -261,6 +283,12 @@ class EphemeralCluster:
             f"  destroy: kill -- {' '.join('-' + p for p in pids.split())}; "
             f"for ns in {namespaces}; do ip netns delete $ns; done; ip link delete {self.network.bridge}"
         )
+
+
+def _in_netns(node: Node) -> list[str]:
+    """Enter only the node's network namespace: ``ip netns exec`` would also give the node a
+    private mount namespace with a fresh /sys and no cgroup mounts, where runc cannot work."""
+    return ["nsenter", f"--net=/run/netns/{node.net.namespace}", "--"]
 
 
 def _ready(obj: dict[str, Any]) -> bool:

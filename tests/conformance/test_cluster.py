@@ -43,12 +43,13 @@ def test_a_server_only_cluster_is_reachable_and_leaves_nothing(tmp_path: Path) -
 
 
 def test_a_node_that_cannot_start_fails_the_cluster_cleanly(tmp_path: Path) -> None:
-    spec = ClusterSpec(tmp_path, agents=1, ready_timeout=60)
+    no_runtime = ("--container-runtime-endpoint", str(tmp_path / "no-runtime.sock"))
+    spec = ClusterSpec(tmp_path, agents=1, ready_timeout=60, agent_args=no_runtime)
     cluster = EphemeralCluster(spec)
     with pytest.raises(ClusterError) as caught, cluster:
         pass
     assert "agent agent-1 exited" in str(caught.value)
-    assert "not implemented yet" in str(caught.value)  # the agent joins, then cannot run pods
+    assert "is not answering" in str(caught.value)  # the agent joins, then finds no runtime
     assert leftovers(cluster.run_id) == []
     assert not any(n.process is not None and n.process.poll() is None for n in cluster.nodes)
 

@@ -30,6 +30,8 @@ def agent(cluster: Cluster, token: str, data_dir: Path, name: str = "pi") -> sub
     return k3py(
         "agent", "--config", "/dev/null", "--server", cluster.url, "--token", token,
         "--data-dir", str(data_dir), "--node-name", name, "--node-ip", "127.0.0.2",
+        # No runtime answers there: the agent joins, then stops with a clear error (no pods here).
+        "--container-runtime-endpoint", str(data_dir / "no-runtime.sock"),
     )  # fmt: skip
 
 
@@ -115,9 +117,9 @@ def test_an_agent_joins_with_a_bootstrap_token_and_gets_its_node_identity(
     token = k3py("token", *kc, "create", "--ttl", "10m").stdout.strip()
     data_dir = tmp_path / "agent-data"
     joined = agent(cluster, token, data_dir, name="pi")
-    assert joined.returncode == 1, joined.stderr  # joined; running pods is not implemented yet
+    assert joined.returncode == 1, joined.stderr  # joined; then no container runtime answered
     assert "joined " in joined.stderr and "as system:node:pi" in joined.stderr
-    assert "not implemented yet" in joined.stderr
+    assert "container runtime at" in joined.stderr and "is not answering" in joined.stderr
     agent_dir = data_dir / "agent"
     assert (agent_dir / "client-kubelet.key").stat().st_mode & 0o077 == 0
     whoami = cluster.kubectl(

@@ -1,5 +1,5 @@
-"""The node agent: kubelet, containerd supervision, network, service proxy, cluster DNS.
+"""The node agent: containerd, the kubelet (pod workers, volumes, probes, its HTTPS API) and the pod network.
 
-Only its entry point exists so far (``run``): ``k3py agent`` validates its settings and
-then reports that joining a server is not implemented yet.
+``run`` holds the two entry points: ``k3py agent`` (join a server, then run the node) and
+``run_node``, which the server also uses for its embedded agent.
 """

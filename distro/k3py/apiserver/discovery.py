@@ -12,13 +12,12 @@ import platform
 from dataclasses import dataclass
 from typing import Any
 
-from k3py import __version__
+from k3py import KUBERNETES_VERSION, __version__
 from k3py.api.resources import Registry, Resource
 from k3py.util.arch import kube_platform
 
 Obj = dict[str, Any]
 
-KUBERNETES_VERSION = "1.37.0"
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
 

@@ -8,6 +8,8 @@ that is the store's mod_revision and is set when an object is read.
 
 from __future__ import annotations
 
+import asyncio
+
 import base64
 import binascii
 import builtins
@@ -196,6 +198,16 @@ class ObjectStore:
             if service_cidr is not None and services is not None
             else None
         )
+        self.watch_handlers: set[asyncio.Task[Any]] = set()
+        """The HTTP handlers streaming watches, ended by :meth:`end_watches` when the server stops."""
+
+    async def end_watches(self) -> None:
+        """End every open watch (its client sees the stream close and would reconnect)."""
+        handlers = list(self.watch_handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers, timeout=5)
 
     # -- reads -------------------------------------------------------------------------------
 

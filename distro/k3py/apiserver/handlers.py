@@ -523,6 +523,9 @@ class Api:
                 out = _partial(obj)
             await response.write(orjson.dumps({"type": kind, "object": out}) + b"\n")
 
+        handler = asyncio.current_task()
+        if handler is not None:
+            self.store.watch_handlers.add(handler)
         try:
             async with asyncio.timeout(timeout):
                 iterator = aiter(events)
@@ -556,6 +559,8 @@ class Api:
         except ConnectionError:
             return response
         finally:
+            if handler is not None:
+                self.store.watch_handlers.discard(handler)
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
         with contextlib.suppress(ConnectionError):

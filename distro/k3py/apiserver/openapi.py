@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 
+from k3py import KUBERNETES_VERSION
 from k3py.api.resources import Registry, Resource
 from k3py.api.schema import Schemas
 from k3py.apiserver import openapi_crd
-from k3py.apiserver.discovery import KUBERNETES_VERSION, SUBRESOURCES
+from k3py.apiserver.discovery import SUBRESOURCES
 
 Obj = dict[str, Any]
 

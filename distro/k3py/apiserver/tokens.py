@@ -360,8 +360,13 @@ CACERTS_PATH = "/cacerts"
 served to anyone, before authentication, since a node cannot yet trust the server."""
 
 
-def cacerts_route(ca_bundle: bytes) -> web.RouteDef:
+CLIENT_CA_PATH = "/v1-k3py/client-ca.crt"
+"""The CA that signs client certificates: kubelets check the API server's calls against it.
+Public like ``/cacerts``: a CA certificate is no secret."""
+
+
+def cacerts_route(ca_bundle: bytes, path: str = CACERTS_PATH) -> web.RouteDef:
     async def cacerts(request: web.Request) -> web.Response:
         return web.Response(body=ca_bundle, content_type="text/plain")
 
-    return web.get(CACERTS_PATH, cacerts)
+    return web.get(path, cacerts)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from k3py.agent.run import AgentNotImplemented, JoinError
+from k3py.agent.airgap import AirgapError
+from k3py.agent.containerd import ContainerdError
+from k3py.agent.network import NetworkError
+from k3py.agent.run import AgentError, JoinError
 from k3py.aio import TaskCrashed
 from k3py.config import ConfigError
 from k3py.payload import PayloadError
@@ -40,8 +43,11 @@ class ExitStatus:
 
 
 _RUNTIME_ERRORS: tuple[type[Exception], ...] = (
-    AgentNotImplemented,
+    AgentError,
+    AirgapError,
+    ContainerdError,
     JoinError,
+    NetworkError,
     PayloadError,
     ProcessError,
     ServerError,

@@ -108,6 +108,20 @@ NODE_IP = Flag(
     parse=values.ip_address,
     help="IP address that this node advertises to the cluster.",
 )
+NODE_LABEL = Flag(
+    name="node-label",
+    kind=Kind.LIST,
+    metavar="KEY=VALUE",
+    parse=values.list_of(values.node_label),
+    default=(),
+    help="Label to register this node with (repeatable, or comma-separated).",
+)
+CONTAINER_RUNTIME_ENDPOINT = Flag(
+    name="container-runtime-endpoint",
+    metavar="SOCKET",
+    parse=values.path,
+    help="Use the CRI runtime at this unix socket instead of starting containerd.",
+)
 
 SERVER_FLAGS: tuple[Flag, ...] = (
     CONFIG,
@@ -230,6 +244,8 @@ SERVER_FLAGS: tuple[Flag, ...] = (
     ),
     NODE_NAME,
     NODE_IP,
+    NODE_LABEL,
+    CONTAINER_RUNTIME_ENDPOINT,
 )
 
 AGENT_FLAGS: tuple[Flag, ...] = (
@@ -248,6 +264,8 @@ AGENT_FLAGS: tuple[Flag, ...] = (
     DATA_DIR,
     NODE_NAME,
     NODE_IP,
+    NODE_LABEL,
+    CONTAINER_RUNTIME_ENDPOINT,
 )
 
 

@@ -57,6 +57,13 @@ class ServerConfig:
     disable_agent: bool
     node_name: str
     node_ip: IPAddress | None
+    node_label: tuple[tuple[str, str], ...] = ()
+    container_runtime_endpoint: Path | None = None
+
+    @property
+    def agent_dir(self) -> Path:
+        """``<data-dir>/agent``: the embedded agent's state (images, pod volumes, credentials)."""
+        return self.data_dir / "agent"
 
     @property
     def server_dir(self) -> Path:
@@ -83,6 +90,8 @@ class AgentConfig:
     data_dir: Path
     node_name: str
     node_ip: IPAddress | None
+    node_label: tuple[tuple[str, str], ...] = ()
+    container_runtime_endpoint: Path | None = None
 
     @property
     def agent_dir(self) -> Path:

@@ -134,6 +134,21 @@ def subject_alt_name(raw: object) -> str:
     return value.lower()
 
 
+_LABEL_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def node_label(raw: object) -> tuple[str, str]:
+    """``key=value`` (value may be empty), with Kubernetes label syntax."""
+    value = _scalar(raw)
+    key, sep, label = value.partition("=")
+    if not sep or not _LABEL_NAME.match(key) or not _LABEL_VALUE.match(label):
+        raise ValueError(f"{_show(raw)} is not a label: expected key=value with Kubernetes label syntax")
+    return key, label
+
+
 def disable_item(raw: object) -> str:
     value = _scalar(raw)
     if value not in DISABLEABLE:

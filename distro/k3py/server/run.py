@@ -27,6 +27,8 @@ from aiohttp import web
 from cryptography import x509
 
 from k3py import __version__, payload
+from k3py.agent.node import default_labels
+from k3py.agent.run import NodePlan, node_ip, run_node
 from k3py.aio import Gate, StopRequest, Supervisor, stop_on_signals
 from k3py.api import resources
 from k3py.api.manifest import Manifest
@@ -37,11 +39,14 @@ from k3py.apiserver.apiservices import keep_available, register_local
 from k3py.apiserver.app import Security, build_app
 from k3py.apiserver.authn import User
 from k3py.apiserver.authz import Chain, privileged_groups
+from k3py.apiserver.binding import binding_routes
 from k3py.apiserver.bootstrap import bootstrap
 from k3py.apiserver.certificates import CsrAdmission, CsrApprover, CsrSigner
 from k3py.apiserver.crds import install_custom_resources, run_crd_controller
 from k3py.apiserver.generic import ObjectStore
+from k3py.apiserver.kubelet_proxy.routes import KubeletClient
 from k3py.apiserver.node_authz import NodeAuthorizer, NodeRestriction
+from k3py.apiserver.nodeipam import NodeIpam
 from k3py.apiserver.rbac import EscalationCheck
 from k3py.apiserver.rbac import follow as follow_rbac
 from k3py.apiserver.rbac_bootstrap import aggregate_forever, ensure_policy
@@ -49,6 +54,7 @@ from k3py.apiserver.reviews import Reviews
 from k3py.apiserver.serviceaccounts import LegacyTokenSecrets, NamespaceDefaults, ServiceAccountAdmission
 from k3py.apiserver.tokens import (
     CACERTS_PATH,
+    CLIENT_CA_PATH,
     BootstrapTokens,
     ServerToken,
     ServiceAccountTokens,
@@ -56,6 +62,7 @@ from k3py.apiserver.tokens import (
     cacerts_route,
     discovery_routes,
 )
+from k3py.client.rest import Credentials, RestClient
 from k3py.config import ConfigError, ServerConfig
 from k3py.pki import (
     Pki,
@@ -71,7 +78,9 @@ from k3py.pki import (
     write_kubeconfig,
 )
 from k3py.pki.serviceaccount import JWKS_PATH
+from k3py.scheduler import Scheduler
 from k3py.server.datastore import StoreHandle, open_datastore, prepare_data_dir
+from k3py.server.embedded import client_pair, label_control_plane, node_credentials
 from k3py.server.errors import ServerError
 from k3py.server.health import PING, HealthCheck, health_routes
 from k3py.server.listener import Listener
@@ -151,10 +160,15 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         tasks.spawn("csr-signer", CsrSigner(objects, pki).run())
         tasks.spawn("serviceaccount-defaults", NamespaceDefaults(objects, ca_pem).run())
         tasks.spawn("serviceaccount-token-secrets", LegacyTokenSecrets(objects, issuer, ca_pem).run())
+        tasks.spawn("node-ipam", NodeIpam(objects, config.cluster_cidr).run())
         server_token = await asyncio.to_thread(_server_token, config, pki)
         tokens = (ServiceAccountTokens(issuer, objects), BootstrapTokens(objects), ServerToken(server_token))
         security = Security(
-            _identify, authorize, tokens, issuer.api_audiences, public_paths=frozenset({CACERTS_PATH})
+            _identify,
+            authorize,
+            tokens,
+            issuer.api_audiences,
+            public_paths=frozenset({CACERTS_PATH, CLIENT_CA_PATH}),
         )
         reviews = Reviews(authorize, rbac, tokens, issuer.api_audiences)
         app = build_app(
@@ -163,10 +177,13 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
                 *health_routes(checks),
                 *discovery_routes(issuer, f"{config.listen_url}{JWKS_PATH}"),
                 cacerts_route(pki.server_ca.cert_pem),
+                cacerts_route(pki.client_ca.cert_pem, CLIENT_CA_PATH),
+                *binding_routes(objects),
             ],
             security=security,
             reviews=reviews.handlers(),
             token_requests=TokenRequests(issuer, objects),
+            kubelet=KubeletClient.of(pki),
         )
         listener = Listener(
             config.bind_address,
@@ -177,7 +194,16 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         )
         await listener.start()
         cleanup.push_async_callback(listener.stop)
+        cleanup.push_async_callback(objects.end_watches)  # open watches would hold the listener's stop
         await asyncio.to_thread(_write_admin_kubeconfig, config, pki)
+        url = _local_url(config)
+        scheduler_cert, scheduler_key = await asyncio.to_thread(client_pair, pki, "system:kube-scheduler", ())
+        scheduler_api = RestClient(url, Credentials(pki.server_ca.cert_pem, scheduler_cert, scheduler_key))
+        await cleanup.enter_async_context(scheduler_api)
+        scheduler = tasks.spawn("scheduler", Scheduler(scheduler_api).run())
+        cleanup.push_async_callback(_cancel, scheduler)  # its watches end before the listener stops
+        if not config.disable_agent:
+            await _start_agent(config, pki, url, objects, tasks, cleanup)
 
         _log_missing_components(config)
         ready.open()
@@ -248,12 +274,53 @@ async def _close_store(store: StoreHandle) -> None:
     log.info("Datastore closed")
 
 
+async def _start_agent(
+    config: ServerConfig, pki: Pki, url: str, objects: ObjectStore, tasks: Supervisor, cleanup: AsyncExitStack
+) -> None:
+    """Run this host's node (the embedded agent) beside the control plane, as K3s does.
+
+    It stops before the API server does (its cleanup is registered after the listener's),
+    leaving its pods' containers running as a separate ``k3py agent`` would.
+    """
+    ip = node_ip(config.node_ip or config.advertise_address)
+    credentials = await asyncio.to_thread(node_credentials, pki, url, config.node_name, ip)
+    plan = NodePlan(
+        name=config.node_name,
+        ip=ip,
+        data_dir=config.data_dir,
+        labels=default_labels(config.node_name) | dict(config.node_label),
+        cluster_cidr=config.cluster_cidr,
+        cluster_dns=str(config.cluster_dns),
+        runtime_endpoint=config.container_runtime_endpoint,
+    )
+    agent_stop = StopRequest()
+    agent = tasks.spawn("agent", run_node(plan, credentials, agent_stop))
+    tasks.spawn("control-plane-labels", label_control_plane(objects, config.node_name), critical=False)
+
+    async def stop_agent() -> None:
+        agent_stop.set()
+        await asyncio.wait([agent], timeout=SHUTDOWN_GRACE * 3)
+
+    cleanup.push_async_callback(stop_agent)
+
+
+async def _cancel(task: asyncio.Task[object]) -> None:
+    task.cancel()
+    await asyncio.wait([task], timeout=SHUTDOWN_GRACE)
+
+
+def _local_url(config: ServerConfig) -> str:
+    """Where this process reaches its own API server (as the admin kubeconfig does)."""
+    host = "127.0.0.1" if config.bind_address.is_unspecified else str(config.bind_address)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{config.https_listen_port}"
+
+
 def _log_missing_components(config: ServerConfig) -> None:
     """Say plainly what this version does not do yet, instead of pretending."""
     if config.disable_agent:
         log.info("Embedded agent disabled (--disable-agent)")
-    else:
-        log.warning("The embedded agent is not implemented yet: this node runs no pods")
     if config.disable:
         log.debug("Disabled components: %s", ", ".join(sorted(config.disable)))
 
@@ -315,11 +382,8 @@ def _service_account_key(config: ServerConfig) -> ServiceAccountKey:
 
 
 def _write_admin_kubeconfig(config: ServerConfig, pki: Pki) -> None:
-    host = "127.0.0.1" if config.bind_address.is_unspecified else str(config.bind_address)
-    if ":" in host:
-        host = f"[{host}]"
     text = kubeconfig(
-        f"https://{host}:{config.https_listen_port}",
+        _local_url(config),
         pki.server_ca.cert_pem,
         pki.admin.cert_pem,
         pki.admin.key_pem,

@@ -1,0 +1,502 @@
+"""The kubelet: this node's pods, from the API server's view to the runtime and back.
+
+It follows the pods bound to the node (a watch with ``spec.nodeName=<node>``) and gives each
+its :class:`~k3py.agent.worker.PodWorker`. A relist of the runtime every second wakes the
+worker of any pod whose containers changed state (containerd 1.6 has no event stream for
+CRI). At start it adopts what an earlier run left: sandboxes and containers carry the pod's
+UID and the container's name and restart count as labels, so a restarted agent continues
+them instead of starting duplicates, and removes those whose pod no longer exists.
+
+It also answers the kubelet API's questions (:class:`k3py.agent.kubelet_api.KubeletBackend`):
+which pods run here, where a container's log files are, and the node's stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from k3py.agent import cri_config
+from k3py.agent.cri import CriError, Runtime
+from k3py.agent.cri_config import Mount, NodeSettings
+from k3py.agent.events import Recorder
+from k3py.agent.kubelet_api import ContainerLocation
+from k3py.agent.volumes import teardown_pod_dir
+from k3py.agent.worker import EXITED, RUNNING, Instance, PodWorker
+from k3py.client.informer import Informer
+from k3py.client.rest import ApiStatusError, RestClient
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+RELIST = 1.0
+MESSAGE_LIMIT = 4096
+FALLBACK_LINES = 80
+FALLBACK_BYTES = 2048
+
+
+class Kubelet:
+    def __init__(
+        self,
+        *,
+        api: RestClient,
+        runtime: Runtime,
+        node: NodeSettings,
+        node_ip: str,
+        agent_dir: Path,
+        allocatable: Mapping[str, str],
+    ) -> None:
+        self.api = api
+        self.runtime = runtime
+        self.node_settings = node
+        self.node_name = node.node_name
+        self.node_ip = node_ip
+        self.agent_dir = agent_dir
+        self.allocatable = dict(allocatable)
+        self.events = Recorder(api, node.node_name)
+        self.pods_informer = Informer(api, "/api/v1/pods", field_selector=f"spec.nodeName={node.node_name}")
+        self.services_informer = Informer(api, "/api/v1/services")
+        self.workers: dict[str, PodWorker] = {}
+        self.pull_backoff: dict[str, tuple[float, float]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._states: dict[str, int] = {}
+        self._adopted = False
+
+    # ------------------------------------------------------------------ paths
+    def pod_dir(self, uid: str) -> Path:
+        return self.agent_dir / "kubelet" / "pods" / uid
+
+    def log_dir(self, pod: Obj) -> Path:
+        meta = pod["metadata"]
+        return self.agent_dir / "logs" / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+
+    def termination_log(self, pod: Obj, container: str, restart: int) -> Path:
+        path = self.pod_dir(pod["metadata"]["uid"]) / "containers" / container / str(restart)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+        path.chmod(0o666)
+        return path
+
+    def remove_pod_dir(self, uid: str) -> None:
+        teardown_pod_dir(self.pod_dir(uid))
+
+    # ------------------------------------------------------------------ lifecycle
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self) -> None:
+        """Follow pods and the runtime until cancelled (pods keep running when it is)."""
+        self.pods_informer.add_handler(self._pod_changed)
+        informers = [
+            asyncio.create_task(self.pods_informer.run(), name="pods-informer"),
+            asyncio.create_task(self.services_informer.run(), name="services-informer"),
+        ]
+        try:
+            await self.pods_informer.synced()
+            await self.adopt()
+            await self.relist_forever()
+        finally:
+            for task in informers:
+                task.cancel()
+            for worker in self.workers.values():
+                if worker.task is not None:
+                    worker.task.cancel()
+                for record in worker.records.values():
+                    for prober in record.probers:
+                        prober.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            await self.events.close()
+
+    def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
+        if not self._adopted:
+            return
+        obj = new or old
+        assert obj is not None
+        uid = obj["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is None:
+            if new is None:
+                return
+            if (new.get("status") or {}).get("phase") in ("Succeeded", "Failed") and not new["metadata"].get(
+                "deletionTimestamp"
+            ):
+                # Finished before this agent saw it: nothing to run; still clean up on delete.
+                pass
+            self._start_worker(new)
+            return
+        worker.update(new)
+
+    def _start_worker(
+        self, pod: Obj, adopt: tuple[str | None, dict[str, Instance]] | None = None
+    ) -> PodWorker:
+        uid = pod["metadata"]["uid"]
+        worker = PodWorker(self, uid, pod)
+        if adopt is not None:
+            sandbox_id, instances = adopt
+            worker.sandbox_id = sandbox_id
+            for name, instance in instances.items():
+                init = any(c.get("name") == name for c in (pod.get("spec") or {}).get("initContainers") or [])
+                record = worker.record({"name": name}, init)
+                record.current = instance
+                record.restart_count = instance.attempt
+            if (pod.get("status") or {}).get("startTime"):
+                worker.start_time = pod["status"]["startTime"]
+            worker.last_status = None
+        self.workers[uid] = worker
+        worker.task = asyncio.get_running_loop().create_task(self._work(worker), name=f"pod-{uid[:8]}")
+        return worker
+
+    async def _work(self, worker: PodWorker) -> None:
+        try:
+            await worker.run()
+        finally:
+            if self.workers.get(worker.uid) is worker and worker.terminated:
+                del self.workers[worker.uid]
+
+    async def adopt(self) -> None:
+        """Continue the sandboxes and containers an earlier run left; remove those of vanished pods."""
+        sandboxes = await self.runtime.list_pod_sandbox()
+        containers = await self.runtime.list_containers()
+        pods = {p["metadata"]["uid"]: p for p in self.pods_informer.items()}
+        by_uid: dict[str, list[Obj]] = {}
+        for sandbox in sandboxes:
+            uid = (sandbox.get("labels") or {}).get(cri_config.POD_UID)
+            if uid:
+                by_uid.setdefault(uid, []).append(sandbox)
+        for uid, found in by_uid.items():
+            pod = pods.get(uid)
+            if pod is None or (pod["metadata"].get("deletionTimestamp") is not None and False):
+                await self._remove_orphan(uid, found, containers)
+                continue
+            ready = [s for s in found if s.get("state") == 0]
+            newest = max(ready or found, key=lambda s: (s.get("metadata") or {}).get("attempt", 0))
+            instances: dict[str, Instance] = {}
+            for container in containers:
+                if container.get("pod_sandbox_id") != newest["id"]:
+                    continue
+                labels = container.get("labels") or {}
+                annotations = container.get("annotations") or {}
+                name = labels.get(cri_config.CONTAINER_NAME)
+                if not name:
+                    continue
+                attempt = int(annotations.get(cri_config.RESTART_COUNT) or 0)
+                if name not in instances or instances[name].attempt < attempt:
+                    instances[name] = Instance(container["id"], attempt)
+            for stale in found:
+                if stale is not newest:
+                    await self._remove_sandbox(stale["id"], containers)
+            log.info(
+                "Adopting pod %s/%s (%d containers)",
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                len(instances),
+            )
+            self._start_worker(pod, (newest["id"], instances))
+        self._adopted = True
+        for pod in self.pods_informer.items():
+            if pod["metadata"]["uid"] not in self.workers:
+                self._start_worker(pod)
+        # Pod directories of pods that are gone.
+        root = self.agent_dir / "kubelet" / "pods"
+        if root.is_dir():
+            for entry in root.iterdir():
+                if entry.name not in pods:
+                    await asyncio.to_thread(teardown_pod_dir, entry)
+
+    async def _remove_orphan(self, uid: str, sandboxes: list[Obj], containers: list[Obj]) -> None:
+        log.info("Removing the sandboxes of pod %s, which no longer exists", uid)
+        for sandbox in sandboxes:
+            await self._remove_sandbox(sandbox["id"], containers)
+        await asyncio.to_thread(self.remove_pod_dir, uid)
+
+    async def _remove_sandbox(self, sandbox_id: str, containers: list[Obj]) -> None:
+        for container in containers:
+            if container.get("pod_sandbox_id") == sandbox_id:
+                try:
+                    await self.runtime.stop_container(container["id"], 0)
+                    await self.runtime.remove_container(container["id"])
+                except CriError as exc:
+                    log.warning("cannot remove container %s: %s", container["id"][:12], exc.message)
+        try:
+            await self.runtime.stop_pod_sandbox(sandbox_id)
+            await self.runtime.remove_pod_sandbox(sandbox_id)
+        except CriError as exc:
+            log.warning("cannot remove sandbox %s: %s", sandbox_id[:12], exc.message)
+
+    async def relist_forever(self) -> None:
+        """Wake the worker of every pod whose containers changed state since the last look."""
+        while True:
+            try:
+                containers = await self.runtime.list_containers()
+            except CriError as exc:
+                log.info("runtime relist failed: %s", exc.message)
+                await asyncio.sleep(RELIST * 2)
+                continue
+            states = {}
+            for container in containers:
+                states[container["id"]] = container.get("state", 0)
+                if self._states.get(container["id"]) != states[container["id"]]:
+                    uid = (container.get("labels") or {}).get(cri_config.POD_UID)
+                    worker = self.workers.get(uid or "")
+                    if worker is not None:
+                        worker.wake.set()
+            for gone in set(self._states) - set(states):
+                for worker in self.workers.values():
+                    if any(r.current and r.current.id == gone for r in worker.records.values()):
+                        worker.wake.set()
+            self._states = states
+            await asyncio.sleep(RELIST)
+
+    # ------------------------------------------------------------------ what workers ask
+    def services(self) -> list[Obj]:
+        return self.services_informer.items()
+
+    async def fetch(self, namespace: str, kind: str, name: str) -> Obj | None:
+        plural = {"ConfigMap": "configmaps", "Secret": "secrets"}[kind]
+        try:
+            return await self.api.get(f"/api/v1/namespaces/{namespace}/{plural}/{name}")
+        except ApiStatusError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    async def env_sources(self, pod: Obj, container: Obj) -> Callable[[str, str], Obj | None]:
+        """A lookup over the config maps and secrets ``container``'s environment names."""
+        wanted: set[tuple[str, str]] = set()
+        for source in container.get("envFrom") or []:
+            if ref := source.get("configMapRef"):
+                wanted.add(("ConfigMap", ref.get("name", "")))
+            if ref := source.get("secretRef"):
+                wanted.add(("Secret", ref.get("name", "")))
+        for item in container.get("env") or []:
+            source = item.get("valueFrom") or {}
+            if ref := source.get("configMapKeyRef"):
+                wanted.add(("ConfigMap", ref.get("name", "")))
+            if ref := source.get("secretKeyRef"):
+                wanted.add(("Secret", ref.get("name", "")))
+        namespace = pod["metadata"]["namespace"]
+        found: dict[tuple[str, str], Obj | None] = {}
+        for kind, name in wanted:
+            found[(kind, name)] = await self.fetch(namespace, kind, name)
+
+        def lookup(kind: str, name: str) -> Obj | None:
+            return found.get((kind, name))
+
+        lookup.namespace = namespace  # type: ignore[attr-defined]
+        return lookup
+
+    async def service_account_token(
+        self, pod: Obj, account: str, audience: str, seconds: int
+    ) -> tuple[str, float]:
+        meta = pod["metadata"]
+        spec: Obj = {
+            "expirationSeconds": seconds,
+            "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta["uid"]},
+        }
+        if audience:
+            spec["audiences"] = [audience]
+        answer = await self.api.create(
+            f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+        )
+        status = answer.get("status") or {}
+        expires = str(status.get("expirationTimestamp") or "")
+        when: float
+        try:
+            when = calendar.timegm(time.strptime(expires, "%Y-%m-%dT%H:%M:%SZ"))
+        except ValueError:
+            when = time.time() + seconds
+        return str(status.get("token") or ""), when
+
+    async def image_present(self, image: str) -> bool:
+        try:
+            return await self.runtime.image_status(image) is not None
+        except CriError:
+            return False
+
+    def default_mounts(self, pod: Obj, worker: PodWorker) -> list[Mount]:
+        """``/etc/hosts`` managed by the kubelet for pods with their own network."""
+        if cri_config.host_network(pod):
+            return []
+        spec = pod.get("spec") or {}
+        if any(
+            m.get("mountPath") == "/etc/hosts"
+            for c in spec.get("containers") or []
+            for m in c.get("volumeMounts") or []
+        ):
+            return []
+        hosts = self.pod_dir(pod["metadata"]["uid"]) / "etc-hosts"
+        lines = [
+            "# Kubernetes-managed hosts file.",
+            "127.0.0.1\tlocalhost",
+            "::1\tlocalhost ip6-localhost ip6-loopback",
+            "fe00::0\tip6-localnet",
+            "fe00::0\tip6-mcastprefix",
+            "fe00::1\tip6-allnodes",
+            "fe00::2\tip6-allrouters",
+        ]
+        hostname = cri_config.pod_hostname(pod)
+        if spec.get("subdomain"):
+            namespace = pod["metadata"]["namespace"]
+            domain = self.node_settings.cluster_domain
+            fqdn = f"{hostname}.{spec['subdomain']}.{namespace}.svc.{domain}"
+            names = f"{fqdn}\t{hostname}"
+        else:
+            names = hostname
+        for ip in worker.pod_ips:
+            lines.append(f"{ip}\t{names}")
+        aliases = spec.get("hostAliases") or []
+        if aliases:
+            lines.append("")
+            lines.append("# Entries added by HostAliases.")
+            for alias in aliases:
+                lines.append(f"{alias.get('ip', '')}\t{chr(9).join(alias.get('hostnames') or [])}")
+        hosts.parent.mkdir(parents=True, exist_ok=True)
+        hosts.write_text("\n".join(lines) + "\n")
+        return [Mount("/etc/hosts", str(hosts))]
+
+    def termination_message(self, pod: Obj, container: Obj, instance: Instance) -> str:
+        path = self.pod_dir(pod["metadata"]["uid"]) / "containers" / container["name"] / str(instance.attempt)
+        try:
+            with path.open("rb") as f:
+                message: str = f.read(MESSAGE_LIMIT).decode(errors="replace")
+        except OSError:
+            message = ""
+        if (
+            not message
+            and container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+            and instance.status.get("state") == EXITED
+            and instance.status.get("exit_code") != 0
+        ):
+            log_path = str(instance.status.get("log_path") or "")
+            message = _log_tail(Path(log_path)) if log_path else ""
+        return message
+
+    # ------------------------------------------------------------------ the kubelet API's backend
+    def pods(self) -> list[Obj]:
+        return [w.pod for w in self.workers.values()]
+
+    def locate(self, namespace: str, pod: str, container: str | None) -> ContainerLocation:
+        found = self.pods_informer.get(namespace, pod)
+        worker = self.workers.get(found["metadata"]["uid"]) if found is not None else None
+        if found is None or worker is None:
+            raise LookupError(f"pod {namespace}/{pod} is not running on node {self.node_name}")
+        spec = found.get("spec") or {}
+        names = [c["name"] for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
+        name = container or (names[0] if names else "")
+        if name not in names:
+            raise LookupError(f"container {name} is not valid for pod {pod}")
+        record = worker.records.get(name)
+        log_dir = self.log_dir(found)
+        current = record.current if record is not None else None
+        previous = None
+        if record is not None and record.restart_count > 0:
+            previous = log_dir / name / f"{record.restart_count - 1}.log"
+        return ContainerLocation(
+            pod_uid=found["metadata"]["uid"],
+            sandbox_id=worker.sandbox_id or "",
+            container_id=current.id if current is not None else None,
+            log_path=(log_dir / name / f"{current.attempt}.log") if current is not None else None,
+            previous_log_path=previous,
+            running=current is not None and current.status.get("state") == RUNNING,
+        )
+
+    async def stats_summary(self) -> Obj:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            stats = await self.runtime.list_container_stats()
+        except CriError:
+            stats = []
+        by_id = {(s.get("attributes") or {}).get("id"): s for s in stats}
+        pods = []
+        for worker in self.workers.values():
+            meta = worker.pod["metadata"]
+            containers = []
+            for record in worker.records.values():
+                if record.current is None:
+                    continue
+                s = by_id.get(record.current.id) or {}
+                cpu = s.get("cpu") or {}
+                memory = s.get("memory") or {}
+                containers.append(
+                    {
+                        "name": record.name,
+                        "startTime": worker.start_time,
+                        "cpu": {
+                            "time": now,
+                            "usageCoreNanoSeconds": (cpu.get("usage_core_nano_seconds") or {}).get(
+                                "value", 0
+                            ),
+                        },
+                        "memory": {
+                            "time": now,
+                            "workingSetBytes": (memory.get("working_set_bytes") or {}).get("value", 0),
+                        },
+                    }
+                )
+            pods.append(
+                {
+                    "podRef": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
+                    "startTime": worker.start_time,
+                    "containers": containers,
+                }
+            )
+        usage = shutil.disk_usage(self.agent_dir)
+        return {
+            "node": {
+                "nodeName": self.node_name,
+                "startTime": now,
+                "fs": {
+                    "time": now,
+                    "availableBytes": usage.free,
+                    "capacityBytes": usage.total,
+                    "usedBytes": usage.used,
+                },
+                "memory": {"time": now, **_memory()},
+            },
+            "pods": pods,
+        }
+
+
+def _memory() -> Obj:
+    values: dict[str, int] = {}
+    try:
+        with Path("/proc/meminfo").open() as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                values[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        return {}
+    available = values.get("MemAvailable", 0)
+    total = values.get("MemTotal", 0)
+    return {
+        "availableBytes": available,
+        "usageBytes": total - available,
+        "workingSetBytes": total - available,
+    }
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            f.seek(max(0, size - 64 * 1024))
+            raw = f.read().decode(errors="replace").splitlines()[-FALLBACK_LINES:]
+    except OSError:
+        return ""
+    text = "\n".join(line.split(" ", 3)[3] if line.count(" ") >= 3 else line for line in raw)
+    return text[-FALLBACK_BYTES:]
+
+
+def ensure_dirs(agent_dir: Path) -> None:
+    for sub in ("kubelet/pods", "logs/pods"):
+        (agent_dir / sub).mkdir(parents=True, exist_ok=True)
+    agent_dir.chmod(0o700)
