@@ -119,7 +119,7 @@ def test(
     c: Context, markers: str = DEFAULT_MARKERS, path: list[str] | None = None, workers: str = "auto"
 ) -> None:
     """Run the tests in parallel. Tests marked `root` run only as root (euid 0)."""
-    command: list[str | Path] = [sys.executable, "-m", "pytest", "-n", workers]
+    command: list[str | Path] = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadgroup"]
     if markers:
         command += ["-m", markers]
     command += path or ["tests"]

@@ -120,12 +120,13 @@ class EphemeralCluster:
     def start(self) -> None:
         self.spec.base_dir.mkdir(parents=True, exist_ok=True)
         self.network.create()
-        server = self._node("server-0", "server")
+        # Node names carry the run's id: nodes of different runs on one host never share pod cgroups.
+        server = self._node(f"server-0-{self.run_id}", "server")
         self._launch(server, self._server_command(server))
         self._wait_server()
         token = (server.data_dir / "server" / "node-token").read_text().strip()
         for index in range(1, self.spec.agents + 1):
-            agent = self._node(f"agent-{index}", "agent")
+            agent = self._node(f"agent-{index}-{self.run_id}", "agent")
             self._launch(agent, self._agent_command(agent, token))
         self._wait_nodes()
 

@@ -36,10 +36,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralCluster]
     write_busybox(archive, IMAGE)
     spec = ClusterSpec(base_dir=base / "cluster", agents=0, airgap_images=(archive,), ready_timeout=120)
     with EphemeralCluster(spec) as cluster:
-        eventually(
-            lambda: kubectl(cluster, "get", "node/server-0", check=False).returncode == 0, 60, "the node"
-        )
-        kubectl(cluster, "wait", "--for=condition=Ready", "node/server-0", "--timeout=120s")
+        node = f"node/{cluster.server.name}"
+        eventually(lambda: kubectl(cluster, "get", node, check=False).returncode == 0, 60, "the node")
+        kubectl(cluster, "wait", "--for=condition=Ready", node, "--timeout=120s")
         yield cluster
 
 
@@ -137,7 +136,7 @@ def test_run_logs_exec_and_describe_node(node: EphemeralCluster, ns: str) -> Non
     assert kubectl(node, "exec", "-n", ns, "bb", "--", "cat", "/etc/hostname").stdout.strip() == "bb"
     piped = kubectl(node, "exec", "-i", "-n", ns, "bb", "--", "sh", "-c", "tr a-z A-Z", input="shout\n")
     assert piped.stdout == "SHOUT\n"
-    described = kubectl(node, "describe", "node", "server-0").stdout
+    described = kubectl(node, "describe", "node", node.server.name).stdout
     for expected in (
         "Capacity:",
         "pods:",
@@ -147,7 +146,7 @@ def test_run_logs_exec_and_describe_node(node: EphemeralCluster, ns: str) -> Non
         "Container Runtime Version:",
     ):
         assert expected in described
-    node_obj = get(node, "node", "server-0")
+    node_obj = get(node, "node", node.server.name)
     assert any(IMAGE in name for image in node_obj["status"]["images"] for name in image["names"])
     reasons = [e["reason"] for e in events(node, ns, "bb")]
     assert {"Scheduled", "Pulled", "Created", "Started"} <= set(reasons)
@@ -302,7 +301,7 @@ def test_config_map_volume_updates_and_downward_api(node: EphemeralCluster, ns: 
     assert read("/info/labels") == 'tier="front"'
     env = kubectl(node, "exec", "-n", ns, "vol", "--", "env").stdout
     pod = get(node, "pod", "vol", "-n", ns)
-    assert "MY_NODE=server-0" in env and f"MY_IP={pod['status']['podIP']}" in env
+    assert f"MY_NODE={node.server.name}" in env and f"MY_IP={pod['status']['podIP']}" in env
     assert "KUBERNETES_SERVICE_HOST=" in env
     kubectl(node, "patch", "configmap", "cfg", "-n", ns, "-p", '{"data":{"color":"green"}}')
     eventually(lambda: read("/cfg/color") == "green", 60, "config map update in the volume")
@@ -426,7 +425,7 @@ def test_bad_pods_get_upstream_reasons(node: EphemeralCluster, ns: str) -> None:
     eventually(start_failed, 60, "a failed start")
     assert any(e["reason"] == "Failed" for e in events(node, ns, "nocmd"))
     # The node is still healthy.
-    kubectl(node, "wait", "--for=condition=Ready", "node/server-0", "--timeout=10s")
+    kubectl(node, "wait", "--for=condition=Ready", f"node/{node.server.name}", "--timeout=10s")
 
 
 def test_logs_follow_and_attach(node: EphemeralCluster, ns: str) -> None:
