@@ -29,6 +29,7 @@ from build.report import BuildReport
 from build.rootfs import TMPFS_SIZE
 from build.runner import ChrootRunner, CommandLog, call, remove_tree, tmpfs
 from build.targets import load_target
+from k3py.agent.netns import run_in_netns
 
 
 class SmokeFailed(BuildError):
@@ -44,9 +45,16 @@ class ServedBinary:
     data_dir: Path
     kubeconfig: Path
     ready_seconds: float
+    netns: str | None = None
+    """The network namespace the server runs in (``/proc/<pid>/ns/net``); None: the host's."""
 
     def get(self, path: str, *, client_cert: bool = False) -> tuple[int, bytes]:
         """GET ``path`` over TLS, trusting the server CA; with the admin's client cert if asked."""
+        if self.netns is not None:
+            return run_in_netns(self.netns, lambda: self._get(path, client_cert=client_cert))
+        return self._get(path, client_cert=client_cert)
+
+    def _get(self, path: str, *, client_cert: bool) -> tuple[int, bytes]:
         context = ssl.create_default_context(cafile=str(self.data_dir / "server/tls/server-ca.crt"))
         if client_cert:
             cert, key = _client_credentials(self.kubeconfig, self.data_dir.parent)
@@ -138,11 +146,16 @@ def serve(
         "--write-kubeconfig",
         host.inside(kubeconfig),
     )
+    if agent:
+        # The node's network (its bridge, rules, kubelet port) goes in a network namespace of its
+        # own, never the build host's; requests reach the server there.
+        command = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
     started = time.monotonic()
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     try:
-        served = ServedBinary(process, f"https://127.0.0.1:{port}", data_dir, kubeconfig, 0.0)
+        netns = f"/proc/{process.pid}/ns/net" if agent else None
+        served = ServedBinary(process, f"https://127.0.0.1:{port}", data_dir, kubeconfig, 0.0, netns)
         served.ready_seconds = _wait_ready(served, started, timeout, log)
         yield served
     finally:

@@ -229,10 +229,14 @@ def test_crash_loop_back_off(node: EphemeralCluster, ns: str) -> None:
     status = container_status(node, ns, "crash")
     assert status["lastState"]["terminated"]["exitCode"] == 3
     assert status["lastState"]["terminated"]["reason"] == "Error"
-    assert (
-        "back-off 10s" in status["state"]["waiting"]["message"]
-        or "back-off 20s" in status["state"]["waiting"]["message"]
-    )
+
+    def message() -> str:
+        return str(container_status(node, ns, "crash").get("state", {}).get("waiting", {}).get("message", ""))
+
+    # The back-off grows: 10 s after the second exit, then 20 s.
+    eventually(lambda: "back-off 10s" in message(), 30, "a 10 s back-off")
+    eventually(lambda: "back-off 20s" in message(), 60, "a 20 s back-off")
+    assert container_status(node, ns, "crash")["restartCount"] >= 2
     assert kubectl(node, "logs", "-n", ns, "crash", "--previous").stdout == "bye\n"
     assert any(e["reason"] == "BackOff" for e in events(node, ns, "crash"))
 
@@ -390,6 +394,8 @@ def http_get(cluster: EphemeralCluster, ns: str, pod: str, host: str, port: int)
 
 
 def test_bad_pods_get_upstream_reasons(node: EphemeralCluster, ns: str) -> None:
+    # A registry on the node's loopback that nothing listens on: the pull fails with its error.
+    apply(node, ns, pod_manifest("nopull", {"name": "c", "image": "127.0.0.1:1/k3py/absent:1"}))
     apply(
         node,
         ns,
@@ -413,6 +419,9 @@ def test_bad_pods_get_upstream_reasons(node: EphemeralCluster, ns: str) -> None:
         return str(container_status(node, ns, name).get("state", {}).get("waiting", {}).get("reason", ""))
 
     eventually(lambda: waiting("noimage") == "ErrImageNeverPull", 60, "ErrImageNeverPull")
+    eventually(lambda: waiting("nopull") in ("ErrImagePull", "ImagePullBackOff"), 60, "ErrImagePull")
+    pull_errors = [e["message"] for e in events(node, ns, "nopull") if e["reason"] == "Failed"]
+    assert any("127.0.0.1:1" in m and "connection refused" in m for m in pull_errors), pull_errors
     eventually(lambda: waiting("nokey") == "CreateContainerConfigError", 60, "CreateContainerConfigError")
 
     def start_failed() -> bool:

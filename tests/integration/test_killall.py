@@ -247,7 +247,11 @@ def test_the_command_runs_and_reports(host: Host) -> None:
     command = [sys.executable, "-c", "from k3py.cli.main import main; main()", "killall"]
     args = ["--data-dir", str(host.data_dir), "--node-name", host.node]
     done = subprocess.run(
-        ["ip", "netns", "exec", host.node_netns, *command, *args], capture_output=True, text=True, check=False
+        # nsenter, not `ip netns exec`: that one unmounts in a private mount namespace of its own.
+        ["nsenter", f"--net=/run/netns/{host.node_netns}", "--", *command, *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert f"k3py killall: node {host.node}, data dir {host.data_dir}" in done.stdout

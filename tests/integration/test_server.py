@@ -79,6 +79,7 @@ def server_command(data_dir: Path, port: int, *extra: str) -> list[str]:
         str(port),
         "--write-kubeconfig",
         str(data_dir / "k3py.yaml"),
+        "--disable-agent",  # these tests are about the server; nodes are tested in tests/e2e
         *extra,
     ]
 
@@ -93,7 +94,7 @@ def run_server_once(data_dir: Path, port: int) -> subprocess.CompletedProcess[st
 def server(tmp_path: Path, free_port: int) -> Iterator[ServerProcess]:
     data_dir = tmp_path / "data"
     process = subprocess.Popen(
-        server_command(data_dir, free_port, "--disable-agent"),
+        server_command(data_dir, free_port),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -61,6 +61,7 @@ async def test_serve_runs_until_stopped(tmp_path: Path, free_port: int) -> None:
             "https-listen-port": str(free_port),
             "datastore-compact-interval": "0",
             "write-kubeconfig": str(tmp_path / "k3py.yaml"),
+            "disable-agent": "true",
         },
         {},
     )

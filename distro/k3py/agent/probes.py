@@ -3,8 +3,8 @@
 A probe runs every ``periodSeconds`` after ``initialDelaySeconds``; its result flips only
 after ``successThreshold`` successes or ``failureThreshold`` failures in a row, as upstream.
 Handlers: ``exec`` (through the runtime, with ``timeoutSeconds``), ``httpGet`` (a status in
-200-399 succeeds), ``tcpSocket`` (a connection succeeds). ``grpc`` probes are reported as
-failing with a message saying this node does not support them.
+200-399 succeeds), ``tcpSocket`` (a connection succeeds), ``grpc`` (the gRPC health checking
+protocol answers ``SERVING``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 
 from k3py.agent.cri import CriError, Runtime
+from k3py.agent.cri.grpc import DEADLINE_EXCEEDED, Channel
+from k3py.agent.cri.wire import Schema
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +74,43 @@ async def run_handler(
         if (action := handler.get("sleep")) is not None:
             await asyncio.sleep(int(action.get("seconds") or 0))
             return Outcome(True)
-        if handler.get("grpc") is not None:
-            return Outcome(False, "grpc probes are not supported by this node's kubelet")
+        if (action := handler.get("grpc")) is not None:
+            return await _grpc(action, pod_ip, limit)
     except CriError as exc:
         return Outcome(False, exc.message)
     except (ValueError, TimeoutError) as exc:
         return Outcome(False, str(exc) or "timeout")
     return Outcome(False, "no handler")
+
+
+HEALTH = Schema(
+    {
+        "HealthCheckRequest": "service=1",
+        "HealthCheckResponse": "status=1:enum",
+    }
+)
+SERVING = 1
+HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+
+async def _grpc(action: Obj, pod_ip: str, limit: float) -> Outcome:
+    """The gRPC health checking protocol (``grpc.health.v1.Health/Check``), as the kubelet calls it."""
+    port = int(action.get("port") or 0)
+    target = f"tcp://[{pod_ip}]:{port}" if ":" in pod_ip else f"tcp://{pod_ip}:{port}"
+    request = HEALTH.encode("HealthCheckRequest", {"service": action.get("service") or ""})
+    async with Channel(target, authority=f"{pod_ip}:{port}", connect_timeout=limit) as channel:
+        try:
+            reply = await channel.unary("/grpc.health.v1.Health/Check", request, timeout=limit)
+        except CriError as exc:
+            if exc.code == DEADLINE_EXCEEDED:
+                return Outcome(False, f"timeout: health rpc did not complete within {limit:g}s")
+            return Outcome(
+                False, f'failed to connect service "{pod_ip}:{port}" within {limit:g}s: {exc.message}'
+            )
+    status = int(HEALTH.decode("HealthCheckResponse", reply).get("status") or 0)
+    if status != SERVING:
+        return Outcome(False, f'service unhealthy (responded with "{HEALTH_STATUS.get(status, status)}")')
+    return Outcome(True)
 
 
 async def _http(container: Obj, action: Obj, pod_ip: str, limit: float) -> Outcome:

@@ -191,26 +191,7 @@ async def run_node(plan: NodePlan, credentials: NodeCredentials, stop: StopReque
         identity = NodeIdentity(plan.name, plan.ip, plan.labels, plan.data_dir, plan.kubelet_port)
         node = NodeAgent(api, runtime, identity)
         await node.register()
-        cidr = await node.pod_cidr(POD_CIDR_WAIT)
-        conf_dir = ContainerdPaths.for_data_dir(plan.data_dir).cni_conf_dir
-        if cidr is None:
-            log.warning("No pod CIDR allocated to node %s yet: only host-network pods can run", plan.name)
-        else:
-            pod_cidr = ipaddress.ip_network(cidr)
-            await asyncio.to_thread(
-                network.write_cni_config,
-                conf_dir,
-                pod_cidr=pod_cidr,
-                cluster_cidr=plan.cluster_cidr,
-                ipam_dir=agent_dir / "cni" / "networks",
-            )
-            await asyncio.to_thread(
-                network.setup_node_network,
-                pod_cidr=pod_cidr,
-                cluster_cidr=plan.cluster_cidr,
-                node_ip=ipaddress.ip_address(plan.ip),
-            )
-            log.info("Pod network %s on node %s", pod_cidr, plan.name)
+        tasks.spawn("pod-network", _pod_network(node, plan))
         tasks.spawn("node-status", node.keep_status())
         tasks.spawn("node-lease", node.keep_lease())
         tasks.spawn("node-routes", _keep_routes(api, plan.name))
@@ -241,6 +222,50 @@ async def run_node(plan: NodePlan, credentials: NodeCredentials, stop: StopReque
     for supervisor in (tasks, runtime_tasks):
         if supervisor.failure is not None:
             raise supervisor.failure
+
+
+async def _pod_network(node: NodeAgent, plan: NodePlan) -> None:
+    """The CNI config and the node's rules, once the server has given the node a pod CIDR.
+
+    Until then containerd reports its network not ready, and so does the node. A failure to set
+    the rules up (no iptables, say) is logged and retried: pods on the node still reach each
+    other, but not the outside or their hostPorts.
+    """
+    cidr = None
+    while cidr is None:
+        try:
+            cidr = await node.pod_cidr(POD_CIDR_WAIT)
+        except ApiStatusError as exc:
+            log.warning("cannot read node %s: %s", plan.name, exc)
+        if cidr is None:
+            log.warning("No pod CIDR allocated to node %s yet: only host-network pods can run", plan.name)
+    pod_cidr = ipaddress.ip_network(cidr)
+    conf_dir = ContainerdPaths.for_data_dir(plan.data_dir).cni_conf_dir
+    await asyncio.to_thread(
+        network.write_cni_config,
+        conf_dir,
+        pod_cidr=pod_cidr,
+        cluster_cidr=plan.cluster_cidr,
+        ipam_dir=plan.agent_dir / "cni" / "networks",
+    )
+    delay = 5.0
+    while True:
+        try:
+            await asyncio.to_thread(
+                network.setup_node_network,
+                pod_cidr=pod_cidr,
+                cluster_cidr=plan.cluster_cidr,
+                node_ip=ipaddress.ip_address(plan.ip),
+            )
+        except (network.NetworkError, OSError) as exc:
+            log.error(
+                "Pod network %s: cannot set up the node's rules: %s (retrying in %.0fs)", pod_cidr, exc, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 300.0)
+            continue
+        log.info("Pod network %s on node %s", pod_cidr, plan.name)
+        return
 
 
 async def _keep_routes(api: RestClient, self_name: str) -> None:

@@ -3,7 +3,8 @@
 The handler resolves the data directory and node name (flag, else environment, else the
 defaults ``k3py server``/``agent`` use), then :func:`k3py.agent.killall.killall` does the work
 and this prints one line per thing done. Run it as root, after stopping the node's k3py, in the
-node's network namespace (``ip netns exec`` when nodes share a host).
+node's network namespace when nodes share a host (``nsenter --net=/run/netns/NAME``; not ``ip netns
+exec``, whose private mount namespace would keep the node's mounts on the host).
 """
 
 from __future__ import annotations

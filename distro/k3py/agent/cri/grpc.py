@@ -501,7 +501,11 @@ class _Connection:
 
 
 class Channel:
-    """Calls to one gRPC server on a unix socket, over a connection made on first use."""
+    """Calls to one gRPC server over a connection made on first use.
+
+    The server is a unix socket path, or ``tcp://HOST:PORT`` (plain-text HTTP/2, as the
+    kubelet's gRPC probes use).
+    """
 
     def __init__(
         self,
@@ -512,6 +516,10 @@ class Channel:
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.path = Path(path)
+        self._tcp: tuple[str, int] | None = None
+        if isinstance(path, str) and path.startswith("tcp://"):
+            host, _, port = path.removeprefix("tcp://").rpartition(":")
+            self._tcp = (host.strip("[]"), int(port))
         self.metadata = tuple(metadata)
         self._authority = authority
         self._connect_timeout = connect_timeout
@@ -595,10 +603,13 @@ class Channel:
             if current is not None and current.error is None:
                 self._draining.append(current)  # GOAWAY: its calls finish there
             self._draining = [c for c in self._draining if c.error is None]
+            target = str(self.path)
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_unix_connection(str(self.path)), self._connect_timeout
-                )
+                if self._tcp is not None:
+                    opened = asyncio.open_connection(*self._tcp)
+                else:
+                    opened = asyncio.open_unix_connection(target)
+                reader, writer = await asyncio.wait_for(opened, self._connect_timeout)
             except TimeoutError:
                 raise CriError(
                     UNAVAILABLE, f"connecting to {self.path} timed out after {self._connect_timeout}s", method
