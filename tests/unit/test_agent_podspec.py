@@ -149,7 +149,7 @@ def test_sandbox_and_container_config() -> None:
     assert resources["memory_limit_in_bytes"] == 32 << 20
     security = config["linux"]["security_context"]
     assert security["run_as_user"] == {"value": 1000}
-    assert security["capabilities"]["add_capabilities"] == ["CAP_NET_ADMIN"]
+    assert security["capabilities"]["add_capabilities"] == ["NET_ADMIN"]
     assert {"container_path": "/dev/termination-log", "host_path": "/t", "readonly": False} in config[
         "mounts"
     ]

@@ -76,6 +76,9 @@ def sandbox_config(pod: Obj, node: NodeSettings, *, log_directory: Path, attempt
         sandbox_security["run_as_group"] = {"value": int(group)}
     if groups := security.get("supplementalGroups"):
         sandbox_security["supplemental_groups"] = [int(g) for g in groups]
+    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    if any((c.get("securityContext") or {}).get("privileged") for c in containers):
+        sandbox_security["privileged"] = True  # containerd allows privileged containers only there
     config: Obj = {
         "metadata": {"name": meta["name"], "uid": uid, "namespace": meta["namespace"], "attempt": attempt},
         "hostname": "" if spec.get("hostNetwork") else pod_hostname(pod),
@@ -221,8 +224,8 @@ def security_context(pod: Obj, container: Obj) -> Obj:
 
 
 def _cap(name: str) -> str:
-    name = str(name).upper()
-    return name if name.startswith("CAP_") or name == "ALL" else f"CAP_{name}"
+    """A capability as the pod spec names it (``NET_ADMIN``): containerd adds the ``CAP_`` itself."""
+    return str(name).upper().removeprefix("CAP_")
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,8 @@ class Recorder:
             self._seen[key] = (name, namespace, 1, now)
         except ApiStatusError as exc:
             log.info("cannot record event %s %s: %s", reason, message, exc)
+        except Exception:
+            log.exception("cannot record event %s %s", reason, message)
 
     async def close(self) -> None:
         if self._tasks:

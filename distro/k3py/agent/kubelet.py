@@ -25,6 +25,7 @@ from typing import Any
 from k3py.agent import cri_config
 from k3py.agent.cri import CriError, Runtime
 from k3py.agent.cri_config import Mount, NodeSettings
+from k3py.agent.envvars import ConfigError
 from k3py.agent.events import Recorder
 from k3py.agent.kubelet_api import ContainerLocation
 from k3py.agent.volumes import teardown_pod_dir
@@ -86,6 +87,18 @@ class Kubelet:
     def remove_pod_dir(self, uid: str) -> None:
         teardown_pod_dir(self.pod_dir(uid))
 
+    def remove_logs(self, pod: Obj) -> None:
+        shutil.rmtree(self.log_dir(pod), ignore_errors=True)
+
+    def prune_logs(self, pod: Obj, container: str, attempt: int) -> None:
+        """Keep a container's log of ``attempt`` (the one ``--previous`` reads) and the newer ones."""
+        directory = self.log_dir(pod) / container
+        if not directory.is_dir():
+            return
+        for entry in directory.glob("*.log"):
+            if entry.stem.isdigit() and int(entry.stem) < attempt:
+                entry.unlink(missing_ok=True)
+
     # ------------------------------------------------------------------ lifecycle
     def keep(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -100,6 +113,7 @@ class Kubelet:
         ]
         try:
             await self.pods_informer.synced()
+            await self.services_informer.synced()  # pods' service variables need them
             await self.adopt()
             await self.relist_forever()
         finally:
@@ -118,6 +132,10 @@ class Kubelet:
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
         if not self._adopted:
             return
+        if old is not None and new is not None and old["metadata"]["uid"] != new["metadata"]["uid"]:
+            # Deleted and created again under the same name while the watch was away.
+            self._pod_changed(old, None)
+            old = None
         obj = new or old
         assert obj is not None
         uid = obj["metadata"]["uid"]
@@ -135,13 +153,14 @@ class Kubelet:
         worker.update(new)
 
     def _start_worker(
-        self, pod: Obj, adopt: tuple[str | None, dict[str, Instance]] | None = None
+        self, pod: Obj, adopt: tuple[str | None, int, dict[str, Instance]] | None = None
     ) -> PodWorker:
         uid = pod["metadata"]["uid"]
         worker = PodWorker(self, uid, pod)
         if adopt is not None:
-            sandbox_id, instances = adopt
+            sandbox_id, attempt, instances = adopt
             worker.sandbox_id = sandbox_id
+            worker.sandbox_attempt = attempt
             for name, instance in instances.items():
                 init = any(c.get("name") == name for c in (pod.get("spec") or {}).get("initContainers") or [])
                 record = worker.record({"name": name}, init)
@@ -173,7 +192,7 @@ class Kubelet:
                 by_uid.setdefault(uid, []).append(sandbox)
         for uid, found in by_uid.items():
             pod = pods.get(uid)
-            if pod is None or (pod["metadata"].get("deletionTimestamp") is not None and False):
+            if pod is None:
                 await self._remove_orphan(uid, found, containers)
                 continue
             ready = [s for s in found if s.get("state") == 0]
@@ -199,17 +218,36 @@ class Kubelet:
                 pod["metadata"]["name"],
                 len(instances),
             )
-            self._start_worker(pod, (newest["id"], instances))
-        self._adopted = True
-        for pod in self.pods_informer.items():
-            if pod["metadata"]["uid"] not in self.workers:
-                self._start_worker(pod)
-        # Pod directories of pods that are gone.
+            attempt = int((newest.get("metadata") or {}).get("attempt") or 0)
+            self._start_worker(pod, (newest["id"], attempt, instances))
+        # Pod directories of pods that are gone (before any new worker makes one).
         root = self.agent_dir / "kubelet" / "pods"
         if root.is_dir():
             for entry in root.iterdir():
                 if entry.name not in pods:
                     await asyncio.to_thread(teardown_pod_dir, entry)
+        self._adopted = True
+        # What changed while adopting: workers see the pods as they are now.
+        current = {p["metadata"]["uid"]: p for p in self.pods_informer.items()}
+        for uid, worker in list(self.workers.items()):
+            worker.update(current.get(uid))
+        for uid, pod in current.items():
+            if uid not in self.workers:
+                self._start_worker(pod)
+
+    async def remove_sandbox(self, sandbox_id: str | None) -> None:
+        """Remove a sandbox and its containers (stopped already)."""
+        if sandbox_id is None:
+            return
+        await self._remove_sandbox(sandbox_id, await self.runtime.list_containers())
+
+    async def remove_stale_sandboxes(self, uid: str) -> None:
+        """Remove every sandbox of the pod ``uid`` that no worker holds."""
+        held = {w.sandbox_id for w in self.workers.values()}
+        containers = await self.runtime.list_containers()
+        for sandbox in await self.runtime.list_pod_sandbox():
+            if (sandbox.get("labels") or {}).get(cri_config.POD_UID) == uid and sandbox["id"] not in held:
+                await self._remove_sandbox(sandbox["id"], containers)
 
     async def _remove_orphan(self, uid: str, sandboxes: list[Obj], containers: list[Obj]) -> None:
         log.info("Removing the sandboxes of pod %s, which no longer exists", uid)
@@ -266,7 +304,7 @@ class Kubelet:
         except ApiStatusError as exc:
             if exc.code == 404:
                 return None
-            raise
+            raise ConfigError(f'cannot get {kind.lower()} "{name}": {exc}') from None
 
     async def env_sources(self, pod: Obj, container: Obj) -> Callable[[str, str], Obj | None]:
         """A lookup over the config maps and secrets ``container``'s environment names."""
@@ -303,10 +341,13 @@ class Kubelet:
         }
         if audience:
             spec["audiences"] = [audience]
-        answer = await self.api.create(
-            f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token",
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
-        )
+        try:
+            answer = await self.api.create(
+                f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token",
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+            )
+        except ApiStatusError as exc:
+            raise ConfigError(f'cannot get a token for service account "{account}": {exc}') from None
         status = answer.get("status") or {}
         expires = str(status.get("expirationTimestamp") or "")
         when: float
@@ -316,22 +357,27 @@ class Kubelet:
             when = time.time() + seconds
         return str(status.get("token") or ""), when
 
+    async def image_user(self, image: str) -> tuple[int | None, str]:
+        """The user an image runs as: (uid, or None when named) and the name."""
+        found = await self.runtime.image_status(image)
+        if found is None:
+            return None, ""
+        uid = found.get("uid")
+        return (int(uid["value"]) if uid else None), str(found.get("username") or "")
+
     async def image_present(self, image: str) -> bool:
         try:
             return await self.runtime.image_status(image) is not None
         except CriError:
             return False
 
-    def default_mounts(self, pod: Obj, worker: PodWorker) -> list[Mount]:
-        """``/etc/hosts`` managed by the kubelet for pods with their own network."""
+    def default_mounts(self, pod: Obj, worker: PodWorker, container: Obj) -> list[Mount]:
+        """``/etc/hosts`` managed by the kubelet for pods with their own network, unless the
+        container mounts its own there."""
         if cri_config.host_network(pod):
             return []
         spec = pod.get("spec") or {}
-        if any(
-            m.get("mountPath") == "/etc/hosts"
-            for c in spec.get("containers") or []
-            for m in c.get("volumeMounts") or []
-        ):
+        if any(m.get("mountPath") == "/etc/hosts" for m in container.get("volumeMounts") or []):
             return []
         hosts = self.pod_dir(pod["metadata"]["uid"]) / "etc-hosts"
         lines = [

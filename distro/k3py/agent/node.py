@@ -276,6 +276,8 @@ class NodeAgent:
                 await self.write_status()
             except ApiStatusError as exc:
                 log.warning("cannot update node status: %s", exc)
+            except Exception:
+                log.exception("cannot update node status")
 
     async def keep_lease(self) -> None:
         path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.identity.name}"
@@ -284,6 +286,8 @@ class NodeAgent:
                 await self._renew(path)
             except ApiStatusError as exc:
                 log.warning("cannot renew the node lease: %s", exc)
+            except Exception:
+                log.exception("cannot renew the node lease")
             await asyncio.sleep(LEASE_RENEW)
 
     async def _renew(self, path: str) -> None:

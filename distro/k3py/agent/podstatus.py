@@ -163,7 +163,7 @@ def conditions(
     out.append(
         condition(
             "Initialized",
-            not incomplete or completed,
+            not incomplete or pod_phase == "Succeeded",
             previous,
             "ContainersNotInitialized",
             f"containers with incomplete status: [{' '.join(incomplete)}]",

@@ -185,6 +185,8 @@ class Prober:
                     if successes >= successes_needed and self.result is not True:
                         self.result = True
                         self.on_change(self.kind, True, "")
+                    if self.kind == "startup" and self.result:
+                        return  # started: the startup probe has done its work
                 else:
                     successes, failures = 0, failures + 1
                     log.debug(

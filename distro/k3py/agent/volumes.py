@@ -20,7 +20,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ class PodVolumes:
     token: TokenSource
     node_allocatable: Mapping[str, str] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
+    read_only: set[str] = field(default_factory=set)
+    """Volumes the kubelet writes from API objects: always mounted read-only."""
     _mounts: list[Path] = field(default_factory=list)
     _tokens: dict[tuple[str, str, str], _Token] = field(default_factory=dict)
 
@@ -72,6 +74,8 @@ class PodVolumes:
         """Make every volume present and current; raise :class:`VolumeError` for the first that cannot be."""
         for volume in (self.pod.get("spec") or {}).get("volumes") or []:
             name = volume.get("name", "")
+            if any(k in volume for k in ("configMap", "secret", "downwardAPI", "projected")):
+                self.read_only.add(name)
             try:
                 self.paths[name] = await self._volume(volume)
             except (OSError, ConfigError, subprocess.CalledProcessError) as exc:
@@ -244,10 +248,26 @@ def _host_path(source: Obj) -> Path:
     return path
 
 
+def _payload_dir(target: Path) -> str | None:
+    """The ``..<timestamp>`` directory ``..data`` names, if it names one of ours (and nothing else)."""
+    link = target / DATA_DIR
+    if not link.is_symlink():
+        return None
+    name = str(link.readlink())
+    if "/" in name or not name.startswith("..") or name in ("..", DATA_DIR) or not (target / name).is_dir():
+        return None
+    return name
+
+
 def write_atomically(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
     """Publish ``files`` (relative path → (content, mode)) under ``target``; False when unchanged."""
+    for relative in files:
+        parts = Path(relative).parts
+        if not parts or Path(relative).is_absolute() or ".." in parts or parts[0].startswith(".."):
+            raise ConfigError(f"invalid path {relative!r} in a volume: must be relative, without '..'")
     data_link = target / DATA_DIR
-    if data_link.is_symlink() and _same(target / data_link.readlink(), files):
+    current = _payload_dir(target)
+    if current is not None and _same(target / current, files):
         return False
     stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + f"{time.time_ns() % 10**9:09d}"
     fresh = target / stamp
@@ -260,7 +280,7 @@ def write_atomically(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bo
     temporary = target / "..data_tmp"
     temporary.unlink(missing_ok=True)
     temporary.symlink_to(stamp)
-    old = str(data_link.readlink()) if data_link.is_symlink() else None
+    old = _payload_dir(target)
     temporary.rename(data_link)
     visible = {Path(relative).parts[0] for relative in files}
     for name in visible:
@@ -309,9 +329,14 @@ def teardown_pod_dir(root: Path) -> None:
 
 
 def mounts_for(
-    container: Obj, paths: Mapping[str, Path], env: Mapping[str, str]
+    container: Obj, paths: Mapping[str, Path], env: Mapping[str, str], read_only: Set[str] = frozenset()
 ) -> list[tuple[str, Path, bool]]:
-    """A container's volume mounts as (container path, host path, read-only)."""
+    """A container's volume mounts as (container path, host path, read-only).
+
+    Volumes in ``read_only`` (those the kubelet writes from API objects) are mounted read-only
+    whatever the mount says, as upstream does: a container must not change what the kubelet
+    keeps writing.
+    """
     out = []
     for mount in container.get("volumeMounts") or []:
         source = paths.get(mount.get("name", ""))
@@ -322,16 +347,25 @@ def mounts_for(
         sub = mount.get("subPath") or ""
         if mount.get("subPathExpr"):
             sub = expand(mount["subPathExpr"], env)
-        host = source
-        if sub:
-            if sub.startswith("/") or ".." in Path(sub).parts:
-                raise ConfigError(f"invalid subpath {sub!r}: must be a relative path without '..'")
-            host = source / sub
-            if not host.exists() and not host.is_symlink():
-                host.mkdir(parents=True, mode=0o777, exist_ok=True)
-            resolved = host.resolve()
-            if not str(resolved).startswith(str(source.resolve())):
-                raise ConfigError(f"subpath {sub!r} resolves outside the volume")
-            host = resolved
-        out.append((mount["mountPath"], host, bool(mount.get("readOnly"))))
+        host = _sub_path(source, sub) if sub else source
+        locked = mount.get("name", "") in read_only
+        out.append((mount["mountPath"], host, bool(mount.get("readOnly")) or locked))
     return out
+
+
+def _sub_path(source: Path, sub: str) -> Path:
+    """``source / sub`` one component at a time: a link may not lead out of the volume, and
+    missing directories are made only inside it."""
+    if sub.startswith("/") or ".." in Path(sub).parts:
+        raise ConfigError(f"invalid subpath {sub!r}: must be a relative path without '..'")
+    root = source.resolve()
+    current = root
+    for part in Path(sub).parts:
+        current = current / part
+        if current.is_symlink():
+            current = current.resolve()
+            if not current.is_relative_to(root):
+                raise ConfigError(f"subpath {sub!r} leads outside the volume")
+        elif not current.exists():
+            current.mkdir(mode=0o777)
+    return current

@@ -15,6 +15,7 @@ kubelet's relist wakes it), a probe result, or a timer (back-off, volume refresh
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import logging
 import time
@@ -97,6 +98,9 @@ class PodWorker:
         self.next_wake: float = 0.0
         self.terminated = False
         self.init_failed = False
+        self.volumes_ready = False
+        self.failure: tuple[str, str] | None = None
+        """Why the kubelet failed the pod itself (reason, message), e.g. its active deadline."""
         self.task: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- plumbing
@@ -159,8 +163,12 @@ class PodWorker:
                 await self.final_delete()
             return self.deleted_from_api
         phase = (pod.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed") and self.last_status is not None:
+        if phase in ("Succeeded", "Failed"):
+            # A finished pod never runs again, not even after an agent restart (upstream: terminal
+            # phases are final); what is left of it stops.
             await self.stop_everything(grace=0, reason="")
+            return False
+        if await self.past_deadline():
             return False
         await self.refresh_instances()
         if not await self.ensure_volumes():
@@ -180,6 +188,26 @@ class PodWorker:
             await self.stop_everything(grace=0, reason="")
         return False
 
+    async def past_deadline(self) -> bool:
+        """``activeDeadlineSeconds``: once the pod has been active that long, it fails."""
+        limit = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
+        if not isinstance(limit, int) or limit <= 0:
+            return False
+        started = _parse_time(str((self.pod.get("status") or {}).get("startTime") or self.start_time))
+        left = started + limit - time.time()
+        if left > 0:
+            self.timer(left)
+            return False
+        if self.failure is None:
+            self.failure = (
+                "DeadlineExceeded",
+                "Pod was active on the node longer than the specified deadline",
+            )
+            self.kubelet.events.pod(self.pod, "Normal", "DeadlineExceeded", self.failure[1])
+            await self.stop_everything(grace=self._grace(), reason="deadline")
+        await self.write_status()
+        return True
+
     async def refresh_instances(self) -> None:
         for record in self.records.values():
             if record.current is None:
@@ -188,9 +216,17 @@ class PodWorker:
                 record.current.status = await self.runtime.container_status(record.current.id)
             except CriError as exc:
                 if exc.code == NOT_FOUND:
+                    self._stop_probers(record)
                     record.current = None
                 else:
                     raise
+
+    @staticmethod
+    def _stop_probers(record: Record) -> None:
+        for prober in record.probers:
+            prober.cancel()
+        record.probers.clear()
+        record.probe_results.clear()
 
     async def ensure_volumes(self) -> bool:
         if self.volumes is None:
@@ -206,7 +242,9 @@ class PodWorker:
         except VolumeError as exc:
             self.kubelet.events.pod(self.pod, "Warning", "FailedMount", str(exc))
             self.timer(5.0)
-            return False
+            # Volumes that are up keep serving the running containers; only a first setup waits.
+            return self.volumes_ready
+        self.volumes_ready = True
         return True
 
     async def _fetch(self, kind: str, name: str) -> Obj | None:
@@ -226,11 +264,20 @@ class PodWorker:
             if status is not None and status.get("state") == SANDBOX_READY:
                 self._take_network(status)
                 return True
-            # The sandbox died (or vanished): everything in it goes, and the pod starts over.
+            # The sandbox died (or vanished): everything in it goes, and the pod starts over,
+            # init containers included.
             self.kubelet.events.pod(
                 self.pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created."
             )
             await self.stop_everything(grace=0, reason="")
+            for record in self.records.values():
+                if record.current is not None:
+                    self._stop_probers(record)
+                    record.last_terminated = self._terminated_state(record, record.current)
+                    record.current = None
+                    record.restart_count += 1
+            await self.kubelet.remove_sandbox(self.sandbox_id)
+            self.sandbox_id = None
             self.sandbox_attempt += 1
         log_dir = self.kubelet.log_dir(self.pod)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +288,11 @@ class PodWorker:
             self.sandbox_id = await self.runtime.run_pod_sandbox(self.sandbox_config)
         except CriError as exc:
             self.sandbox_id = None
+            if "is reserved for" in exc.message:
+                # An earlier attempt that we lost track of (a call that timed out here but
+                # succeeded there): remove it, and start over with the next attempt.
+                await self.kubelet.remove_stale_sandboxes(self.uid)
+                self.sandbox_attempt += 1
             self.kubelet.events.pod(
                 self.pod,
                 "Warning",
@@ -330,10 +382,7 @@ class PodWorker:
         if current is None or current.status.get("_noted"):
             return
         current.status["_noted"] = True
-        for prober in record.probers:
-            prober.cancel()
-        record.probers.clear()
-        record.probe_results.clear()
+        self._stop_probers(record)
         record.termination_message = self.kubelet.termination_message(self.pod, container, current)
 
     async def _remove_instance(self, record: Record) -> None:
@@ -341,6 +390,7 @@ class PodWorker:
         if current is None:
             return
         record.last_terminated = self._terminated_state(record, current)
+        await asyncio.to_thread(self.kubelet.prune_logs, self.pod, record.name, current.attempt)
         try:
             await self.runtime.remove_container(current.id)
         except CriError as exc:
@@ -386,9 +436,12 @@ class PodWorker:
             assert self.volumes is not None
             mounts = [
                 cri_config.Mount(path, str(host), readonly)
-                for path, host, readonly in mounts_for(container, self.volumes.paths, env)
+                for path, host, readonly in mounts_for(
+                    container, self.volumes.paths, env, self.volumes.read_only
+                )
             ]
-            mounts += self.kubelet.default_mounts(pod, self)
+            mounts += self.kubelet.default_mounts(pod, self, container)
+            await self._check_non_root(container)
         except ConfigError as exc:
             record.waiting = ("CreateContainerConfigError", str(exc))
             events.pod(pod, "Warning", "Failed", f"Error: {exc}", where)
@@ -438,6 +491,28 @@ class PodWorker:
                 await self._stop_instance(container, record, grace=int(self._grace()))
         self.ensure_probers(container, record)
         log.debug("pod %s: started %s (%s) from %s", self.name, container["name"], container_id[:12], image)
+
+    async def _check_non_root(self, container: Obj) -> None:
+        """``runAsNonRoot``: refuse a container that would run as root, as upstream words it."""
+        pod_security = (self.pod.get("spec") or {}).get("securityContext") or {}
+        security = container.get("securityContext") or {}
+        if not security.get("runAsNonRoot", pod_security.get("runAsNonRoot")):
+            return
+        meta = self.pod["metadata"]
+        where = f'(pod: "{meta["name"]}_{meta["namespace"]}({self.uid})", container: {container["name"]})'
+        user = security.get("runAsUser", pod_security.get("runAsUser"))
+        if user is not None:
+            if int(user) == 0:
+                raise ConfigError(f"container's runAsUser breaks non-root policy {where}")
+            return
+        uid, name = await self.kubelet.image_user(container.get("image", ""))
+        if uid == 0 or (uid is None and name in ("", "root")):
+            raise ConfigError(f"container has runAsNonRoot and image will run as root {where}")
+        if uid is None:
+            raise ConfigError(
+                f"container has runAsNonRoot and image has non-numeric user ({name}), "
+                f"cannot verify user is non-root {where}"
+            )
 
     async def _status_or_empty(self, container_id: str) -> Obj:
         try:
@@ -608,7 +683,10 @@ class PodWorker:
                             )
                     except TimeoutError:
                         pass
-                remaining = max(0, int(deadline - time.monotonic() + 0.999))
+                # At least 2 s for SIGTERM after a preStop hook, as upstream gives.
+                remaining = max(
+                    2 if hook is not None and grace > 0 else 0, int(deadline - time.monotonic() + 0.999)
+                )
                 await self._stop_instance(container, record, grace=remaining)
             current.status = await self._status_or_empty(current.id)
 
@@ -643,6 +721,7 @@ class PodWorker:
                 await asyncio.to_thread(self.volumes.teardown)
             else:
                 await asyncio.to_thread(self.kubelet.remove_pod_dir, self.uid)
+            await asyncio.to_thread(self.kubelet.remove_logs, self.pod)
             self.terminated = True
 
     async def final_delete(self) -> None:
@@ -703,6 +782,7 @@ class PodWorker:
                     not has_readiness or record.probe_results.get("readiness", False)
                 )
             elif state == EXITED:
+                view.ready = init and status.get("exit_code") == 0  # a completed init container is ready
                 if record.waiting is not None and record.waiting[0] == "CrashLoopBackOff":
                     view.state = {"waiting": {"reason": "CrashLoopBackOff", "message": record.waiting[1]}}
                     view.last_state = {"terminated": self._terminated_state(record, current)}
@@ -730,11 +810,15 @@ class PodWorker:
         init_done = all(v.succeeded for v in init_views)
         waiting_reason = "ContainerCreating" if init_done else "PodInitializing"
         views = [self.container_view(c, False, waiting_reason) for c in spec.get("containers") or []]
-        sandbox_ready = self.sandbox_id is not None and not terminating
-        pod_phase = podstatus.phase(policy, init_views, views, init_failed=self.init_failed)
+        sandbox_ready = self.sandbox_id is not None and not terminating and self.failure is None
         if terminating:
+            # Deleted: the phase is terminal, from how the containers ended (upstream since 1.27).
+            policy = "Never"
             for view in views:
                 view.ready = False
+        pod_phase = podstatus.phase(policy, init_views, views, init_failed=self.init_failed)
+        if self.failure is not None:
+            pod_phase = "Failed"
         status: Obj = {
             "phase": pod_phase,
             "conditions": podstatus.conditions(
@@ -751,6 +835,10 @@ class PodWorker:
         if self.pod_ip:
             status["podIP"] = self.pod_ip
             status["podIPs"] = [{"ip": ip} for ip in self.pod_ips]
+        if self.failure is not None:
+            status["reason"], status["message"] = self.failure
+        if isinstance(generation := self.pod["metadata"].get("generation"), int):
+            status["observedGeneration"] = generation
         return status
 
     async def write_status(self, *, terminating: bool = False) -> None:
@@ -772,7 +860,15 @@ class PodWorker:
             return
         self.last_status = status
         if (updated.get("metadata") or {}).get("uid") == self.uid:
-            self.pod = updated
+            # Only the status: the informer's view of the rest (a deletion, say) may be newer.
+            self.pod = dict(self.pod, status=updated.get("status"))
+
+
+def _parse_time(text: str) -> float:
+    try:
+        return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return time.time()
 
 
 def _without_times(status: Obj) -> Obj:

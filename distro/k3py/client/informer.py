@@ -81,6 +81,12 @@ class Informer:
                 log.warning("%s: %s (retrying in %.1fs)", self.path, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
+            except Exception:
+                # Whatever goes wrong, the cache must keep following: callers depend on it.
+                log.exception("%s: the informer failed (retrying in %.1fs)", self.path, delay)
+                self.resource_version = ""
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
 
     async def _relist(self) -> None:
         listed = await self.api.list(

@@ -163,6 +163,10 @@ class RestClient:
                 return payload
         except aiohttp.ClientError as exc:
             raise ApiStatusError(0, "ConnectionFailed", f"cannot reach {self.server}: {exc}") from None
+        except TimeoutError:
+            raise ApiStatusError(
+                0, "Timeout", f"{method} {path}: {self.server} did not answer in time"
+            ) from None
 
     async def request(
         self, method: str, path: str, body: Body | None = None, content_type: str | None = None
@@ -234,8 +238,10 @@ class RestClient:
                             int(obj.get("code") or 500), str(obj.get("reason") or ""), str(obj.get("message"))
                         )
                     yield kind, obj
-        except aiohttp.ClientError as exc:
-            raise ApiStatusError(0, "ConnectionFailed", f"watch {path}: {exc}") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiStatusError(0, "ConnectionFailed", f"watch {path}: {exc or 'timed out'}") from None
+        except ValueError as exc:  # a line that is not JSON, or longer than the reader takes
+            raise ApiStatusError(0, "BadResponse", f"watch {path}: {exc}") from None
 
 
 def _query(**params: str | None) -> str:
