@@ -51,6 +51,19 @@ def cgroup_parent(node_name: str, pod_uid: str) -> str:
     return f"/k3py/{node_name}/pod{pod_uid}"
 
 
+def namespace_options(spec: Obj) -> Obj:
+    """Which namespaces a pod's containers share with the node or each other."""
+    if spec.get("hostPID"):
+        pid = NAMESPACE_NODE
+    else:
+        pid = NAMESPACE_POD if spec.get("shareProcessNamespace") else NAMESPACE_CONTAINER
+    return {
+        "network": NAMESPACE_NODE if spec.get("hostNetwork") else NAMESPACE_POD,
+        "pid": pid,
+        "ipc": NAMESPACE_NODE if spec.get("hostIPC") else NAMESPACE_POD,
+    }
+
+
 def host_network(pod: Obj) -> bool:
     return bool((pod.get("spec") or {}).get("hostNetwork"))
 
@@ -61,15 +74,7 @@ def sandbox_config(pod: Obj, node: NodeSettings, *, log_directory: Path, attempt
     labels = dict(meta.get("labels") or {})
     labels.update({POD_NAME: meta["name"], POD_NAMESPACE: meta["namespace"], POD_UID: uid})
     security = spec.get("securityContext") or {}
-    sandbox_security: Obj = {
-        "namespace_options": {
-            "network": NAMESPACE_NODE if spec.get("hostNetwork") else NAMESPACE_POD,
-            "pid": NAMESPACE_NODE
-            if spec.get("hostPID")
-            else (NAMESPACE_POD if spec.get("shareProcessNamespace") else NAMESPACE_CONTAINER),
-            "ipc": NAMESPACE_NODE if spec.get("hostIPC") else NAMESPACE_POD,
-        },
-    }
+    sandbox_security: Obj = {"namespace_options": namespace_options(spec)}
     if (user := security.get("runAsUser")) is not None:
         sandbox_security["run_as_user"] = {"value": int(user)}
     if (group := security.get("runAsGroup")) is not None:
@@ -192,13 +197,7 @@ def security_context(pod: Obj, container: Obj) -> Obj:
     security = container.get("securityContext") or {}
     spec = pod.get("spec") or {}
     out: Obj = {
-        "namespace_options": {
-            "network": NAMESPACE_NODE if spec.get("hostNetwork") else NAMESPACE_POD,
-            "pid": NAMESPACE_NODE
-            if spec.get("hostPID")
-            else (NAMESPACE_POD if spec.get("shareProcessNamespace") else NAMESPACE_CONTAINER),
-            "ipc": NAMESPACE_NODE if spec.get("hostIPC") else NAMESPACE_POD,
-        },
+        "namespace_options": namespace_options(spec),
         "privileged": bool(security.get("privileged")),
         "readonly_rootfs": bool(security.get("readOnlyRootFilesystem")),
     }

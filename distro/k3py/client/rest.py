@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import ssl
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,8 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 import yaml
+
+from k3py.pki.tls import load_pem_pair
 
 Obj = dict[str, Any]
 Body = Obj | list[Any]
@@ -66,18 +66,8 @@ class Credentials:
         else:
             context = ssl.create_default_context(cadata=self.ca_pem.decode("ascii"))
         if self.cert_pem is not None and self.key_pem is not None:
-            _load_client_pair(context, self.cert_pem, self.key_pem)
+            load_pem_pair(context, self.cert_pem, self.key_pem)
         return context
-
-
-def _load_client_pair(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
-    """``load_cert_chain`` reads files only: hand it a private temporary copy."""
-    with tempfile.TemporaryDirectory(prefix="k3py-client-") as tmp:
-        path = Path(tmp) / "client.pem"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(cert_pem + b"\n" + key_pem)
-        context.load_cert_chain(path)
 
 
 @dataclass(frozen=True)

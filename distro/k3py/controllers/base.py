@@ -30,6 +30,8 @@ def key_of(obj: Obj) -> Key:
 
 class Controller:
     name = "controller"
+    identity = ""
+    """The kube-system service account upstream's controller runs as (``deployment-controller``)."""
     workers = 1
 
     def __init__(self, api: RestClient) -> None:

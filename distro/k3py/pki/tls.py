@@ -10,8 +10,11 @@ x509 authenticator does.
 
 from __future__ import annotations
 
+import os
 import ssl
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
 from k3py.pki.bundle import Pki
 from k3py.pki.errors import PkiError
@@ -61,3 +64,13 @@ def client_identity(peercert: Mapping[str, object] | None) -> tuple[str, list[st
     if not common_name:
         return None
     return common_name, organizations
+
+
+def load_pem_pair(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """``context.load_cert_chain`` from bytes: it reads files only, so it gets a private copy."""
+    with tempfile.TemporaryDirectory(prefix="k3py-tls-") as tmp:
+        path = Path(tmp) / "pair.pem"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(cert_pem + b"\n" + key_pem)
+        context.load_cert_chain(path)

@@ -64,6 +64,7 @@ from k3py.apiserver.tokens import (
 )
 from k3py.client.rest import Credentials, RestClient
 from k3py.config import ConfigError, ServerConfig
+from k3py.controllers.manager import CONTROLLERS, identity_user
 from k3py.pki import (
     Pki,
     PkiError,
@@ -202,6 +203,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         await cleanup.enter_async_context(scheduler_api)
         scheduler = tasks.spawn("scheduler", Scheduler(scheduler_api).run())
         cleanup.push_async_callback(_cancel, scheduler)  # its watches end before the listener stops
+        await _start_controllers(pki, url, tasks, cleanup)
         if not config.disable_agent:
             await _start_agent(config, pki, url, objects, tasks, cleanup)
 
@@ -272,6 +274,17 @@ def _absent(manifest: Manifest, key: str) -> bool:
 async def _close_store(store: StoreHandle) -> None:
     await store.close()
     log.info("Datastore closed")
+
+
+async def _start_controllers(pki: Pki, url: str, tasks: Supervisor, cleanup: AsyncExitStack) -> None:
+    """kube-controller-manager's controllers, each a client with its service account's identity."""
+    for kind in CONTROLLERS:
+        name, groups = identity_user(kind.identity)
+        cert, key = await asyncio.to_thread(client_pair, pki, name, groups)
+        api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+        await cleanup.enter_async_context(api)
+        task = tasks.spawn(kind.name, kind(api).run())
+        cleanup.push_async_callback(_cancel, task)  # before its client closes
 
 
 async def _start_agent(

@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import ssl
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
@@ -44,6 +41,7 @@ from k3py.agent.kubelet_api.backend import ContainerLocation, KubeletBackend
 from k3py.agent.logs import LogOptionError, LogOptions, read_log
 from k3py.apiserver.kubelet_proxy.upgrade import BackendError, Target, is_upgrade, splice
 from k3py.pki import client_identity
+from k3py.pki.tls import load_pem_pair
 
 log = logging.getLogger(__name__)
 
@@ -356,12 +354,7 @@ def _server_context(cert_pem: bytes, key_pem: bytes, client_ca_pem: bytes) -> ss
     """TLS 1.2+, the serving chain, client certificates verified against the client CA if sent."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    with tempfile.TemporaryDirectory(prefix="k3py-kubelet-") as tmp:
-        path = Path(tmp) / "serving.pem"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(cert_pem + b"\n" + key_pem)
-        context.load_cert_chain(path)
+    load_pem_pair(context, cert_pem, key_pem)
     context.load_verify_locations(cadata=client_ca_pem.decode("ascii"))
     context.verify_mode = ssl.CERT_OPTIONAL
     context.set_alpn_protocols(["http/1.1"])
