@@ -1,0 +1,710 @@
+"""ReplicaSets and ReplicationControllers: keep ``spec.replicas`` pods from the template running.
+
+One implementation serves both resources, as upstream's ReplicationManager is the ReplicaSet
+controller run over ReplicationControllers (:class:`Workload` says which resource and how its
+selector reads). A sync, for one owner:
+
+1. *claims* the active pods of its namespace (not terminating, not finished): pods it controls
+   and still selects are kept, pods it controls but no longer selects are released (the
+   controller reference is patched away), orphans it selects are adopted (the reference is
+   patched in, after a fresh read proves the owner is not being deleted);
+2. if the creations and deletions of earlier syncs have all been seen by the pod informer
+   (upstream's *expectations*), creates the missing pods in slow-start batches (1, 2, 4, ...:
+   an error stops the rest) or deletes the surplus, preferring unscheduled, pending, not-ready,
+   doubled-up, recently-ready, often-restarted and newer pods, as ``ActivePodsWithRanks`` does;
+3. writes the status (replicas, fullyLabeledReplicas, readyReplicas, availableReplicas after
+   ``minReadySeconds``, observedGeneration, and a ``ReplicaFailure`` condition while creating or
+   deleting fails) and records ``SuccessfulCreate``/``SuccessfulDelete``/``FailedCreate`` events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+from k3py.api import objects
+from k3py.api.selectors import (
+    LabelSelector,
+    SelectorError,
+    from_label_selector_object,
+    label_selector_from_set,
+)
+from k3py.client.rest import ApiStatusError, RestClient
+from k3py.controllers.base import Controller, Key, Obj
+
+log = logging.getLogger(__name__)
+
+BURST_REPLICAS = 500
+"""At most this many pods are created or deleted by one sync (upstream's ``burstReplicas``)."""
+SLOW_START_INITIAL_BATCH = 1
+EXPECTATIONS_TIMEOUT = 300.0
+"""Expectations not met within five minutes are dropped (a watch event was lost)."""
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+_PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+# -- objects ------------------------------------------------------------------------------------
+
+
+def meta(obj: Obj) -> Obj:
+    found: Obj = obj.get("metadata") or {}
+    return found
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    return dict(meta(obj).get("labels") or {})
+
+
+def uid_of(obj: Obj) -> str:
+    return str(meta(obj).get("uid") or "")
+
+
+def deleting(obj: Obj) -> bool:
+    return bool(meta(obj).get("deletionTimestamp"))
+
+
+def controller_ref(obj: Obj) -> Obj | None:
+    """The owner reference with ``controller: true``, if any."""
+    for ref in meta(obj).get("ownerReferences") or []:
+        if ref.get("controller"):
+            found: Obj = ref
+            return found
+    return None
+
+
+def owner_reference(owner: Obj, api_version: str, kind: str) -> Obj:
+    """The controller reference a controller puts on what it creates or adopts."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": meta(owner)["name"],
+        "uid": uid_of(owner),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def parse_time(text: object) -> float | None:
+    """An RFC 3339 timestamp in seconds since the epoch (None when absent or unreadable)."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+# -- pods ---------------------------------------------------------------------------------------
+
+
+def is_pod_active(pod: Obj) -> bool:
+    """``controller.IsPodActive``: not finished and not being deleted."""
+    phase = (pod.get("status") or {}).get("phase")
+    return phase not in ("Succeeded", "Failed") and not deleting(pod)
+
+
+def _ready_condition(pod: Obj) -> Obj | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            found: Obj = condition
+            return found
+    return None
+
+
+def is_pod_ready(pod: Obj) -> bool:
+    condition = _ready_condition(pod)
+    return condition is not None and condition.get("status") == "True"
+
+
+def pod_ready_time(pod: Obj) -> float | None:
+    """When a ready pod became ready (None for a pod that is not ready)."""
+    condition = _ready_condition(pod)
+    if condition is None or condition.get("status") != "True":
+        return None
+    return parse_time(condition.get("lastTransitionTime"))
+
+
+def is_pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
+    """Ready for at least ``min_ready_seconds`` (``podutil.IsPodAvailable``)."""
+    if not is_pod_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = pod_ready_time(pod)
+    return since is not None and since + min_ready_seconds <= now
+
+
+def pod_from_template(owner: Obj, api_version: str, kind: str, template: Obj) -> Obj:
+    """The pod a controller creates from its template (``GetPodFromTemplate``)."""
+    template_meta = template.get("metadata") or {}
+    pod_meta: Obj = {
+        "generateName": f"{meta(owner)['name']}-",
+        "namespace": meta(owner).get("namespace") or "default",
+        "ownerReferences": [owner_reference(owner, api_version, kind)],
+    }
+    for name in ("labels", "annotations", "finalizers"):
+        if template_meta.get(name):
+            pod_meta[name] = copy.deepcopy(template_meta[name])
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": pod_meta,
+        "spec": copy.deepcopy(template.get("spec") or {}),
+    }
+
+
+def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL_BATCH) -> list[int]:
+    """The batch sizes ``slowStartBatch`` uses for ``count`` calls: 1, 2, 4, ... up to the rest."""
+    batches: list[int] = []
+    size = min(count, initial)
+    remaining = count
+    while size > 0:
+        batches.append(size)
+        remaining -= size
+        size = min(2 * size, remaining)
+    return batches
+
+
+# -- which pods go first ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankedPod:
+    pod: Obj
+    rank: int
+    """How many related pods share its node: doubled-up pods go first."""
+
+
+def _deletion_cost(pod: Obj) -> int:
+    try:
+        return int((meta(pod).get("annotations") or {}).get(DELETION_COST, 0))
+    except ValueError:
+        return 0
+
+
+def _max_restarts(pod: Obj) -> tuple[int, int]:
+    status = pod.get("status") or {}
+    regular = max((int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or []), default=0)
+    sidecars = {
+        c.get("name")
+        for c in (pod.get("spec") or {}).get("initContainers") or []
+        if c.get("restartPolicy") == "Always"
+    }
+    sidecar = max(
+        (
+            int(c.get("restartCount") or 0)
+            for c in status.get("initContainerStatuses") or []
+            if c.get("name") in sidecars
+        ),
+        default=0,
+    )
+    return regular, sidecar
+
+
+def _log_rank(seconds_ago: float) -> int:
+    return int(math.log2(seconds_ago * 1e9)) if seconds_ago > 0 else -1
+
+
+def _newer_first(t1: float | None, t2: float | None, uid1: str, uid2: str, now: float) -> bool:
+    """Upstream's logarithmic comparison: times in the same power-of-two bucket tie, broken by UID."""
+    if t1 is None or t2 is None:
+        return t1 is None
+    diff = _log_rank(now - t1) - _log_rank(now - t2)
+    if diff == 0:
+        return uid1 < uid2
+    return diff < 0
+
+
+def _deleted_before(a: RankedPod, b: RankedPod, now: float) -> bool:
+    """``ActivePodsWithRanks.Less``: whether ``a`` is a better pod to delete than ``b``."""
+    pa, pb = a.pod, b.pod
+    na, nb = (pa.get("spec") or {}).get("nodeName") or "", (pb.get("spec") or {}).get("nodeName") or ""
+    if na != nb and (not na or not nb):
+        return not na
+    phase_a = _PHASE_ORDINAL.get((pa.get("status") or {}).get("phase") or "", 0)
+    phase_b = _PHASE_ORDINAL.get((pb.get("status") or {}).get("phase") or "", 0)
+    if phase_a != phase_b:
+        return phase_a < phase_b
+    if is_pod_ready(pa) != is_pod_ready(pb):
+        return not is_pod_ready(pa)
+    if _deletion_cost(pa) != _deletion_cost(pb):
+        return _deletion_cost(pa) < _deletion_cost(pb)
+    if a.rank != b.rank:
+        return a.rank > b.rank
+    if is_pod_ready(pa) and is_pod_ready(pb):
+        ra, rb = pod_ready_time(pa), pod_ready_time(pb)
+        if ra != rb:
+            return _newer_first(ra, rb, uid_of(pa), uid_of(pb), now)
+    restarts_a, restarts_b = _max_restarts(pa), _max_restarts(pb)
+    if restarts_a != restarts_b:
+        return restarts_a > restarts_b
+    ca, cb = parse_time(meta(pa).get("creationTimestamp")), parse_time(meta(pb).get("creationTimestamp"))
+    if ca != cb:
+        return _newer_first(ca, cb, uid_of(pa), uid_of(pb), now)
+    return False
+
+
+def pods_to_delete(
+    pods: list[Obj], related: Iterable[Obj], count: int, now: float | None = None
+) -> list[Obj]:
+    """The ``count`` pods to delete first (``getPodsToDelete``)."""
+    if count >= len(pods):
+        return list(pods)
+    on_node: dict[str, int] = {}
+    for pod in related:
+        if is_pod_active(pod):
+            node = (pod.get("spec") or {}).get("nodeName") or ""
+            on_node[node] = on_node.get(node, 0) + 1
+    ranked = [RankedPod(p, on_node.get((p.get("spec") or {}).get("nodeName") or "", 0)) for p in pods]
+    moment = time.time() if now is None else now
+
+    def compare(a: RankedPod, b: RankedPod) -> int:
+        if _deleted_before(a, b, moment):
+            return -1
+        if _deleted_before(b, a, moment):
+            return 1
+        return 0
+
+    ranked.sort(key=functools.cmp_to_key(compare))
+    return [r.pod for r in ranked[:count]]
+
+
+# -- status -------------------------------------------------------------------------------------
+
+
+def calculate_status(
+    owner: Obj, pods: list[Obj], error: Exception | None, diff: int, now: float, now_text: str
+) -> Obj:
+    """The owner's new status from the pods it controls (``calculateStatus``)."""
+    spec = owner.get("spec") or {}
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    fully = sum(1 for p in pods if all(labels_of(p).get(k) == v for k, v in template_labels.items()))
+    ready = sum(1 for p in pods if is_pod_ready(p))
+    available = sum(1 for p in pods if is_pod_available(p, min_ready, now))
+    conditions = [dict(c) for c in (owner.get("status") or {}).get("conditions") or []]
+    failure = next((c for c in conditions if c.get("type") == "ReplicaFailure"), None)
+    if error is not None and failure is None:
+        conditions.append(
+            {
+                "type": "ReplicaFailure",
+                "status": "True",
+                "lastTransitionTime": now_text,
+                "reason": "FailedCreate" if diff < 0 else "FailedDelete",
+                "message": str(error),
+            }
+        )
+    elif error is None and failure is not None:
+        conditions.remove(failure)
+    status: Obj = {
+        "replicas": len(pods),
+        "fullyLabeledReplicas": fully,
+        "readyReplicas": ready,
+        "availableReplicas": available,
+        "observedGeneration": int(meta(owner).get("generation") or 0),
+        "conditions": conditions,
+    }
+    return status
+
+
+def status_differs(current: Obj, wanted: Obj) -> bool:
+    """Whether writing ``wanted`` would change ``current`` (absent numbers count as zero)."""
+    for name, value in wanted.items():
+        if name == "conditions":
+            if (current.get("conditions") or []) != value:
+                return True
+        elif int(current.get(name) or 0) != value:
+            return True
+    return False
+
+
+def status_patch(wanted: Obj) -> Obj:
+    """A merge patch writing ``wanted``; zero and empty fields are removed, as Go's omitempty."""
+    patch: Obj = {name: (value or None) for name, value in wanted.items()}
+    patch["replicas"] = wanted["replicas"]
+    return {"status": patch}
+
+
+# -- expectations -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Expected:
+    adds: set[str] = field(default_factory=set)
+    deletes: set[str] = field(default_factory=set)
+    since: float = field(default_factory=time.monotonic)
+
+
+class Expectations:
+    """Pods an owner created or deleted that the pod cache has not shown yet (by name).
+
+    An owner whose expectations are pending does not manage its replicas: its view of its pods
+    is stale and it would create or delete twice.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[Key, _Expected] = {}
+
+    def expect(self, key: Key, adds: Iterable[str] = (), deletes: Iterable[str] = ()) -> None:
+        found = self._pending.setdefault(key, _Expected())
+        found.adds.update(adds)
+        found.deletes.update(deletes)
+        found.since = time.monotonic()
+
+    def observed(self, key: Key, pod: Obj, gone: bool) -> None:
+        found = self._pending.get(key)
+        if found is None:
+            return
+        name = str(meta(pod).get("name") or "")
+        found.adds.discard(name)
+        if gone or deleting(pod):
+            found.deletes.discard(name)
+
+    def satisfied(self, key: Key, cached: Callable[[str], Obj | None]) -> bool:
+        found = self._pending.get(key)
+        if found is None:
+            return True
+        found.adds = {n for n in found.adds if cached(n) is None}
+        found.deletes = {n for n in found.deletes if (p := cached(n)) is not None and not deleting(p)}
+        if not found.adds and not found.deletes:
+            del self._pending[key]
+            return True
+        if time.monotonic() - found.since > EXPECTATIONS_TIMEOUT:
+            log.info("expectations for %s/%s expired, syncing anyway", *key)
+            del self._pending[key]
+            return True
+        return False
+
+    def forget(self, key: Key) -> None:
+        self._pending.pop(key, None)
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+class EventRecorder:
+    """core/v1 Events about the objects a controller manages; a failure to record is only logged."""
+
+    def __init__(self, api: RestClient, component: str) -> None:
+        self.api = api
+        self.component = component
+
+    async def record(self, obj: Obj, kind: str, reason: str, message: str) -> None:
+        info = meta(obj)
+        namespace = str(info.get("namespace") or "default")
+        stamp = objects.now()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{info.get('name', '')}.{time.time_ns():x}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", ""),
+                "kind": obj.get("kind", ""),
+                "namespace": namespace,
+                "name": info.get("name", ""),
+                "uid": info.get("uid", ""),
+                "resourceVersion": info.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": {"component": self.component},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "reportingComponent": self.component,
+            "reportingInstance": self.component,
+        }
+        try:
+            await self.api.create(f"/api/v1/namespaces/{namespace}/events", event)
+        except ApiStatusError as exc:
+            log.info("cannot record event %s %s: %s", reason, message, exc)
+
+
+# -- the controller -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The resource a :class:`ReplicaSetController` manages."""
+
+    api_version: str
+    kind: str
+    prefix: str
+    """``/apis/apps/v1`` or ``/api/v1``."""
+    plural: str
+    selector_is_map: bool
+    """ReplicationControllers select with a plain label map, ReplicaSets with a LabelSelector."""
+
+    def path(self, namespace: str, name: str = "") -> str:
+        base = f"{self.prefix}/namespaces/{namespace}/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+    def selector(self, owner: Obj) -> LabelSelector:
+        raw = (owner.get("spec") or {}).get("selector")
+        if self.selector_is_map:
+            return label_selector_from_set(raw) if raw else LabelSelector(nothing=True)
+        return from_label_selector_object(raw)
+
+
+REPLICA_SETS = Workload("apps/v1", "ReplicaSet", "/apis/apps/v1", "replicasets", selector_is_map=False)
+REPLICATION_CONTROLLERS = Workload("v1", "ReplicationController", "/api/v1", "replicationcontrollers", True)
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset-controller"
+    identity = "replicaset-controller"
+    workload: ClassVar[Workload] = REPLICA_SETS
+    workers = 2
+
+    def __init__(self, api: RestClient) -> None:
+        super().__init__(api)
+        self.owners = self.informer(self.workload.prefix + "/" + self.workload.plural)
+        self.pods = self.informer("/api/v1/pods")
+        self.expectations = Expectations()
+        self.events = EventRecorder(api, self.name)
+        self.owners.add_handler(self._on_owner)
+        self.pods.add_handler(self._on_pod)
+
+    # -- change handlers ----------------------------------------------------------------------
+
+    def _on_owner(self, old: Obj | None, new: Obj | None) -> None:
+        if new is None and old is not None:
+            self.expectations.forget((str(meta(old).get("namespace") or ""), str(meta(old)["name"])))
+        self.enqueue(new or old)
+
+    def _owner_key(self, pod: Obj, ref: Obj) -> Key | None:
+        if (
+            ref.get("kind") != self.workload.kind
+            or str(ref.get("apiVersion", "")) != self.workload.api_version
+        ):
+            return None
+        return str(meta(pod).get("namespace") or ""), str(ref.get("name") or "")
+
+    def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
+        for pod, gone in ((old, new is None), (new, False)):
+            if pod is None:
+                continue
+            ref = controller_ref(pod)
+            if ref is not None:
+                key = self._owner_key(pod, ref)
+                if key is not None:
+                    self.expectations.observed(key, pod, gone)
+                    self.queue.add(key)
+            elif not gone and not deleting(pod):
+                # An orphan: every owner that selects it may adopt it.
+                for owner in self._selecting(pod):
+                    self.enqueue(owner)
+
+    def _selecting(self, pod: Obj) -> list[Obj]:
+        namespace, pod_labels = meta(pod).get("namespace"), labels_of(pod)
+        found = []
+        for owner in self.owners.items():
+            if meta(owner).get("namespace") != namespace:
+                continue
+            try:
+                if self.workload.selector(owner).matches(pod_labels):
+                    found.append(owner)
+            except SelectorError:
+                continue
+        return found
+
+    # -- sync ---------------------------------------------------------------------------------
+
+    async def sync(self, key: Key) -> None:
+        namespace, name = key
+        owner = self.owners.get(namespace, name)
+        if owner is None:
+            self.expectations.forget(key)
+            return
+        try:
+            selector = self.workload.selector(owner)
+        except SelectorError as exc:
+            log.warning("%s %s/%s has an invalid selector: %s", self.workload.kind, namespace, name, exc)
+            return
+        active = [p for p in self.pods.items() if meta(p).get("namespace") == namespace and is_pod_active(p)]
+        pods = await self._claim(owner, selector, active)
+        error: Exception | None = None
+        diff = len(pods) - int((owner.get("spec") or {}).get("replicas", 1) or 0)
+        if not deleting(owner) and self.expectations.satisfied(key, lambda n: self.pods.get(namespace, n)):
+            error = await self._manage(key, owner, pods, diff)
+        await self._write_status(key, owner, pods, error, diff)
+        if error is not None:
+            raise error
+
+    async def _claim(self, owner: Obj, selector: LabelSelector, pods: list[Obj]) -> list[Obj]:
+        """Keep, release and adopt pods (``ControllerRefManager.ClaimPods``)."""
+        uid, claimed = uid_of(owner), []
+        checked = False
+        for pod in pods:
+            ref = controller_ref(pod)
+            matches = selector.matches(labels_of(pod))
+            if ref is not None:
+                if ref.get("uid") != uid:
+                    continue
+                if matches:
+                    claimed.append(pod)
+                elif not deleting(owner):
+                    await self._release(owner, pod)
+                continue
+            if deleting(owner) or not matches:
+                continue
+            if not checked:
+                await self._can_adopt(owner)
+                checked = True
+            adopted = await self._adopt(owner, pod)
+            if adopted is not None:
+                claimed.append(adopted)
+        return claimed
+
+    async def _can_adopt(self, owner: Obj) -> None:
+        """A fresh read: an owner being deleted (or replaced) must not adopt."""
+        info = meta(owner)
+        fresh = await self.api.get(self.workload.path(str(info.get("namespace")), str(info["name"])))
+        if uid_of(fresh) != uid_of(owner):
+            raise RuntimeError(f"original {self.workload.kind} {info['name']} is gone: uid changed")
+        if deleting(fresh):
+            raise RuntimeError(f"{self.workload.kind} {info['name']} is being deleted: cannot adopt pods")
+
+    def _pod_path(self, pod: Obj) -> str:
+        return f"/api/v1/namespaces/{meta(pod).get('namespace')}/pods/{meta(pod)['name']}"
+
+    async def _adopt(self, owner: Obj, pod: Obj) -> Obj | None:
+        ref = owner_reference(owner, self.workload.api_version, self.workload.kind)
+        patch = {"metadata": {"ownerReferences": [ref], "uid": uid_of(pod)}}
+        try:
+            return await self.api.patch(self._pod_path(pod), patch, "strategic")
+        except ApiStatusError as exc:
+            if exc.code in (404, 409, 422):
+                return None  # gone, or changed under us: the next sync sees it again
+            raise
+
+    async def _release(self, owner: Obj, pod: Obj) -> None:
+        patch = {
+            "metadata": {"ownerReferences": [{"$patch": "delete", "uid": uid_of(owner)}], "uid": uid_of(pod)}
+        }
+        try:
+            await self.api.patch(self._pod_path(pod), patch, "strategic")
+        except ApiStatusError as exc:
+            if exc.code not in (404, 409, 422):
+                raise
+
+    async def _manage(self, key: Key, owner: Obj, pods: list[Obj], diff: int) -> Exception | None:
+        if diff < 0:
+            return await self._create_pods(key, owner, min(-diff, BURST_REPLICAS))
+        if diff > 0:
+            victims = pods_to_delete(pods, self._related_pods(owner), min(diff, BURST_REPLICAS))
+            return await self._delete_pods(key, owner, victims)
+        return None
+
+    async def _create_pods(self, key: Key, owner: Obj, count: int) -> Exception | None:
+        template = (owner.get("spec") or {}).get("template") or {}
+        body = pod_from_template(owner, self.workload.api_version, self.workload.kind, template)
+        path = f"/api/v1/namespaces/{key[0]}/pods"
+
+        async def create_one() -> None:
+            try:
+                created = await self.api.create(path, body)
+            except ApiStatusError as exc:
+                await self.events.record(owner, "Warning", "FailedCreate", f"Error creating: {exc}")
+                raise
+            created_name = str(meta(created).get("name") or "")
+            self.expectations.expect(key, adds=[created_name])
+            await self.events.record(owner, "Normal", "SuccessfulCreate", f"Created pod: {created_name}")
+
+        return await _slow_start(count, create_one)
+
+    async def _delete_pods(self, key: Key, owner: Obj, victims: list[Obj]) -> Exception | None:
+        self.expectations.expect(key, deletes=[str(meta(p)["name"]) for p in victims])
+
+        async def delete_one(pod: Obj) -> None:
+            pod_name = meta(pod)["name"]
+            try:
+                await self.api.delete(self._pod_path(pod))
+            except ApiStatusError as exc:
+                if exc.code == 404:
+                    return
+                await self.events.record(owner, "Warning", "FailedDelete", f"Error deleting: {exc}")
+                raise
+            await self.events.record(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {pod_name}")
+
+        results = await asyncio.gather(*(delete_one(p) for p in victims), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, Exception)]
+        return errors[0] if errors else None
+
+    def _related_pods(self, owner: Obj) -> list[Obj]:
+        """Pods of the owners sharing this owner's controller (a Deployment's ReplicaSets)."""
+        parent = controller_ref(owner)
+        namespace = meta(owner).get("namespace")
+        siblings = {uid_of(owner)}
+        if parent is not None:
+            for other in self.owners.items():
+                other_ref = controller_ref(other)
+                if (
+                    meta(other).get("namespace") == namespace
+                    and other_ref
+                    and other_ref.get("uid") == parent.get("uid")
+                ):
+                    siblings.add(uid_of(other))
+        related = []
+        for pod in self.pods.items():
+            ref = controller_ref(pod)
+            if meta(pod).get("namespace") == namespace and ref is not None and ref.get("uid") in siblings:
+                related.append(pod)
+        return related
+
+    async def _write_status(
+        self, key: Key, owner: Obj, pods: list[Obj], error: Exception | None, diff: int
+    ) -> None:
+        now = time.time()
+        wanted = calculate_status(owner, pods, error, diff, now, objects.now())
+        if status_differs(owner.get("status") or {}, wanted):
+            try:
+                fields = {k: v for k, v in status_patch(wanted)["status"].items() if v is not None}
+                await self.api.update(
+                    self.workload.path(key[0], key[1]) + "/status", {**owner, "status": fields}
+                )
+            except ApiStatusError as exc:
+                if exc.code != 404:
+                    raise
+                return
+        self._requeue_for_availability(key, owner, pods, now)
+
+    def _requeue_for_availability(self, key: Key, owner: Obj, pods: list[Obj], now: float) -> None:
+        """Ready pods become available after ``minReadySeconds``: look again then."""
+        min_ready = int((owner.get("spec") or {}).get("minReadySeconds") or 0)
+        if min_ready <= 0:
+            return
+        waits = [
+            since + min_ready - now
+            for p in pods
+            if (since := pod_ready_time(p)) is not None and not is_pod_available(p, min_ready, now)
+        ]
+        if waits:
+            self.queue.add_after(key, max(min(waits), 0.0) + 0.05)
+
+
+async def _slow_start(count: int, call: Callable[[], Awaitable[None]]) -> Exception | None:
+    """Run ``call`` ``count`` times in growing batches; the first failing batch stops the rest."""
+    for size in slow_start_batches(count):
+        results = await asyncio.gather(*(call() for _ in range(size)), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            return errors[0]
+    return None
+
+
+class ReplicationManager(ReplicaSetController):
+    """ReplicationControllers, managed by the same logic as ReplicaSets."""
+
+    name = "replication-controller"
+    identity = "replication-controller"
+    workload: ClassVar[Workload] = REPLICATION_CONTROLLERS
