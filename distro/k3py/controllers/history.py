@@ -1,0 +1,274 @@
+"""ControllerRevisions, as upstream's ``pkg/controller/history``, and the events the set
+controllers record.
+
+A StatefulSet or DaemonSet keeps each pod template it has had as a ControllerRevision: its
+``data`` is the patch that puts the template back (``{"spec": {"template": {..., "$patch":
+"replace"}}}``), its name ``<owner>-<hash>``, its ``revision`` a number one past the highest
+of the owner's revisions. The hash is upstream's: FNV-1 (32 bit) of the data's JSON, plus the
+owner's ``collisionCount`` when there is one, in decimal, then "safe encoded" (each digit
+mapped to a letter or digit that cannot spell words). Pods carry it in the
+``controller-revision-hash`` label: a StatefulSet's pods the revision's name, a DaemonSet's the
+hash. (Upstream's DaemonSet hashes its template with Go's object dumper, which has no
+portable form; k3py uses the revision hash for both, so names differ from upstream's there.)
+
+Both controllers also read pods' states the same way (ready, available after
+``minReadySeconds``, failed) and record events about their sets (``SuccessfulCreate`` ...);
+the small :class:`EventRecorder` here writes them as upstream's recorder does, without
+aggregation.
+"""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from k3py.client.rest import ApiStatusError, RestClient
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+REVISION_HASH_LABEL = "controller.kubernetes.io/hash"
+"""The label a ControllerRevision carries its own hash in."""
+POD_REVISION_LABEL = "controller-revision-hash"
+"""The label a set's pods carry their revision in (``apps/v1 ControllerRevisionHashLabelKey``)."""
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+FNV_OFFSET = 2166136261
+FNV_PRIME = 16777619
+MAX_PREFIX = 223
+"""Longest owner-name prefix of a revision's name (253 less room for the hash)."""
+
+
+def fnv32(data: bytes) -> int:
+    """Go's ``hash/fnv.New32`` (FNV-1: multiply, then xor)."""
+    value = FNV_OFFSET
+    for byte in data:
+        value = (value * FNV_PRIME) & 0xFFFFFFFF
+        value ^= byte
+    return value
+
+
+def safe_encode(text: str) -> str:
+    """``rand.SafeEncodeString``: each byte picks a character from an alphabet without vowels."""
+    return "".join(SAFE_ALPHABET[b % len(SAFE_ALPHABET)] for b in text.encode())
+
+
+def go_json(value: Any) -> bytes:
+    """JSON as Go's ``json.Marshal`` writes a generic map: compact, sorted keys, HTML escaped."""
+    raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+
+
+def hash_revision(data: Obj, collision_count: int | None = None) -> str:
+    """``HashControllerRevision``: the hash of a revision's data and the owner's collision count."""
+    raw = go_json(data)
+    if collision_count is not None:
+        raw += str(collision_count).encode()
+    return safe_encode(str(fnv32(raw)))
+
+
+def template_patch(owner: Obj) -> Obj:
+    """A revision's data: the patch that restores the owner's pod template."""
+    template = copy.deepcopy((owner.get("spec") or {}).get("template") or {})
+    template["$patch"] = "replace"
+    return {"spec": {"template": template}}
+
+
+def apply_revision(owner: Obj, revision: Obj) -> Obj:
+    """The owner as it was at ``revision``: its pod template replaced by the revision's."""
+    restored = copy.deepcopy(owner)
+    template = copy.deepcopy(((revision.get("data") or {}).get("spec") or {}).get("template") or {})
+    template.pop("$patch", None)
+    restored.setdefault("spec", {})["template"] = template
+    return restored
+
+
+def revision_name(owner_name: str, hash_: str) -> str:
+    return f"{owner_name[:MAX_PREFIX]}-{hash_}"
+
+
+def controller_ref(owner: Obj, kind: str, api_version: str = "apps/v1") -> Obj:
+    meta = owner.get("metadata") or {}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": meta.get("name", ""),
+        "uid": meta.get("uid", ""),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def controller_uid(obj: Obj) -> str:
+    """The uid of the object's controller (the owner reference with ``controller: true``)."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            return str(ref.get("uid") or "")
+    return ""
+
+
+def controller_of(obj: Obj, kind: str) -> str:
+    """The name of the object's controller when it is a ``kind``, else ``""``."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller") and ref.get("kind") == kind:
+            return str(ref.get("name") or "")
+    return ""
+
+
+def new_revision(owner: Obj, kind: str, number: int, collision_count: int | None) -> Obj:
+    """``NewControllerRevision`` for the owner's current template."""
+    meta = owner.get("metadata") or {}
+    data = template_patch(owner)
+    hash_ = hash_revision(data, collision_count)
+    labels = dict(
+        (((owner.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    )
+    labels[REVISION_HASH_LABEL] = hash_
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": revision_name(str(meta.get("name") or ""), hash_),
+            "namespace": meta.get("namespace", ""),
+            "labels": labels,
+            "ownerReferences": [controller_ref(owner, kind)],
+        },
+        "data": data,
+        "revision": number,
+    }
+
+
+def revision_number(revision: Obj) -> int:
+    value = revision.get("revision")
+    return value if isinstance(value, int) else 0
+
+
+def next_revision_number(revisions: Iterable[Obj]) -> int:
+    """One past the highest revision number (1 for the first)."""
+    return max((revision_number(r) for r in revisions), default=0) + 1
+
+
+def sort_revisions(revisions: Iterable[Obj]) -> list[Obj]:
+    """Oldest first: by revision number, then creation time, then name (``ByRevision``)."""
+
+    def order(revision: Obj) -> tuple[int, str, str]:
+        meta = revision.get("metadata") or {}
+        return revision_number(revision), str(meta.get("creationTimestamp") or ""), str(meta.get("name"))
+
+    return sorted(revisions, key=order)
+
+
+def equal_revision(left: Obj, right: Obj) -> bool:
+    """``EqualRevision``: the same hash label and the same data."""
+    left_hash = ((left.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL)
+    right_hash = ((right.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL)
+    if left_hash != right_hash:
+        return False
+    return go_json(left.get("data")) == go_json(right.get("data"))
+
+
+def find_equal_revisions(revisions: Iterable[Obj], needle: Obj) -> list[Obj]:
+    return [r for r in revisions if equal_revision(r, needle)]
+
+
+# -- pod state -----------------------------------------------------------------------------------
+
+
+def terminating(pod: Obj) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _ready_condition(pod: Obj) -> Obj | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if isinstance(condition, dict) and condition.get("type") == "Ready":
+            return condition
+    return None
+
+
+def pod_ready(pod: Obj) -> bool:
+    condition = _ready_condition(pod)
+    return condition is not None and condition.get("status") == "True"
+
+
+def running_and_ready(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running" and pod_ready(pod)
+
+
+def pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
+    """Ready for at least ``min_ready_seconds`` (``podutil.IsPodAvailable``)."""
+    condition = _ready_condition(pod)
+    if condition is None or condition.get("status") != "True":
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = parse_time(str(condition.get("lastTransitionTime") or ""))
+    return since is not None and since + min_ready_seconds <= now
+
+
+def parse_time(text: str) -> float | None:
+    try:
+        return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def pod_failed(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Failed"
+
+
+def pod_succeeded(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Succeeded"
+
+
+def rfc3339(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+class EventRecorder:
+    """Records events about an object, as ``component`` (``statefulset-controller``)."""
+
+    def __init__(self, api: RestClient, component: str) -> None:
+        self.api = api
+        self.component = component
+
+    async def event(self, obj: Obj, kind: str, reason: str, message: str, *, about: str) -> None:
+        """Write one event about ``obj`` (an ``apps/v1`` ``about``, e.g. ``StatefulSet``); one
+        that cannot be written is logged, never raised."""
+        meta = obj.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "default")
+        ref = {
+            "apiVersion": "apps/v1",
+            "kind": about,
+            "namespace": namespace,
+            "name": meta.get("name", ""),
+            "uid": meta.get("uid", ""),
+            "resourceVersion": meta.get("resourceVersion", ""),
+        }
+        stamp = rfc3339(time.time())
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": {"component": self.component},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "reportingComponent": self.component,
+            "reportingInstance": "",
+        }
+        log.debug("event %s %s/%s %s: %s", kind, namespace, ref["name"], reason, message)
+        try:
+            await self.api.create(f"/api/v1/namespaces/{namespace}/events", body)
+        except ApiStatusError as exc:
+            log.info("cannot record event %s %s: %s", reason, message, exc)

@@ -1,0 +1,508 @@
+"""The StatefulSet controller: pods with stable names and storage, created and replaced in order.
+
+A set named ``web`` owns pods ``web-<ordinal>`` for ordinals ``start .. start+replicas-1``
+(``spec.ordinals.start``, default 0). Each pod is labelled with its name, its index and its
+revision, has ``hostname`` = its name and ``subdomain`` = the set's service, and mounts claims
+``<claim>-web-<ordinal>`` made from ``volumeClaimTemplates`` (created before the pod, never
+deleted by this controller; their owner references follow
+``persistentVolumeClaimRetentionPolicy`` so the garbage collector removes them).
+
+One ``sync`` is upstream's ``updateStatefulSet``:
+
+1. the revisions: the set's template now is the *update* revision (an existing equal one is
+   reused); the revision named by ``status.currentRevision`` is the *current* one;
+2. pods that failed are deleted (they come back next time); missing pods are created, from the
+   current revision below the partition and the update revision above it; with
+   ``OrderedReady`` one at a time, each waiting for the previous to be Running and Ready;
+3. pods past the replica count are deleted from the highest ordinal down (in order: one at a
+   time, only while all others are healthy);
+4. with ``RollingUpdate``, the highest-ordinal pod not at the update revision (and at or past
+   the partition) is deleted once all higher ones are healthy; it is re-created next time;
+5. the status is written, and revisions past ``revisionHistoryLimit`` no pod uses are deleted.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from k3py.client.rest import ApiStatusError, RestClient
+from k3py.controllers.base import Controller, Key
+from k3py.controllers.history import (
+    POD_REVISION_LABEL,
+    EventRecorder,
+    apply_revision,
+    controller_of,
+    controller_ref,
+    controller_uid,
+    equal_revision,
+    find_equal_revisions,
+    new_revision,
+    next_revision_number,
+    pod_available,
+    pod_failed,
+    pod_succeeded,
+    running_and_ready,
+    sort_revisions,
+    terminating,
+)
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+KIND = "StatefulSet"
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+PODS = "/api/v1/namespaces/{}/pods"
+CLAIMS = "/api/v1/namespaces/{}/persistentvolumeclaims"
+REVISIONS = "/apis/apps/v1/namespaces/{}/controllerrevisions"
+SETS = "/apis/apps/v1/namespaces/{}/statefulsets"
+
+
+def _spec(obj: Obj) -> Obj:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _meta(obj: Obj) -> Obj:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def start_ordinal(sts: Obj) -> int:
+    start = (_spec(sts).get("ordinals") or {}).get("start")
+    return start if isinstance(start, int) else 0
+
+
+def replicas_of(sts: Obj) -> int:
+    value = _spec(sts).get("replicas")
+    return value if isinstance(value, int) else 1
+
+
+def pod_name(sts: Obj, ordinal: int) -> str:
+    return f"{_meta(sts).get('name')}-{ordinal}"
+
+
+def ordinal_of(sts: Obj, pod: Obj) -> int | None:
+    """The ordinal in the pod's name when it is one of this set's names, else None."""
+    match = re.fullmatch(re.escape(str(_meta(sts).get("name"))) + r"-(\d+)", str(_meta(pod).get("name")))
+    return int(match.group(1)) if match else None
+
+
+def claim_name(template: Obj, sts: Obj, ordinal: int) -> str:
+    return f"{_meta(template).get('name')}-{pod_name(sts, ordinal)}"
+
+
+def partition_of(sts: Obj) -> int:
+    strategy = _spec(sts).get("updateStrategy") or {}
+    value = (strategy.get("rollingUpdate") or {}).get("partition")
+    return value if isinstance(value, int) else 0
+
+
+def ordered(sts: Obj) -> bool:
+    return bool(_spec(sts).get("podManagementPolicy", "OrderedReady") != "Parallel")
+
+
+def rolling(sts: Obj) -> bool:
+    return bool((_spec(sts).get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate")
+
+
+def retention(sts: Obj, when: str) -> str:
+    return str((_spec(sts).get("persistentVolumeClaimRetentionPolicy") or {}).get(when) or "Retain")
+
+
+def new_claims(sts: Obj, ordinal: int) -> list[Obj]:
+    """The claims of the pod at ``ordinal``, from the set's ``volumeClaimTemplates``."""
+    selector_labels = (_spec(sts).get("selector") or {}).get("matchLabels") or {}
+    claims = []
+    for template in _spec(sts).get("volumeClaimTemplates") or []:
+        meta = _meta(template)
+        labels = {**(meta.get("labels") or {}), **selector_labels}
+        body: Obj = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {
+                "name": claim_name(template, sts, ordinal),
+                "namespace": _meta(sts).get("namespace", ""),
+                "labels": labels,
+            },
+            "spec": copy.deepcopy(_spec(template)),
+        }
+        if meta.get("annotations"):
+            body["metadata"]["annotations"] = dict(meta["annotations"])
+        if retention(sts, "whenDeleted") == "Delete":
+            owner = controller_ref(sts, KIND)
+            owner["controller"] = False
+            body["metadata"]["ownerReferences"] = [owner]
+        claims.append(body)
+    return claims
+
+
+def new_pod(sts: Obj, ordinal: int, revision: str) -> Obj:
+    """The pod at ``ordinal`` of ``sts`` (whose template is the revision's), labelled ``revision``."""
+    template = copy.deepcopy(_spec(sts).get("template") or {})
+    meta = _meta(template)
+    name = pod_name(sts, ordinal)
+    labels = {
+        **(meta.get("labels") or {}),
+        POD_NAME_LABEL: name,
+        POD_INDEX_LABEL: str(ordinal),
+        POD_REVISION_LABEL: revision,
+    }
+    pod_meta: Obj = {
+        "name": name,
+        "namespace": _meta(sts).get("namespace", ""),
+        "labels": labels,
+        "ownerReferences": [controller_ref(sts, KIND)],
+    }
+    if meta.get("annotations"):
+        pod_meta["annotations"] = dict(meta["annotations"])
+    spec = _spec(template)
+    spec["hostname"] = name
+    service = _spec(sts).get("serviceName")
+    if service:
+        spec["subdomain"] = service
+    claims = {
+        str(_meta(t).get("name")): claim_name(t, sts, ordinal)
+        for t in _spec(sts).get("volumeClaimTemplates") or []
+    }
+    if claims:
+        volumes = [v for v in spec.get("volumes") or [] if v.get("name") not in claims]
+        volumes = [
+            {"name": v, "persistentVolumeClaim": {"claimName": c}} for v, c in claims.items()
+        ] + volumes
+        spec["volumes"] = volumes
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+
+
+def revision_of(pod: Obj) -> str:
+    return str((_meta(pod).get("labels") or {}).get(POD_REVISION_LABEL) or "")
+
+
+@dataclass
+class Counts:
+    """What the status reports, counted over the pods in the set's ordinal range."""
+
+    replicas: int = 0
+    ready: int = 0
+    available: int = 0
+    current: int = 0
+    updated: int = 0
+
+
+def count(pods: Iterable[Obj], current: str, update: str, min_ready: int, now: float) -> Counts:
+    counts = Counts()
+    for pod in pods:
+        counts.replicas += 1
+        if running_and_ready(pod):
+            counts.ready += 1
+            if pod_available(pod, min_ready, now):
+                counts.available += 1
+        if revision_of(pod) == current:
+            counts.current += 1
+        if revision_of(pod) == update:
+            counts.updated += 1
+    return counts
+
+
+@dataclass
+class Plan:
+    """One step of a sync: what to create and delete (pods, in order), and whether to stop."""
+
+    create: list[int] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+
+
+def plan_scale(sts: Obj, pods: dict[int, Obj], condemned: list[Obj]) -> Plan:
+    """Which ordinals to create and which pods past the end to delete, as the policy allows."""
+    start, count_ = start_ordinal(sts), replicas_of(sts)
+    monotonic = ordered(sts)
+    plan = Plan()
+    for ordinal in range(start, start + count_):
+        pod = pods.get(ordinal)
+        if pod is None:
+            plan.create.append(ordinal)
+            if monotonic:
+                return plan
+            continue
+        if monotonic and (terminating(pod) or not running_and_ready(pod)):
+            return plan
+    for pod in sorted(condemned, key=lambda p: ordinal_of(sts, p) or 0, reverse=True):
+        if terminating(pod):
+            if monotonic:
+                return plan
+            continue
+        plan.delete.append(str(_meta(pod).get("name")))
+        if monotonic:
+            return plan
+    return plan
+
+
+def plan_update(sts: Obj, pods: dict[int, Obj], update: str) -> str | None:
+    """The pod a rolling update deletes next: the highest ordinal at or past the partition not
+    at ``update``, once every pod above it is healthy; None when there is none (or it waits)."""
+    if not rolling(sts):
+        return None
+    start, count_ = start_ordinal(sts), replicas_of(sts)
+    lowest = start + partition_of(sts)
+    for ordinal in range(start + count_ - 1, lowest - 1, -1):
+        pod = pods.get(ordinal)
+        if pod is None:
+            return None
+        if revision_of(pod) != update and not terminating(pod):
+            return str(_meta(pod).get("name"))
+        if terminating(pod) or not running_and_ready(pod):
+            return None
+    return None
+
+
+class StatefulSetController(Controller):
+    name = "statefulset"
+    identity = "statefulset-controller"
+
+    def __init__(self, api: RestClient) -> None:
+        super().__init__(api)
+        self.events = EventRecorder(api, "statefulset-controller")
+        self.sets = self.informer("/apis/apps/v1/statefulsets")
+        self.pods = self.informer("/api/v1/pods")
+        self.revisions = self.informer("/apis/apps/v1/controllerrevisions")
+        self.claims = self.informer("/api/v1/persistentvolumeclaims")
+        self.sets.add_handler(lambda old, new: self.enqueue(new or old))
+        self.pods.add_handler(lambda old, new: self._owner_changed(new or old))
+        self.revisions.add_handler(lambda old, new: self._owner_changed(new or old))
+
+    def _owner_changed(self, obj: Obj | None) -> None:
+        if obj is None:
+            return
+        owner = controller_of(obj, KIND)
+        if owner:
+            self.queue.add((str(_meta(obj).get("namespace") or ""), owner))
+
+    def _owned(self, items: Iterable[Obj], sts: Obj) -> list[Obj]:
+        namespace, uid = _meta(sts).get("namespace"), _meta(sts).get("uid")
+        return [o for o in items if _meta(o).get("namespace") == namespace and controller_uid(o) == uid]
+
+    async def sync(self, key: Key) -> None:
+        namespace, name = key
+        sts = self.sets.get(namespace, name)
+        if sts is None or _meta(sts).get("deletionTimestamp"):
+            return
+        revisions = sort_revisions(self._owned(self.revisions.items(), sts))
+        current, update, collisions = await self._revisions(sts, revisions)
+        current_set, update_set = apply_revision(sts, current), apply_revision(sts, update)
+        current_name, update_name = _meta(current).get("name", ""), _meta(update).get("name", "")
+        pods: dict[int, Obj] = {}
+        condemned: list[Obj] = []
+        start, end = start_ordinal(sts), start_ordinal(sts) + replicas_of(sts)
+        for pod in self._owned(self.pods.items(), sts):
+            ordinal = ordinal_of(sts, pod)
+            if ordinal is None:
+                continue
+            if start <= ordinal < end:
+                pods[ordinal] = pod
+            else:
+                condemned.append(pod)
+        for ordinal, pod in sorted(pods.items()):
+            if (pod_failed(pod) or pod_succeeded(pod)) and not terminating(pod):
+                await self._delete_pod(sts, pod)
+                pods.pop(ordinal)
+        for ordinal in pods:
+            await self._ensure_claims(sts, ordinal)
+        plan = plan_scale(sts, pods, condemned)
+        for ordinal in plan.create:
+            below_partition = ordinal < start + partition_of(sts)
+            source, revision = (
+                (current_set, current_name) if rolling(sts) and below_partition else (update_set, update_name)
+            )
+            await self._create_pod(sts, source, ordinal, str(revision))
+        for victim in plan.delete:
+            pod = next(p for p in condemned if _meta(p).get("name") == victim)
+            await self._condemn(sts, pod)
+        outdated = None if plan.create or plan.delete else plan_update(sts, pods, str(update_name))
+        if outdated is not None:
+            pod = next(p for p in pods.values() if _meta(p).get("name") == outdated)
+            await self._delete_pod(sts, pod)
+        await self._write_status(
+            sts, [*pods.values(), *condemned], str(current_name), str(update_name), collisions
+        )
+        await self._truncate_history(sts, revisions, {str(current_name), str(update_name)})
+
+    # -- revisions --------------------------------------------------------------------------------
+
+    async def _revisions(self, sts: Obj, revisions: list[Obj]) -> tuple[Obj, Obj, int]:
+        """The current and update revisions (the update one created when new) and the
+        collision count used."""
+        collisions = int((sts.get("status") or {}).get("collisionCount") or 0)
+        number = next_revision_number(revisions)
+        wanted = new_revision(sts, KIND, number, collisions)
+        equal = find_equal_revisions(revisions, wanted)
+        namespace = _meta(sts).get("namespace")
+        if equal and equal_revision(revisions[-1], wanted):
+            update = revisions[-1]
+        elif equal:
+            update = await self.api.patch(
+                f"{REVISIONS.format(namespace)}/{_meta(equal[-1])['name']}", {"revision": number}
+            )
+        else:
+            update, collisions = await self._create_revision(sts, number, collisions)
+        current_name = (sts.get("status") or {}).get("currentRevision")
+        current = next((r for r in revisions if _meta(r).get("name") == current_name), update)
+        return current, update, collisions
+
+    async def _create_revision(self, sts: Obj, number: int, collisions: int) -> tuple[Obj, int]:
+        """``CreateControllerRevision``: a name taken by other data bumps the collision count."""
+        namespace = _meta(sts).get("namespace")
+        while True:
+            wanted = new_revision(sts, KIND, number, collisions)
+            try:
+                return await self.api.create(REVISIONS.format(namespace), wanted), collisions
+            except ApiStatusError as exc:
+                if exc.code != 409:
+                    raise
+            found = await self.api.get(f"{REVISIONS.format(namespace)}/{_meta(wanted)['name']}")
+            if equal_revision(found, wanted) and controller_uid(found) == _meta(sts).get("uid"):
+                return found, collisions
+            collisions += 1
+
+    async def _truncate_history(self, sts: Obj, revisions: list[Obj], live: set[str]) -> None:
+        limit = _spec(sts).get("revisionHistoryLimit")
+        limit = limit if isinstance(limit, int) else 10
+        used = live | {revision_of(p) for p in self._owned(self.pods.items(), sts)}
+        history = [r for r in revisions if _meta(r).get("name") not in used]
+        for revision in history[: max(0, len(history) - limit)]:
+            await self._delete(f"{REVISIONS.format(_meta(sts).get('namespace'))}/{_meta(revision)['name']}")
+
+    # -- pods and claims --------------------------------------------------------------------------
+
+    async def _ensure_claims(self, sts: Obj, ordinal: int) -> None:
+        namespace = str(_meta(sts).get("namespace"))
+        for claim in new_claims(sts, ordinal):
+            name = str(claim["metadata"]["name"])
+            if self.claims.get(namespace, name) is not None:
+                continue
+            pod, set_name = pod_name(sts, ordinal), _meta(sts)["name"]
+            try:
+                await self.api.create(CLAIMS.format(namespace), claim)
+            except ApiStatusError as exc:
+                if exc.code == 409:
+                    continue
+                await self._record(
+                    sts,
+                    "Warning",
+                    "FailedCreate",
+                    f"create Claim {name} for Pod {pod} in StatefulSet {set_name} failed error: {exc}",
+                )
+                raise
+            await self._record(
+                sts,
+                "Normal",
+                "SuccessfulCreate",
+                f"create Claim {name} Pod {pod} in StatefulSet {set_name} success",
+            )
+
+    async def _create_pod(self, sts: Obj, source: Obj, ordinal: int, revision: str) -> None:
+        await self._ensure_claims(sts, ordinal)
+        body = new_pod(source, ordinal, revision)
+        name, set_name = body["metadata"]["name"], _meta(sts)["name"]
+        try:
+            await self.api.create(PODS.format(_meta(sts).get("namespace")), body)
+        except ApiStatusError as exc:
+            if exc.code == 409:
+                return
+            await self._record(
+                sts,
+                "Warning",
+                "FailedCreate",
+                f"create Pod {name} in StatefulSet {set_name} failed error: {exc}",
+            )
+            raise
+        await self._record(
+            sts, "Normal", "SuccessfulCreate", f"create Pod {name} in StatefulSet {set_name} successful"
+        )
+
+    async def _condemn(self, sts: Obj, pod: Obj) -> None:
+        """Delete a pod past the end; with ``whenScaled: Delete`` its claims go with it."""
+        if retention(sts, "whenScaled") == "Delete":
+            ordinal = ordinal_of(sts, pod)
+            namespace = _meta(sts).get("namespace")
+            owner = {**controller_ref(pod, "Pod", "v1"), "controller": False}
+            for claim in new_claims(sts, ordinal or 0):
+                path = f"{CLAIMS.format(namespace)}/{claim['metadata']['name']}"
+                existing = self.claims.get(str(namespace), str(claim["metadata"]["name"]))
+                if existing is None:
+                    continue
+                refs = [
+                    r for r in _meta(existing).get("ownerReferences") or [] if r.get("uid") != owner["uid"]
+                ]
+                claim = {**existing, "metadata": {**_meta(existing), "ownerReferences": [*refs, owner]}}
+                await self.api.update(path, claim)  # the role may update claims, not patch them
+        await self._delete_pod(sts, pod)
+
+    async def _delete_pod(self, sts: Obj, pod: Obj) -> None:
+        name, set_name = _meta(pod)["name"], _meta(sts)["name"]
+        try:
+            await self.api.delete(f"{PODS.format(_meta(pod).get('namespace'))}/{name}")
+        except ApiStatusError as exc:
+            if exc.code == 404:
+                return
+            await self._record(
+                sts,
+                "Warning",
+                "FailedDelete",
+                f"delete Pod {name} in StatefulSet {set_name} failed error: {exc}",
+            )
+            raise
+        await self._record(
+            sts, "Normal", "SuccessfulDelete", f"delete Pod {name} in StatefulSet {set_name} successful"
+        )
+
+    async def _delete(self, path: str) -> None:
+        try:
+            await self.api.delete(path)
+        except ApiStatusError as exc:
+            if exc.code != 404:
+                raise
+
+    async def _record(self, sts: Obj, kind: str, reason: str, message: str) -> None:
+        await self.events.event(sts, kind, reason, message, about=KIND)
+
+    # -- status -----------------------------------------------------------------------------------
+
+    async def _write_status(
+        self, sts: Obj, pods: list[Obj], current: str, update: str, collisions: int
+    ) -> None:
+        """``updateStatus`` over every pod the set owns; a rolling update whose pods are all
+        updated and ready is complete: the update revision becomes the current one."""
+        min_ready = _spec(sts).get("minReadySeconds")
+        now = time.time()
+        counts = count(pods, current, update, min_ready if isinstance(min_ready, int) else 0, now)
+        if rolling(sts) and counts.updated == counts.replicas == counts.ready:
+            current, counts.current = update, counts.updated
+        status: Obj = {
+            "observedGeneration": _meta(sts).get("generation", 0),
+            "replicas": counts.replicas,
+            "readyReplicas": counts.ready,
+            "currentReplicas": counts.current,
+            "updatedReplicas": counts.updated,
+            "availableReplicas": counts.available,
+            "currentRevision": current,
+            "updateRevision": update,
+            "collisionCount": collisions,
+        }
+        old = sts.get("status") or {}
+        if all(old.get(k) == v for k, v in status.items()):
+            return
+        path = f"{SETS.format(_meta(sts).get('namespace'))}/{_meta(sts)['name']}/status"
+        try:
+            await self.api.update(path, {**sts, "status": {**old, **status}})
+        except ApiStatusError as exc:
+            if exc.code != 404:
+                raise
+        if isinstance(min_ready, int) and min_ready > 0 and counts.available < counts.ready:
+            self.queue.add_after((str(_meta(sts).get("namespace")), str(_meta(sts)["name"])), min_ready)
