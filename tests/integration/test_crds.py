@@ -629,13 +629,21 @@ async def test_cluster_scoped_resources_and_crd_updates(cluster: Cluster) -> Non
     assert table["columnDefinitions"][-1]["priority"] == 1
 
 
-async def test_deleting_a_namespace_deletes_its_custom_resources(crontabs: Cluster) -> None:
+async def test_a_deleted_namespace_keeps_its_custom_resources_until_it_is_emptied(crontabs: Cluster) -> None:
+    """Upstream's flow: the namespace turns Terminating; its content is the namespace
+    controller's to delete (played here), which then finalizes the namespace."""
     await crontabs.json("POST", "/api/v1/namespaces", {"metadata": {"name": "team"}}, status=201)
-    await crontabs.json(
-        "POST", "/apis/stable.example.com/v1/namespaces/team/crontabs", crontab("a"), status=201
-    )
-    await crontabs.json("DELETE", "/api/v1/namespaces/team", status=200)
-    assert await crontabs.store.backend.get(b"/registry/stable.example.com/crontabs/team/a") is None
+    crontabs_path = "/apis/stable.example.com/v1/namespaces/team/crontabs"
+    await crontabs.json("POST", crontabs_path, crontab("a"), status=201)
+    ns = await crontabs.json("DELETE", "/api/v1/namespaces/team", status=200)
+    assert (ns["status"]["phase"], ns["spec"]["finalizers"]) == ("Terminating", ["kubernetes"])
+    assert await crontabs.store.backend.get(b"/registry/stable.example.com/crontabs/team/a") is not None
+    await crontabs.json("POST", crontabs_path, crontab("b"), status=403)
+    again = await crontabs.json("DELETE", "/api/v1/namespaces/team", status=409)
+    assert "The system is ensuring all content is removed from this namespace" in again["message"]
+    await crontabs.json("DELETE", f"{crontabs_path}/a", status=200)
+    await crontabs.json("PUT", "/api/v1/namespaces/team/finalize", {**ns, "spec": {}}, status=200)
+    await crontabs.json("GET", "/api/v1/namespaces/team", status=404)
 
 
 # -- what a CRD may not do ----------------------------------------------------------------------

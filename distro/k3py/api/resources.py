@@ -85,10 +85,10 @@ class Resource:
         return self.storage_prefix() + f"{namespace}/".encode() if namespace else self.storage_prefix()
 
 
-SERVED_SUBRESOURCES = ("status", "scale", "token", "approval")
-"""Subresources k3py serves: status, scale and certificatesigningrequests/approval through the
-generic store, serviceaccounts/token (TokenRequest) by its own handler; the others (pods/log,
-pods/exec...) need handlers of their own."""
+SERVED_SUBRESOURCES = ("status", "scale", "token", "approval", "finalize")
+"""Subresources k3py serves: status, scale, certificatesigningrequests/approval and
+namespaces/finalize through the generic store, serviceaccounts/token (TokenRequest) by its own
+handler; the others (pods/log, pods/exec...) need handlers of their own."""
 
 STORED_AS = {
     ("autoscaling", "v1", "horizontalpodautoscalers"): "autoscaling/horizontalpodautoscalers",

@@ -41,6 +41,7 @@ SUBRESOURCES = {
     "scale": Subresource(("get", "patch", "update"), "autoscaling", "v1", "Scale"),
     "token": Subresource(("create",), "authentication.k8s.io", "v1", "TokenRequest"),
     "approval": Subresource(("get", "patch", "update")),
+    "finalize": Subresource(("update",)),
 }
 SUBRESOURCE_VERBS = {name: list(sub.verbs) for name, sub in SUBRESOURCES.items()}
 

@@ -9,11 +9,9 @@ that is the store's mod_revision and is set when an object is read.
 from __future__ import annotations
 
 import asyncio
-
 import base64
 import binascii
 import builtins
-import contextlib
 import copy
 import dataclasses
 from collections.abc import AsyncIterator, Callable
@@ -54,6 +52,10 @@ from k3py.storage import (
 Obj = dict[str, Any]
 MAX_CAS_RETRIES = 16
 NAMESPACE_KEY = "namespaces"
+NAMESPACE_TERMINATING = (
+    "The system is ensuring all content is removed from this namespace.  "
+    "Upon completion, this namespace will automatically be purged by the system."
+)
 TYPED_DECODING: dict[str, Callable[[Obj], str | None]] = {
     "customresourcedefinitions.apiextensions.k8s.io": decoding.decode,
 }
@@ -456,6 +458,8 @@ class ObjectStore:
                 strategy.prepare_status_update(new, current)
             elif subresource == "approval":
                 strategy.prepare_approval_update(new, current)
+            elif subresource == "finalize":
+                _prepare_finalize(new, current)
             else:
                 strategy.prepare_update(new, current)
             await self._admit(
@@ -467,7 +471,7 @@ class ObjectStore:
             causes = strategy.validate(new, current, subresource)
             if causes:
                 raise errors.invalid(res.kind, res.group, name, causes)
-            if _finalized_deletion(new):
+            if _finalized_deletion(res, new):
                 if opts.dry_run:
                     return new
                 if await self._delete_at(res, name, kv) is None:
@@ -527,11 +531,14 @@ class ObjectStore:
             elif opts.propagation_policy == "Orphan" and "orphan" not in finalizers:
                 finalizers.append("orphan")
             grace = strategy.grace_period(current, opts.grace_period_seconds)
-            if not finalizers and grace == 0:
+            namespace_res = _is_namespace(res)
+            if namespace_res and meta.get("deletionTimestamp") and _spec_finalizers(marked):
+                raise errors.conflict(res, name, NAMESPACE_TERMINATING)
+            # A namespace is first marked Terminating: the namespace controller empties it.
+            marks_first = namespace_res and not meta.get("deletionTimestamp")
+            if not finalizers and grace == 0 and not marks_first:
                 if opts.dry_run:
                     return current, True
-                if res.plural == NAMESPACE_KEY and not res.group:
-                    await self._empty_namespace(name)
                 out = await self._delete_at(res, name, kv)
                 if out is None:
                     continue
@@ -544,6 +551,9 @@ class ObjectStore:
             nm["deletionGracePeriodSeconds"] = grace
             if finalizers:
                 nm["finalizers"] = finalizers
+            if namespace_res:  # as upstream's namespace storage marks it: no grace period
+                nm.pop("deletionGracePeriodSeconds", None)
+                new.setdefault("status", {})["phase"] = "Terminating"
             if "generation" in nm:
                 nm["generation"] = int(nm["generation"]) + 1
             if opts.dry_run:
@@ -564,22 +574,6 @@ class ObjectStore:
             return None
         except KeyNotFound:
             raise errors.not_found(res, name) from None
-
-    async def _empty_namespace(self, namespace: str) -> None:
-        """Remove everything in a namespace that is being deleted (content goes first)."""
-        emptied: set[bytes] = set()
-        for res in self.registry:
-            prefix = res.namespace_prefix(namespace)
-            if not res.namespaced or prefix in emptied:
-                continue  # versions that share objects share their keys
-            emptied.add(prefix)
-            while True:
-                page = await self.backend.range(prefix, prefix_end(prefix), limit=500)
-                for kv in page.kvs:
-                    with contextlib.suppress(KeyNotFound, Conflict):
-                        await self.backend.delete(kv.key, expected_mod=kv.mod_revision)
-                if not page.more:
-                    break
 
     async def delete_collection(
         self, res: Resource, namespace: str, list_opts: ListOptions, opts: DeleteOptions
@@ -674,13 +668,39 @@ def _keep_system_fields(new: Obj, current: Obj) -> None:
         meta["namespace"] = old["namespace"]
 
 
-def _finalized_deletion(obj: Obj) -> bool:
+def _finalized_deletion(res: Resource, obj: Obj) -> bool:
     meta = obj["metadata"]
     return (
         bool(meta.get("deletionTimestamp"))
         and not meta.get("finalizers")
         and meta.get("deletionGracePeriodSeconds", 0) == 0
+        and not (_is_namespace(res) and _spec_finalizers(obj))
     )
+
+
+def _is_namespace(res: Resource) -> bool:
+    return res.plural == NAMESPACE_KEY and not res.group
+
+
+def _spec_finalizers(namespace: Obj) -> list[str]:
+    spec = namespace.get("spec")
+    return list(spec.get("finalizers") or []) if isinstance(spec, dict) else []
+
+
+def _prepare_finalize(new: Obj, old: Obj) -> None:
+    """Only ``spec.finalizers`` changes through a namespace's ``finalize`` subresource."""
+    finalizers = _spec_finalizers(new)
+    managed = new["metadata"].get("managedFields")
+    result = copy.deepcopy(old)
+    spec = result.setdefault("spec", {})
+    if finalizers:
+        spec["finalizers"] = finalizers
+    else:
+        spec.pop("finalizers", None)
+    if managed is not None:
+        result["metadata"]["managedFields"] = managed
+    new.clear()
+    new.update(result)
 
 
 def _same(a: Obj, b: Obj) -> bool:

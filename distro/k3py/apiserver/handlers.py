@@ -449,7 +449,9 @@ class Api:
             if target.resource.group:
                 status["details"]["group"] = target.resource.group
             return respond(status, media=media)
-        return respond(obj, status=200 if deleted else 202, media=media)
+        # A namespace marked Terminating is answered 200, as upstream answers it.
+        terminating = target.resource.plural == "namespaces" and not target.resource.group
+        return respond(obj, status=200 if deleted or terminating else 202, media=media)
 
     async def delete_collection(self, request: web.Request, target: Target) -> web.Response:
         media = negotiate(request.headers.get("Accept", ""))
