@@ -7,6 +7,7 @@ own namespace, so they do not see each other's objects.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 
@@ -32,7 +33,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    # A suffix of its own: a deleted namespace lingers while its content is removed, as upstream.
+    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-") + "-" + secrets.token_hex(3)
     manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     cluster.kubectl("create", "-f", "-", input=json.dumps(manifest))
     # As upstream's e2e framework does: wait for what every namespace gets (the default service

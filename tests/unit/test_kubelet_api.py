@@ -66,9 +66,9 @@ def issue_leaf(pki: Pki, spec: LeafSpec, *, server: bool) -> Issued:
 def client_context(pki: Pki, who: Issued | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cadata=pki.server_ca.cert_pem.decode())
     if who is not None:
-        from k3py.client.rest import _load_client_pair
+        from k3py.pki.tls import load_pem_pair
 
-        _load_client_pair(context, who.cert_pem, who.key_pem)
+        load_pem_pair(context, who.cert_pem, who.key_pem)
     return context
 
 

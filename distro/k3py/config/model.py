@@ -55,6 +55,8 @@ class ServerConfig:
     runtime_config: tuple[tuple[str, bool], ...]
     """``--runtime-config`` entries in order: (``group/version[/resource]`` or ``api/…``, enabled)."""
     disable_agent: bool
+    disable_scheduler: bool
+    disable_controller_manager: bool
     node_name: str
     node_ip: IPAddress | None
     node_label: tuple[tuple[str, str], ...] = ()

@@ -8,8 +8,36 @@ whose ``system:controller:<identity>`` role the default RBAC policy grants.
 from __future__ import annotations
 
 from k3py.controllers.base import Controller
+from k3py.controllers.cronjob import CronJobController
+from k3py.controllers.daemonset import DaemonSetController
+from k3py.controllers.deployment import DeploymentController
+from k3py.controllers.endpoints import EndpointsController
+from k3py.controllers.endpointslice import EndpointSliceController
+from k3py.controllers.garbagecollector import GarbageCollector
+from k3py.controllers.job import JobController
+from k3py.controllers.namespace import NamespaceController
+from k3py.controllers.nodelifecycle import NodeLifecycleController
+from k3py.controllers.podgc import PodGarbageCollector
+from k3py.controllers.replicaset import ReplicaSetController, ReplicationManager
+from k3py.controllers.statefulset import StatefulSetController
+from k3py.controllers.ttl import TTLAfterFinishedController
 
-CONTROLLERS: tuple[type[Controller], ...] = ()
+CONTROLLERS: tuple[type[Controller], ...] = (
+    NamespaceController,
+    GarbageCollector,
+    PodGarbageCollector,
+    ReplicaSetController,
+    ReplicationManager,
+    DeploymentController,
+    JobController,
+    CronJobController,
+    TTLAfterFinishedController,
+    StatefulSetController,
+    DaemonSetController,
+    EndpointsController,
+    EndpointSliceController,
+    NodeLifecycleController,
+)
 
 
 def identity_user(identity: str) -> tuple[str, tuple[str, ...]]:

@@ -198,12 +198,10 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         cleanup.push_async_callback(objects.end_watches)  # open watches would hold the listener's stop
         await asyncio.to_thread(_write_admin_kubeconfig, config, pki)
         url = _local_url(config)
-        scheduler_cert, scheduler_key = await asyncio.to_thread(client_pair, pki, "system:kube-scheduler", ())
-        scheduler_api = RestClient(url, Credentials(pki.server_ca.cert_pem, scheduler_cert, scheduler_key))
-        await cleanup.enter_async_context(scheduler_api)
-        scheduler = tasks.spawn("scheduler", Scheduler(scheduler_api).run())
-        cleanup.push_async_callback(_cancel, scheduler)  # its watches end before the listener stops
-        await _start_controllers(pki, url, tasks, cleanup)
+        if not config.disable_scheduler:
+            await _start_scheduler(pki, url, tasks, cleanup)
+        if not config.disable_controller_manager:
+            await _start_controllers(pki, url, tasks, cleanup)
         if not config.disable_agent:
             await _start_agent(config, pki, url, objects, tasks, cleanup)
 
@@ -274,6 +272,14 @@ def _absent(manifest: Manifest, key: str) -> bool:
 async def _close_store(store: StoreHandle) -> None:
     await store.close()
     log.info("Datastore closed")
+
+
+async def _start_scheduler(pki: Pki, url: str, tasks: Supervisor, cleanup: AsyncExitStack) -> None:
+    cert, key = await asyncio.to_thread(client_pair, pki, "system:kube-scheduler", ())
+    api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+    await cleanup.enter_async_context(api)
+    scheduler = tasks.spawn("scheduler", Scheduler(api).run())
+    cleanup.push_async_callback(_cancel, scheduler)  # its watches end before the listener stops
 
 
 async def _start_controllers(pki: Pki, url: str, tasks: Supervisor, cleanup: AsyncExitStack) -> None:
