@@ -146,6 +146,8 @@ def test_run_logs_exec_and_describe_node(node: EphemeralCluster, ns: str) -> Non
         "Container Runtime Version:",
     ):
         assert expected in described
+    metrics = kubectl(node, "get", "--raw", f"/api/v1/nodes/{node.server.name}:10250/proxy/metrics").stdout
+    assert "kubelet_running_pods" in metrics
     node_obj = get(node, "node", node.server.name)
     assert any(IMAGE in name for image in node_obj["status"]["images"] for name in image["names"])
     reasons = [e["reason"] for e in events(node, ns, "bb")]

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -92,6 +93,10 @@ class KubeletApi:
                 web.get("/healthz", self.healthz),
                 web.get("/pods", self.pods),
                 web.get("/stats/summary", self.stats_summary),
+                web.get("/metrics", self.metrics),
+                web.get("/metrics/resource", self.metrics),
+                web.get("/metrics/cadvisor", self.metrics),
+                web.get("/metrics/probes", self.metrics),
                 web.get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs),
                 web.route("*", "/exec/{namespace}/{pod}/{container}", self.exec),
                 web.route("*", "/exec/{namespace}/{pod}/{uid}/{container}", self.exec),
@@ -163,6 +168,13 @@ class KubeletApi:
     async def stats_summary(self, request: web.Request) -> web.Response:
         body = await self.backend.stats_summary()
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text: the node's and its containers' usage, and what runs (the summary's data)."""
+        summary = await self.backend.stats_summary()
+        return web.Response(
+            text=prometheus_text(summary, len(self.backend.pods())), content_type="text/plain"
+        )
 
     # -- logs ------------------------------------------------------------------------------
 
@@ -359,3 +371,34 @@ def _server_context(cert_pem: bytes, key_pem: bytes, client_ca_pem: bytes) -> ss
     context.verify_mode = ssl.CERT_OPTIONAL
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def prometheus_text(summary: dict[str, Any], pods: int) -> str:
+    """Upstream's resource metrics (``/metrics/resource``) and pod counts, from a stats summary."""
+    node = summary.get("node") or {}
+    lines = [
+        "# HELP kubelet_running_pods Number of pods that have a running pod sandbox",
+        "# TYPE kubelet_running_pods gauge",
+        f"kubelet_running_pods {pods}",
+        "# HELP node_memory_working_set_bytes Current working set of the node in bytes",
+        "# TYPE node_memory_working_set_bytes gauge",
+        f"node_memory_working_set_bytes {int((node.get('memory') or {}).get('workingSetBytes') or 0)}",
+        "# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed by the container",
+        "# TYPE container_cpu_usage_seconds_total counter",
+    ]
+    memory = [
+        "# HELP container_memory_working_set_bytes Current working set of the container in bytes",
+        "# TYPE container_memory_working_set_bytes gauge",
+    ]
+    for pod in summary.get("pods") or []:
+        ref = pod.get("podRef") or {}
+        for container in pod.get("containers") or []:
+            labels = (
+                f'container="{container.get("name", "")}",namespace="{ref.get("namespace", "")}",'
+                f'pod="{ref.get("name", "")}"'
+            )
+            cpu = int((container.get("cpu") or {}).get("usageCoreNanoSeconds") or 0) / 1e9
+            lines.append(f"container_cpu_usage_seconds_total{{{labels}}} {cpu}")
+            working_set = int((container.get("memory") or {}).get("workingSetBytes") or 0)
+            memory.append(f"container_memory_working_set_bytes{{{labels}}} {working_set}")
+    return "\n".join(lines + memory) + "\n"
