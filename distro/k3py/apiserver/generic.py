@@ -158,6 +158,10 @@ class Filter:
         return self.labels is None and self.fields is None
 
 
+LATEST = -1
+"""A continue token's resourceVersion for "the newest": the rest of a list whose revision was compacted."""
+
+
 def _continue_token(rev: int, start: bytes) -> str:
     raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": start.decode(errors="surrogateescape")})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -172,7 +176,7 @@ def _parse_continue(token: str) -> tuple[int, bytes]:
         raise errors.bad_request(
             "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
         ) from None
-    if rev <= 0:
+    if rev <= 0 and rev != LATEST:
         raise errors.bad_request(
             "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
         )
@@ -239,6 +243,7 @@ class ObjectStore:
         rev = 0
         if opts.continue_token:
             rev, start = _parse_continue(opts.continue_token)
+            rev = 0 if rev == LATEST else rev  # an inconsistent continuation: at the newest revision
         elif opts.resource_version and opts.resource_version != "0":
             wanted = _parse_rv(opts.resource_version)
             if opts.resource_version_match == "Exact":
@@ -271,13 +276,18 @@ class ObjectStore:
                     break
         except Compacted:
             if opts.continue_token:
-                raise errors.expired(
+                # As upstream: the error carries a token for the rest of the list at the newest
+                # revision (resourceVersion -1), from the key the expired token was at.
+                _, resume = _parse_continue(opts.continue_token)
+                expired = errors.expired(
                     "The provided continue parameter is too old to display a consistent list result. "
                     "You can start a new list without the continue parameter, or use the continue token "
                     "in this response to retrieve the remainder of the results. Continuing with the provided "
                     "token results in an inconsistent list - objects that were created, modified, or deleted "
                     "between the time the first chunk was returned and now may show up in the list."
-                ) from None
+                )
+                expired.metadata["continue"] = _continue_token(LATEST, resume)
+                raise expired from None
             raise errors.expired(f"too old resource version: {rev}") from None
         except FutureRevision:
             raise errors.ApiError(
