@@ -21,6 +21,7 @@ import logging
 import platform
 import re
 import socket
+import uuid
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -62,8 +63,10 @@ from k3py.apiserver.tokens import (
     cacerts_route,
     discovery_routes,
 )
+from k3py.client.leaderelection import LeaderElector
 from k3py.client.rest import Credentials, RestClient
 from k3py.config import ConfigError, ServerConfig
+from k3py.controllers.base import Controller
 from k3py.controllers.manager import CONTROLLERS, identity_user
 from k3py.pki import (
     Pki,
@@ -275,22 +278,42 @@ async def _close_store(store: StoreHandle) -> None:
 
 
 async def _start_scheduler(pki: Pki, url: str, tasks: Supervisor, cleanup: AsyncExitStack) -> None:
+    """The scheduler, while this server holds the ``kube-system/kube-scheduler`` Lease."""
     cert, key = await asyncio.to_thread(client_pair, pki, "system:kube-scheduler", ())
     api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
     await cleanup.enter_async_context(api)
-    scheduler = tasks.spawn("scheduler", Scheduler(api).run())
+    elector = LeaderElector(api, "kube-system", "kube-scheduler", _candidate())
+    scheduler = tasks.spawn("scheduler", elector.run(lambda: Scheduler(api).run()))
     cleanup.push_async_callback(_cancel, scheduler)  # its watches end before the listener stops
 
 
 async def _start_controllers(pki: Pki, url: str, tasks: Supervisor, cleanup: AsyncExitStack) -> None:
-    """kube-controller-manager's controllers, each a client with its service account's identity."""
+    """kube-controller-manager's controllers, each a client with its service account's identity,
+    while this server holds the ``kube-system/kube-controller-manager`` Lease."""
+    clients: list[tuple[type[Controller], RestClient]] = []
     for kind in CONTROLLERS:
         name, groups = identity_user(kind.identity)
         cert, key = await asyncio.to_thread(client_pair, pki, name, groups)
         api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
         await cleanup.enter_async_context(api)
-        task = tasks.spawn(kind.name, kind(api).run())
-        cleanup.push_async_callback(_cancel, task)  # before its client closes
+        clients.append((kind, api))
+    cert, key = await asyncio.to_thread(client_pair, pki, "system:kube-controller-manager", ())
+    lease_api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+    await cleanup.enter_async_context(lease_api)
+
+    async def lead() -> None:
+        async with asyncio.TaskGroup() as group:
+            for kind, api in clients:
+                group.create_task(kind(api).run(), name=kind.name)
+
+    elector = LeaderElector(lease_api, "kube-system", "kube-controller-manager", _candidate())
+    task = tasks.spawn("controller-manager", elector.run(lead))
+    cleanup.push_async_callback(_cancel, task)  # before the clients close
+
+
+def _candidate() -> str:
+    """This server as a leader-election candidate: host name and a per-process id, as upstream."""
+    return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
 async def _start_agent(
