@@ -23,13 +23,13 @@ import calendar
 import copy
 import logging
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-from k3py.client.rest import ApiStatusError, RestClient
+from k3py.client.events import event_body, reference, write_event
+from k3py.client.rest import RestClient
 
 log = logging.getLogger(__name__)
 
@@ -241,34 +241,5 @@ class EventRecorder:
     async def event(self, obj: Obj, kind: str, reason: str, message: str, *, about: str) -> None:
         """Write one event about ``obj`` (an ``apps/v1`` ``about``, e.g. ``StatefulSet``); one
         that cannot be written is logged, never raised."""
-        meta = obj.get("metadata") or {}
-        namespace = str(meta.get("namespace") or "default")
-        ref = {
-            "apiVersion": "apps/v1",
-            "kind": about,
-            "namespace": namespace,
-            "name": meta.get("name", ""),
-            "uid": meta.get("uid", ""),
-            "resourceVersion": meta.get("resourceVersion", ""),
-        }
-        stamp = rfc3339(time.time())
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
-            "involvedObject": ref,
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": self.component},
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "reportingComponent": self.component,
-            "reportingInstance": "",
-        }
-        log.debug("event %s %s/%s %s: %s", kind, namespace, ref["name"], reason, message)
-        try:
-            await self.api.create(f"/api/v1/namespaces/{namespace}/events", body)
-        except ApiStatusError as exc:
-            log.info("cannot record event %s %s: %s", reason, message, exc)
+        ref = reference(obj, kind=about, api_version="apps/v1")
+        await write_event(self.api, event_body(ref, kind, reason, message, self.component))

@@ -27,11 +27,11 @@ import asyncio
 import copy
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from k3py.client.events import event_body, reference, write_event
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 
@@ -85,41 +85,13 @@ class EventRecorder:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def record(self, obj: Obj, kind: str, reason: str, message: str) -> None:
-        meta = obj.get("metadata") or {}
-        ref = {
-            "apiVersion": obj.get("apiVersion", ""),
-            "kind": obj.get("kind", ""),
-            "namespace": meta.get("namespace", ""),
-            "name": meta.get("name", ""),
-            "uid": meta.get("uid", ""),
-            "resourceVersion": meta.get("resourceVersion", ""),
-        }
-        task = asyncio.get_running_loop().create_task(self._write(ref, kind, reason, message))
+        body = event_body(reference(obj), kind, reason, message, self.component)
+        task = asyncio.get_running_loop().create_task(self._write(body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _write(self, ref: Obj, kind: str, reason: str, message: str) -> None:
-        namespace = ref["namespace"] or "default"
-        stamp = rfc3339()
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
-            "involvedObject": ref,
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": self.component},
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "reportingComponent": self.component,
-            "reportingInstance": "",
-        }
-        try:
-            await self.api.create(f"/api/v1/namespaces/{namespace}/events", body)
-        except Exception as exc:  # an event is best effort: the object's state is what counts
-            log.info("cannot record event %s %r: %s", reason, message, exc)
+    async def _write(self, body: Obj) -> None:
+        await write_event(self.api, body)
 
 
 # -- reading Jobs and pods -------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from k3py.api.selectors import (
     from_label_selector_object,
     label_selector_from_set,
 )
+from k3py.client.events import event_body, reference, write_event
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
 
@@ -398,35 +399,9 @@ class EventRecorder:
         self.component = component
 
     async def record(self, obj: Obj, kind: str, reason: str, message: str) -> None:
-        info = meta(obj)
-        namespace = str(info.get("namespace") or "default")
-        stamp = objects.now()
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{info.get('name', '')}.{time.time_ns():x}", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": obj.get("apiVersion", ""),
-                "kind": obj.get("kind", ""),
-                "namespace": namespace,
-                "name": info.get("name", ""),
-                "uid": info.get("uid", ""),
-                "resourceVersion": info.get("resourceVersion", ""),
-            },
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": self.component},
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "reportingComponent": self.component,
-            "reportingInstance": self.component,
-        }
-        try:
-            await self.api.create(f"/api/v1/namespaces/{namespace}/events", event)
-        except ApiStatusError as exc:
-            log.info("cannot record event %s %s: %s", reason, message, exc)
+        body = event_body(reference(obj), kind, reason, message, self.component)
+        body["reportingInstance"] = self.component
+        await write_event(self.api, body)
 
 
 # -- the controller -----------------------------------------------------------------------------
