@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from k3py.controllers.cronjob import CronJobController
 from k3py.controllers.job import FAILURE_COUNT_KEY, FINALIZER, INDEX_KEY, JobController
 from k3py.controllers.ttl import TTLAfterFinishedController
 from tests.e2e.cluster import Cluster, start, stop
+from tests.integration.api_support import exists, until
 
 pytestmark = pytest.mark.slow
 
@@ -69,24 +69,6 @@ async def jobs(api: RestClient) -> AsyncIterator[JobController]:
     controller.pod_backoff = 0.2
     async with running(controller):
         yield controller
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = WITHIN) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {within}s")
-        await asyncio.sleep(0.1)
-
-
-async def exists(api: RestClient, path: str) -> bool:
-    try:
-        await api.get(path)
-    except ApiStatusError as exc:
-        if exc.code == 404:
-            return False
-        raise
-    return True
 
 
 def job_body(name: str, **spec: Any) -> Obj:

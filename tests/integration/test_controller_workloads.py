@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
 from k3py.controllers.deployment import HASH_LABEL, REVISION, DeploymentController
 from k3py.controllers.replicaset import ReplicaSetController, ReplicationManager
 from tests.e2e.cluster import Cluster, start, stop
+from tests.integration.api_support import exists, until
 
 pytestmark = pytest.mark.slow
 
@@ -84,24 +84,6 @@ async def controllers(api: RestClient) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = WITHIN) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {within}s")
-        await asyncio.sleep(0.1)
-
-
-async def exists(api: RestClient, path: str) -> bool:
-    try:
-        await api.get(path)
-    except ApiStatusError as exc:
-        if exc.code == 404:
-            return False
-        raise
-    return True
 
 
 async def live_pods(api: RestClient, selector: str) -> list[Obj]:
