@@ -30,7 +30,6 @@ Obj = dict[str, Any]
 PODS = "/api/v1/namespaces/default/pods"
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
 CRONJOBS = "/apis/batch/v1/namespaces/default/cronjobs"
-WITHIN = 20.0
 
 
 @pytest.fixture

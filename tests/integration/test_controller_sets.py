@@ -28,7 +28,6 @@ pytestmark = pytest.mark.slow
 Obj = dict[str, Any]
 NS = "default"
 PODS = f"/api/v1/namespaces/{NS}/pods"
-WITHIN = 30.0
 
 
 @pytest.fixture

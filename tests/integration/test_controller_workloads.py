@@ -29,7 +29,6 @@ Obj = dict[str, Any]
 NS = "default"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 RSS = f"/apis/apps/v1/namespaces/{NS}/replicasets"
-WITHIN = 30.0
 
 
 @pytest.fixture
