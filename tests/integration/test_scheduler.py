@@ -1,8 +1,9 @@
 """The scheduler against a real ``k3py server`` process (no agent), through the real client.
 
 The test plays the nodes' part: it creates Node objects and reports them Ready with their
-allocatable resources; no kubelet runs. The scheduler under test runs in the test's loop
-under its own name, so that a scheduler the server may run itself never takes these pods.
+allocatable resources; no kubelet runs, so the test also finishes the termination of the pods
+it sees deleted. The server runs neither its scheduler nor its controllers; the scheduler
+under test runs in the test's loop, under its own name all the same.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ WITHIN = 20.0
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path)
+    started = start(tmp_path, "--disable-scheduler", "--disable-controller-manager")
     try:
         yield started
     finally:
@@ -217,3 +218,102 @@ async def test_an_unschedulable_pod_is_told_why_and_placed_once_a_node_fits(
         return await node_of(api, "huge") == "large"
 
     await until(placed)
+
+
+async def add_priority_class(api: RestClient, name: str, value: int) -> None:
+    await api.create(
+        "/apis/scheduling.k8s.io/v1/priorityclasses", {"metadata": {"name": name}, "value": value}
+    )
+
+
+async def test_a_higher_priority_pod_preempts_a_lower_priority_one(
+    api: RestClient, scheduler: Scheduler
+) -> None:
+    await add_priority_class(api, "low", 10)
+    await add_priority_class(api, "high", 1000)
+    await add_node(api, "only", "1")
+    # The priority is given with its class, as the Priority admission plugin would resolve it.
+    await add_pod(api, "low", cpu="800m", priorityClassName="low", priority=10)
+
+    async def low_bound() -> bool:
+        return await node_of(api, "low") == "only"
+
+    await until(low_bound)
+    await add_pod(api, "high", cpu="800m", priorityClassName="high", priority=1000)
+    high_uid = (await api.get(f"{PODS}/high"))["metadata"]["uid"]
+
+    async def low_terminating() -> bool:
+        return bool((await api.get(f"{PODS}/low"))["metadata"].get("deletionTimestamp"))
+
+    await until(low_terminating)
+    low = await api.get(f"{PODS}/low")
+    [target] = [c for c in low["status"]["conditions"] if c["type"] == "DisruptionTarget"]
+    assert (target["status"], target["reason"]) == ("True", "PreemptionByScheduler")
+    assert target["message"] == f"{NAME}: preempting to accommodate a higher priority pod"
+    [preempted] = [e for e in await events_of(api, "low") if e["reason"] == "Preempted"]
+    assert preempted["message"] == f"Preempted by pod {high_uid} on node only"
+    high = await api.get(f"{PODS}/high")
+    assert high["status"]["nominatedNodeName"] == "only"
+    assert not high["spec"].get("nodeName")  # the victim still holds its room
+    [failed] = [e for e in await events_of(api, "high") if e["reason"] == "FailedScheduling"]
+    assert failed["message"] == "0/1 nodes are available: 1 Insufficient cpu."
+
+    # No kubelet runs: the test finishes the victim's termination itself.
+    await api.delete(f"{PODS}/low", {"gracePeriodSeconds": 0})
+
+    async def high_bound() -> bool:
+        return await node_of(api, "high") == "only"
+
+    await until(high_bound)
+
+    # A pod that may not preempt is told so, and evicts nothing.
+    await add_pod(
+        api, "polite", cpu="800m", priorityClassName="high", priority=1000, preemptionPolicy="Never"
+    )
+
+    async def polite_refused() -> bool:
+        return any(e["reason"] == "FailedScheduling" for e in await events_of(api, "polite"))
+
+    await until(polite_refused)
+    [refused] = [e for e in await events_of(api, "polite") if e["reason"] == "FailedScheduling"]
+    assert refused["message"] == (
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never."
+    )
+    assert not (await api.get(f"{PODS}/high"))["metadata"].get("deletionTimestamp")
+
+
+async def test_a_pod_waiting_for_its_affinity_follows_the_pod_it_wants(
+    api: RestClient, scheduler: Scheduler
+) -> None:
+    await add_node(api, "a", "4", labels={"kubernetes.io/hostname": "a"})
+    await add_node(api, "b", "4", labels={"kubernetes.io/hostname": "b"})
+    near_db = {
+        "labelSelector": {"matchLabels": {"app": "db"}},
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    await add_pod(
+        api, "web", affinity={"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [near_db]}}
+    )
+
+    async def web_refused() -> bool:
+        return any(e["reason"] == "FailedScheduling" for e in await events_of(api, "web"))
+
+    await until(web_refused)
+    [refused] = [e for e in await events_of(api, "web") if e["reason"] == "FailedScheduling"]
+    assert refused["message"] == (
+        "0/2 nodes are available: 2 node(s) didn't match pod affinity rules. "
+        "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+    )
+    await api.create(
+        PODS,
+        {
+            "metadata": {"name": "db", "labels": {"app": "db"}},
+            "spec": {"schedulerName": NAME, "containers": [{"name": "c", "image": "busybox"}]},
+        },
+    )
+
+    async def together() -> bool:
+        db, web = await node_of(api, "db"), await node_of(api, "web")
+        return bool(db) and web == db
+
+    await until(together, within=5.0)  # retried when db is placed, not after the 5-minute sweep

@@ -171,3 +171,17 @@ async def test_pop_wakes_when_a_backoff_ends() -> None:
 
     assert pod.key == ("ns", "p")
     assert 0.03 <= loop.time() - started < 0.5
+
+
+def test_move_retries_only_the_named_unschedulable_pods() -> None:
+    clock = Clock()
+    q = queue(clock)
+    q.add(("default", "a"))
+    q.add(("default", "b"))
+    q.unschedulable(popped(q))
+    q.unschedulable(popped(q))
+    assert sorted(q.unschedulable_keys()) == [("default", "a"), ("default", "b")]
+    clock.now += 5  # past the first backoff
+    q.move([("default", "b"), ("default", "gone")])
+    assert (q.where(("default", "a")), q.where(("default", "b"))) == ("unschedulable", "active")
+    assert popped(q).key == ("default", "b")

@@ -1,8 +1,11 @@
-"""k3py's pod scheduler: kube-scheduler's default profile without preemption.
+"""k3py's pod scheduler: kube-scheduler's default profile, preemption included.
 
-``resources`` (what pods request, what nodes have left), ``plugins`` (filters, scores and the
-``FailedScheduling`` message), ``cycle`` (one placement decision), ``queue`` (active, backoff
-and unschedulable pods) and ``run`` (informers, the loop, binding and events).
+``resources`` (what pods request, what nodes have left), ``plugins`` (per-node filters, scores
+and the ``FailedScheduling`` message), ``affinity`` (InterPodAffinity), ``spread``
+(PodTopologySpread), ``preemption`` (DefaultPreemption's choice of node and victims),
+``cluster`` (what a cycle reads besides nodes and pods), ``cycle`` (one placement decision),
+``queue`` (active, backoff and unschedulable pods) and ``run`` (informers, the loop, binding,
+evictions and events).
 """
 
 from k3py.scheduler.run import Scheduler

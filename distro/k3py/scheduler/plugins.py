@@ -5,7 +5,7 @@ which ends up verbatim in ``FailedScheduling`` events), or None when it can. Fil
 upstream's order and a node's first failure is its reason. ``resolvable`` tells whether
 removing pods from the node could help (``Unschedulable``: too little room left, host ports
 taken) or not (``UnschedulableAndUnresolvable``: taints, affinity, a request larger than the
-whole node), which is what preemption's part of the message reports.
+whole node), which tells preemption (``preemption``) where evicting could help.
 
 Readiness is upstream's taint-based rule without the node lifecycle controller: a node whose
 ``Ready`` condition is not ``True`` is treated as tainted ``node.kubernetes.io/not-ready``
@@ -14,7 +14,8 @@ a pod that tolerates the taint (a DaemonSet's) may still go there.
 
 Scores are 0..100 per plugin, normalized like upstream's, then summed with upstream's default
 weights: NodeResourcesFit (LeastAllocated) 1, BalancedAllocation 1, ImageLocality 1,
-NodeAffinity 2, TaintToleration 3.
+NodeAffinity 2, TaintToleration 3 (``cycle`` adds InterPodAffinity and PodTopologySpread, which
+need the whole cluster: ``affinity``, ``spread``).
 """
 
 from __future__ import annotations
@@ -439,31 +440,3 @@ def fit_error_message(num_nodes: int, statuses: Mapping[str, Status], post_filte
 def priority(pod: Obj) -> int:
     value = _spec(pod).get("priority")
     return value if isinstance(value, int) else 0
-
-
-def preemption_message(pod: Obj, nodes: Sequence[NodeInfo], statuses: Mapping[str, Status]) -> str:
-    """What upstream's DefaultPreemption reports when it finds nothing to evict.
-
-    Nodes that failed for a reason eviction cannot fix are "not helpful"; a node with no pod
-    of lower priority has no victims; otherwise the pod is checked against the node without
-    those pods. Returns "" when evicting would make room somewhere: upstream would preempt
-    there, k3py does not preempt, and upstream's message then has no preemption part.
-    """
-    if _spec(pod).get("preemptionPolicy") == "Never":
-        return "preemption: not eligible due to preemptionPolicy=Never."
-    mine = priority(pod)
-    outcome: dict[str, Status] = {}
-    for info in nodes:
-        status = statuses.get(info.name)
-        if status is None or not status.resolvable:
-            outcome[info.name] = Status("DefaultPreemption", (NOT_HELPFUL,))
-            continue
-        victims = [p for p in info.pods if priority(p) < mine]
-        if not victims:
-            outcome[info.name] = Status("DefaultPreemption", (NO_VICTIMS,))
-            continue
-        again = run_filters(pod, info.without(victims))
-        if again is None:
-            return ""
-        outcome[info.name] = again
-    return "preemption: " + fit_error_message(len(nodes), outcome)

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 Key = tuple[str, str]
@@ -93,11 +93,21 @@ class SchedulingQueue:
 
     def move_all(self) -> None:
         """The cluster changed in a way that may let unschedulable pods fit: retry them."""
-        for key in list(self._unschedulable):
-            del self._unschedulable[key]
-            self._requeue(self._known[key])
+        self.move(list(self._unschedulable))
+
+    def move(self, keys: Iterable[Key]) -> None:
+        """A change that may help only some unschedulable pods (a pod appeared that others
+        have affinity to): retry those. A pod being scheduled meanwhile is retried too."""
+        for key in keys:
+            if key in self._unschedulable:
+                del self._unschedulable[key]
+                self._requeue(self._known[key])
         for key in self._in_flight:
             self._in_flight[key] = True
+
+    def unschedulable_keys(self) -> list[Key]:
+        """The pods waiting for a cluster change."""
+        return list(self._unschedulable)
 
     # -- what the scheduling loop reports ---------------------------------------------------
 

@@ -2,26 +2,37 @@
 
 Two informers keep nodes and all pods in memory. Pending pods that are ours
 (``spec.schedulerName``), unbound and not terminating go into the :class:`SchedulingQueue`;
-node changes and pod deletions that may free room retry the unschedulable ones. One pod at
-a time is taken from the queue and scheduled against a snapshot built from the caches:
+node changes and pod deletions that may free room retry the unschedulable ones, and a pod
+placed or relabelled retries those that wait for other pods (pod affinity, topology spread).
+One pod at a time is taken from the queue and scheduled against a snapshot built from the
+caches:
 
 Pods with ``spec.schedulingGates`` wait outside the queue until their gates are removed (upstream's
 SchedulingGates pre-enqueue check; their ``SchedulingGated`` condition is not written).
 
-1. every node is filtered (``plugins.FILTERS``); no feasible node means a ``FailedScheduling``
-   Warning event whose message is upstream's (``0/N nodes are available: ...``), the pod's
-   ``PodScheduled`` condition set to False/Unschedulable, and the pod parked as unschedulable;
+1. every node is filtered (``cycle``: ``plugins.FILTERS``, PodTopologySpread, InterPodAffinity);
+   no feasible node means a ``FailedScheduling`` Warning event whose message is upstream's
+   (``0/N nodes are available: ...``), the pod's ``PodScheduled`` condition set to
+   False/Unschedulable, and the pod parked as unschedulable;
 2. feasible nodes are scored and the best wins (ties broken at random, as upstream);
 3. the pod is bound through ``POST .../pods/{name}/binding`` and a ``Scheduled`` Normal
    event says where. Until the pod informer shows the binding, the pod is *assumed* on its
    node so the next pods do not count its room as free.
 
-Preemption is not implemented: the message says what upstream's preemption would find, but
-no pod is evicted.
+When no node fits, preemption (``preemption``) may find a node where evicting pods of lower
+priority makes room: the pod's ``status.nominatedNodeName`` is set to it (with the
+``PodScheduled`` condition), each victim gets a ``DisruptionTarget`` condition (reason
+``PreemptionByScheduler``) and is deleted gracefully, and a ``Preempted`` event names the
+preemptor. The pod stays queued; the victims' deletion retries it, and while it waits its
+nominated node's room is kept for it against pods of lower priority.
+
+Namespaces, Services, workload controllers and PodDisruptionBudgets are watched too: pod
+affinity, topology spreading's default constraints and preemption read them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -34,7 +45,9 @@ from k3py.api import objects
 from k3py.client.informer import Informer
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.scheduler import plugins
+from k3py.scheduler.cluster import Cluster, ControllerKey
 from k3py.scheduler.cycle import Unschedulable, find_node
+from k3py.scheduler.preemption import PREEMPTION_REASON, Candidate, nominated_node
 from k3py.scheduler.queue import Key, QueuedPod, SchedulingQueue
 from k3py.scheduler.resources import NodeInfo
 
@@ -43,6 +56,12 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 DEFAULT_SCHEDULER = "default-scheduler"
 TERMINAL_PHASES = ("Succeeded", "Failed")
+CONTROLLERS = {
+    "ReplicationController": "/api/v1/replicationcontrollers",
+    "ReplicaSet": "/apis/apps/v1/replicasets",
+    "StatefulSet": "/apis/apps/v1/statefulsets",
+}
+"""Workload controllers whose selectors make PodTopologySpread's default selector."""
 
 
 @dataclass
@@ -67,6 +86,10 @@ class Scheduler:
         self.queue = queue if queue is not None else SchedulingQueue()
         self.nodes = Informer(api, "/api/v1/nodes")
         self.pods = Informer(api, "/api/v1/pods")
+        self.namespaces = Informer(api, "/api/v1/namespaces")
+        self.services = Informer(api, "/api/v1/services")
+        self.pdbs = Informer(api, "/apis/policy/v1/poddisruptionbudgets")
+        self.controllers = {kind: Informer(api, path) for kind, path in CONTROLLERS.items()}
         self._rng = rng if rng is not None else random.Random()
         self._assumed: dict[Key, str] = {}
         self._events: dict[Key, _LastEvent] = {}
@@ -78,6 +101,11 @@ class Scheduler:
         async with Supervisor(f"scheduler-{self.name}") as tasks:
             tasks.spawn("nodes", self.nodes.run())
             tasks.spawn("pods", self.pods.run())
+            tasks.spawn("namespaces", self.namespaces.run())
+            tasks.spawn("services", self.services.run())
+            tasks.spawn("pdbs", self.pdbs.run())
+            for kind, informer in self.controllers.items():
+                tasks.spawn(kind, informer.run())
             tasks.spawn("loop", self._loop())
             raise await tasks.wait_failed()
 
@@ -133,6 +161,20 @@ class Scheduler:
             self._assumed.pop(key, None)
             if old is not None and _phase(new) in TERMINAL_PHASES and _phase(old) not in TERMINAL_PHASES:
                 self.queue.move_all()
+            elif old is None or not _assigned(old) or _labels(old) != _labels(new):
+                self._retry_pod_dependent()
+
+    def _retry_pod_dependent(self) -> None:
+        """A pod was placed or relabelled: retry the pods whose fit depends on other pods
+        (required pod affinity, topology spread constraints), not those waiting for room."""
+        waiting = []
+        for key in self.queue.unschedulable_keys():
+            pod = self.pods.get(*key)
+            spec = (pod or {}).get("spec") or {}
+            if spec.get("topologySpreadConstraints") or (spec.get("affinity") or {}).get("podAffinity"):
+                waiting.append(key)
+        if waiting:
+            self.queue.move(waiting)
 
     def on_node_change(self, old: Obj | None, new: Obj | None) -> None:
         """A new node, or a change of what scheduling reads (not a heartbeat), retries the
@@ -153,16 +195,48 @@ class Scheduler:
             NodeInfo.of(node, by_node.get(_name(node), [])) for node in sorted(self.nodes.items(), key=_name)
         ]
 
+    def cluster(self) -> Cluster:
+        """What the cycle reads besides nodes and their pods."""
+        controllers: dict[ControllerKey, Obj] = {}
+        for kind, informer in self.controllers.items():
+            for obj in informer.items():
+                meta = obj.get("metadata") or {}
+                controllers[(kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
+        nominated = [
+            pod
+            for pod in self.pods.items()
+            if nominated_node(pod)
+            and not _assigned(pod)
+            and _key(pod) not in self._assumed
+            and not (pod.get("metadata") or {}).get("deletionTimestamp")
+        ]
+        return Cluster(
+            namespaces={
+                _name(ns): (ns.get("metadata") or {}).get("labels") or {} for ns in self.namespaces.items()
+            },
+            services=self.services.items(),
+            controllers=controllers,
+            pdbs=self.pdbs.items(),
+            nominated=nominated,
+        )
+
     async def schedule_one(self, queued: QueuedPod) -> None:
         pod = self.pods.get(*queued.key)
         if pod is None or not self.wants(pod) or queued.key in self._assumed:
             self.queue.done(queued)
             return
         nodes = self.snapshot()
-        result = find_node(pod, nodes, self._rng)
+        result = find_node(pod, nodes, self._rng, self.cluster())
         if isinstance(result, Unschedulable):
             log.info("pod %s/%s is unschedulable: %s", *queued.key, result.message)
-            await self._unschedulable(pod, result.message)
+            nominate: str | None = None
+            outcome = result.preemption
+            if outcome is not None and outcome.candidate is not None:
+                await self._preempt(pod, outcome.candidate)
+                nominate = outcome.candidate.node
+            elif outcome is not None and outcome.clear_nomination and nominated_node(pod):
+                nominate = ""
+            await self._unschedulable(pod, result.message, nominate)
             self.queue.unschedulable(queued)
             return
         node = result.node
@@ -195,7 +269,58 @@ class Scheduler:
         }
         await self.api.create(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding", binding)
 
-    async def _unschedulable(self, pod: Obj, message: str) -> None:
+    async def _preempt(self, pod: Obj, candidate: Candidate) -> None:
+        """``prepareCandidate``: mark, delete and report each victim, then drop the nominations
+        of lower-priority pods to the node (they may no longer fit there)."""
+        scheduler = (pod.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        condition = {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": PREEMPTION_REASON,
+            "message": f"{scheduler}: preempting to accommodate a higher priority pod",
+            "lastTransitionTime": objects.now(),
+        }
+        for victim in candidate.victims:
+            meta = victim["metadata"]
+            path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+            log.info(
+                "preempting %s/%s on %s for %s/%s",
+                meta["namespace"],
+                meta["name"],
+                candidate.node,
+                *_key(pod),
+            )
+            try:
+                if not _has_condition(victim, condition):
+                    await self.api.patch(
+                        f"{path}/status", {"status": {"conditions": [condition]}}, patch_type="strategic"
+                    )
+                await self.api.delete(path)
+            except ApiStatusError as exc:
+                if exc.code != 404:
+                    raise
+                continue  # already gone
+            await self._event(
+                victim,
+                "Normal",
+                "Preempted",
+                f"Preempted by pod {uid} on node {candidate.node}",
+                "Preempting",
+                related=pod,
+            )
+        mine = plugins.priority(pod)
+        for other in self.cluster().nominated:
+            if nominated_node(other) == candidate.node and plugins.priority(other) < mine:
+                meta = other["metadata"]
+                with contextlib.suppress(ApiStatusError):
+                    await self.api.patch(
+                        f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                        {"status": {"nominatedNodeName": None}},
+                    )
+
+    async def _unschedulable(self, pod: Obj, message: str, nominate: str | None = None) -> None:
+        """Report the failure; ``nominate`` sets (or, "", clears) ``status.nominatedNodeName``."""
         await self._event(pod, "Warning", "FailedScheduling", message, "Scheduling")
         conditions = (pod.get("status") or {}).get("conditions") or []
         current: Obj = next((c for c in conditions if c.get("type") == "PodScheduled"), {})
@@ -203,7 +328,7 @@ class Scheduler:
             "False",
             "Unschedulable",
             message,
-        ):
+        ) and (nominate is None or nominate == nominated_node(pod)):
             return
         meta = pod["metadata"]
         condition = {
@@ -216,10 +341,13 @@ class Scheduler:
             if current.get("status") == "False"
             else objects.now(),
         }
+        status: Obj = {"conditions": [condition]}
+        if nominate is not None:
+            status["nominatedNodeName"] = nominate or None
         try:
             await self.api.patch(
                 f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-                {"status": {"conditions": [condition]}},
+                {"status": status},
                 patch_type="strategic",
             )
         except ApiStatusError as exc:
@@ -227,7 +355,9 @@ class Scheduler:
                 "pod %s/%s: cannot record PodScheduled=False: %s", meta["namespace"], meta["name"], exc
             )
 
-    async def _event(self, pod: Obj, kind: str, reason: str, message: str, action: str) -> None:
+    async def _event(
+        self, pod: Obj, kind: str, reason: str, message: str, action: str, *, related: Obj | None = None
+    ) -> None:
         """A core/v1 Event about the pod; a repeat of the last one counts up instead."""
         meta = pod["metadata"]
         namespace, key, now = meta["namespace"], _key(pod), objects.now()
@@ -268,12 +398,32 @@ class Scheduler:
             "reportingComponent": self.name,
             "reportingInstance": self.name,
         }
+        if related is not None:
+            rmeta = related.get("metadata") or {}
+            event["related"] = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "namespace": rmeta.get("namespace", ""),
+                "name": rmeta.get("name", ""),
+                "uid": rmeta.get("uid", ""),
+            }
         try:
             await self.api.create(f"/api/v1/namespaces/{namespace}/events", event)
         except ApiStatusError as exc:
             log.warning("cannot record event %s for %s/%s: %s", reason, namespace, meta["name"], exc)
             return
         self._events[key] = _LastEvent(name, reason, message, 1)
+
+
+def _has_condition(pod: Obj, wanted: Obj) -> bool:
+    return any(
+        all(c.get(k) == wanted[k] for k in ("type", "status", "reason"))
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def _labels(obj: Obj) -> Obj:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
 def _name(obj: Obj) -> str:
