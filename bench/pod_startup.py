@@ -28,8 +28,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "distro"))
 
-from conformance.cluster import ClusterSpec, EphemeralCluster  # noqa: E402
-from k3py.images.busybox import write_busybox  # noqa: E402
+from conformance.cluster import ClusterSpec, EphemeralCluster
+from k3py.images.busybox import write_busybox
 
 IMAGE = "docker.io/k3py/busybox:bench"
 NAMESPACE = "bench"
@@ -115,7 +115,7 @@ async def measure(cluster: EphemeralCluster, count: int, rate: float, node: str)
 
 
 def percentile(values: list[float], fraction: float) -> float:
-    return values[min(len(values) - 1, int(round(fraction * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(fraction * (len(values) - 1)))]
 
 
 def main() -> int:
@@ -140,9 +140,8 @@ def main() -> int:
             loaded = (rss_mib(agent.process.pid), rss_mib(containerd_pid(agent.data_dir)))
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     print(f"pod startup ({args.pods} pods at {args.rate:g}/s, created -> Running seen by a watch):")
-    print(
-        f"  p50 {p50:.2f} s   p99 {p99:.2f} s   max {latencies[-1]:.2f} s   mean {statistics.mean(latencies):.2f} s"
-    )
+    mean = statistics.mean(latencies)
+    print(f"  p50 {p50:.2f} s   p99 {p99:.2f} s   max {latencies[-1]:.2f} s   mean {mean:.2f} s")
     print(f"agent RSS: {idle[0]:.1f} MiB with 0 pods, {loaded[0]:.1f} MiB with {args.pods}")
     print(f"containerd RSS: {idle[1]:.1f} MiB with 0 pods, {loaded[1]:.1f} MiB with {args.pods}")
     return 0

@@ -225,7 +225,7 @@ def test_crash_loop_back_off(node: EphemeralCluster, ns: str) -> None:
     def backing_off() -> bool:
         status = container_status(node, ns, "crash")
         waiting = status.get("state", {}).get("waiting", {})
-        return waiting.get("reason") == "CrashLoopBackOff" and status.get("restartCount", 0) >= 1
+        return bool(waiting.get("reason") == "CrashLoopBackOff" and status.get("restartCount", 0) >= 1)
 
     eventually(backing_off, 60, "CrashLoopBackOff")
     status = container_status(node, ns, "crash")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,11 @@ async def test_an_expired_continue_token_gives_an_inconsistent_one_for_the_rest(
         await store.create(configmaps, "default", body, WriteOptions())
     first = await store.list(configmaps, "default", ListOptions(limit=4))
     assert [i["metadata"]["name"] for i in first["items"]] == ["c00", "c01", "c02", "c03"]
-    late = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c99", "namespace": "default"}}
+    late: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c99", "namespace": "default"},
+    }
     await store.create(configmaps, "default", late, WriteOptions())
     late["metadata"]["labels"] = {"changed": "yes"}
     await store.update(configmaps, "default", "c99", late, WriteOptions())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from k3py.agent.podstatus import ContainerView
 from k3py.agent.volumes import write_atomically
 
 
-def pod(**spec: object) -> dict:
+def pod(**spec: object) -> dict[str, Any]:
     return {
         "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "x"}},
         "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec},
@@ -157,12 +158,12 @@ def test_sandbox_and_container_config() -> None:
     assert host["hostname"] == "" and host["linux"]["security_context"]["namespace_options"]["network"] == 2
 
 
-def _view(name: str, state: dict, last: dict | None = None) -> ContainerView:
+def _view(name: str, state: dict[str, Any], last: dict[str, Any] | None = None) -> ContainerView:
     return ContainerView(name, "img", state=state, last_state=last or {})
 
 
 def test_phase_rules() -> None:
-    running = {"running": {}}
+    running: dict[str, Any] = {"running": {}}
     ok = {"terminated": {"exitCode": 0}}
     bad = {"terminated": {"exitCode": 1}}
     crash = {"waiting": {"reason": "CrashLoopBackOff"}}

@@ -17,12 +17,9 @@ from k3py.pki.bundle import DEFAULT_DNS_NAMES
 
 NODE_IP = ipaddress.IPv4Address("192.0.2.10")
 SERVICE_IP = ipaddress.IPv4Address("10.43.0.1")
-KEYS = (
-    "server-ca.key", "client-ca.key", "serving-kube-apiserver.key", "client-admin.key", "client-kube-apiserver.key",
-)  # fmt: skip
-CERTS = (
-    "server-ca.crt", "client-ca.crt", "serving-kube-apiserver.crt", "client-admin.crt", "client-kube-apiserver.crt",
-)  # fmt: skip
+NAMES = ("server-ca", "client-ca", "serving-kube-apiserver", "client-admin", "client-kube-apiserver")
+KEYS = tuple(f"{name}.key" for name in NAMES)
+CERTS = tuple(f"{name}.crt" for name in NAMES)
 CA_FILES = ("server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key")
 
 

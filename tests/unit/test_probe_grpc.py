@@ -27,7 +27,8 @@ async def _serve(served: Served, reader: asyncio.StreamReader, writer: asyncio.S
     while data := await reader.read(1 << 16):
         for event in conn.receive_data(data):
             if isinstance(event, h2.events.RequestReceived):
-                paths[event.stream_id] = dict(event.headers or [])[":path"]
+                headers = {str(k): str(v) for k, v in event.headers or []}  # str: header_encoding
+                paths[event.stream_id] = headers[":path"]
                 bodies[event.stream_id] = bytearray()
             elif isinstance(event, h2.events.DataReceived):
                 conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)

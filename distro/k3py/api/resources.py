@@ -85,7 +85,7 @@ class Resource:
         return self.storage_prefix() + f"{namespace}/".encode() if namespace else self.storage_prefix()
 
 
-SERVED_SUBRESOURCES = ("status", "scale", "token", "approval", "finalize")
+SERVED_SUBRESOURCES = ("status", "scale", "token", "approval", "finalize", "eviction")
 """Subresources k3py serves: status, scale, certificatesigningrequests/approval and
 namespaces/finalize through the generic store, serviceaccounts/token (TokenRequest) by its own
 handler; the others (pods/log, pods/exec...) need handlers of their own."""

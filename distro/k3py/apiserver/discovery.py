@@ -42,6 +42,7 @@ SUBRESOURCES = {
     "token": Subresource(("create",), "authentication.k8s.io", "v1", "TokenRequest"),
     "approval": Subresource(("get", "patch", "update")),
     "finalize": Subresource(("update",)),
+    "eviction": Subresource(("create",), "policy", "v1", "Eviction"),
 }
 SUBRESOURCE_VERBS = {name: list(sub.verbs) for name, sub in SUBRESOURCES.items()}
 

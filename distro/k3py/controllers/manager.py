@@ -11,6 +11,7 @@ from k3py.controllers.base import Controller
 from k3py.controllers.cronjob import CronJobController
 from k3py.controllers.daemonset import DaemonSetController
 from k3py.controllers.deployment import DeploymentController
+from k3py.controllers.disruption import DisruptionController
 from k3py.controllers.endpoints import EndpointsController
 from k3py.controllers.endpointslice import EndpointSliceController
 from k3py.controllers.garbagecollector import GarbageCollector
@@ -19,6 +20,7 @@ from k3py.controllers.namespace import NamespaceController
 from k3py.controllers.nodelifecycle import NodeLifecycleController
 from k3py.controllers.podgc import PodGarbageCollector
 from k3py.controllers.replicaset import ReplicaSetController, ReplicationManager
+from k3py.controllers.resourcequota import ResourceQuotaController
 from k3py.controllers.statefulset import StatefulSetController
 from k3py.controllers.ttl import TTLAfterFinishedController
 
@@ -37,6 +39,8 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     EndpointsController,
     EndpointSliceController,
     NodeLifecycleController,
+    ResourceQuotaController,
+    DisruptionController,
 )
 
 

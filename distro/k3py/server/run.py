@@ -44,10 +44,13 @@ from k3py.apiserver.binding import binding_routes
 from k3py.apiserver.bootstrap import bootstrap
 from k3py.apiserver.certificates import CsrAdmission, CsrApprover, CsrSigner
 from k3py.apiserver.crds import install_custom_resources, run_crd_controller
+from k3py.apiserver.eviction import eviction_routes
 from k3py.apiserver.generic import ObjectStore
 from k3py.apiserver.kubelet_proxy.routes import KubeletClient
+from k3py.apiserver.limitranger import LimitRanger
 from k3py.apiserver.node_authz import NodeAuthorizer, NodeRestriction
 from k3py.apiserver.nodeipam import NodeIpam
+from k3py.apiserver.quota import ResourceQuotaAdmission
 from k3py.apiserver.rbac import EscalationCheck
 from k3py.apiserver.rbac import follow as follow_rbac
 from k3py.apiserver.rbac_bootstrap import aggregate_forever, ensure_policy
@@ -159,6 +162,8 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             NodeRestriction(),
             ServiceAccountAdmission(objects),
             CsrAdmission(authorize),
+            LimitRanger(objects),
+            ResourceQuotaAdmission(objects),  # last: it charges the finished object
         ]
         tasks.spawn("csr-approver", CsrApprover(objects, authorize, _server_names(config, pki)).run())
         tasks.spawn("csr-signer", CsrSigner(objects, pki).run())
@@ -183,6 +188,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
                 cacerts_route(pki.server_ca.cert_pem),
                 cacerts_route(pki.client_ca.cert_pem, CLIENT_CA_PATH),
                 *binding_routes(objects),
+                *eviction_routes(objects),
             ],
             security=security,
             reviews=reviews.handlers(),
