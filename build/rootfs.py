@@ -27,6 +27,7 @@ from pathlib import Path
 
 from build.runner import ChrootRunner, CommandLog, call, remove_tree, tmpfs
 from build.targets import Target
+from k3py.util.locks import exclusive
 
 # Bump when the way a root filesystem is made changes (not its package list): old tarballs go stale.
 RECIPE_FORMAT = 1
@@ -112,13 +113,23 @@ def ensure_rootfs(
     if tarball.is_file() and not refresh:
         log.note(f"root filesystem: reusing {tarball} (recipe {recipe.digest[:16]})")
         return RootfsImage(tarball=tarball, recipe=recipe, cached=True, seconds=time.monotonic() - started)
-    log.note(f"root filesystem: bootstrapping {tarball.name} for recipe {recipe.as_json()}")
-    with scratch_dir(cache / "work" / f"{target.name}-bootstrap", target, log) as scratch:
-        root = scratch / "root"
-        bootstrap(target, recipe, root, log)
-        trim(root)
-        pack(root, tarball, log)
-    tarball.with_suffix("").with_suffix(".json").write_text(recipe.as_json() + "\n", encoding="utf-8")
+    # One bootstrap per recipe at a time, each in a work directory of its own: two recipes of one
+    # target (the builder's and a bare one) may be bootstrapped at once by different processes.
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(tarball.parent / f"{tarball.name}.lock"):
+        if tarball.is_file() and not refresh:
+            log.note(f"root filesystem: reusing {tarball} (made meanwhile)")
+            return RootfsImage(
+                tarball=tarball, recipe=recipe, cached=True, seconds=time.monotonic() - started
+            )
+        log.note(f"root filesystem: bootstrapping {tarball.name} for recipe {recipe.as_json()}")
+        work = cache / "work" / f"{target.name}-bootstrap-{recipe.digest[:12]}"
+        with scratch_dir(work, target, log) as scratch:
+            root = scratch / "root"
+            bootstrap(target, recipe, root, log)
+            trim(root)
+            pack(root, tarball, log)
+        tarball.with_suffix("").with_suffix(".json").write_text(recipe.as_json() + "\n", encoding="utf-8")
     return RootfsImage(tarball=tarball, recipe=recipe, cached=False, seconds=time.monotonic() - started)
 
 
