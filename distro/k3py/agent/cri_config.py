@@ -31,6 +31,10 @@ GRACE_PERIOD = "io.kubernetes.pod.terminationGracePeriod"
 NAMESPACE_POD, NAMESPACE_CONTAINER, NAMESPACE_NODE = 0, 1, 2
 PROTOCOLS = {"TCP": 0, "UDP": 1, "SCTP": 2}
 
+NETNS_RECORD = "sandbox-netns"
+"""In a pod's directory: the network namespaces of its sandboxes, one path a line, so that
+``k3py killall`` can remove those a stopped runtime left behind."""
+
 CPU_PERIOD = 100_000
 MIN_SHARES = 2
 SHARES_PER_CPU = 1024

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k3py.agent.cri_config import NETNS_RECORD
 from k3py.agent.netns import NETNS_DIR
 from k3py.agent.network import DEFAULT_BRIDGE, teardown_node_network
 from k3py.util.proc import ProcessError
@@ -107,6 +108,7 @@ def killall(targets: Targets, report: Report = print) -> list[str]:
         ours = kill_shims(targets.containerd_socket, targets.netns_dir, say)
     for line in _reset_containerd(targets.data_dir):
         say(line)
+    ours |= recorded_netns(targets.data_dir)
     roots = [targets.data_dir, *([targets.containerd_state] if targets.containerd_state else [])]
     unmount(roots + list(targets.extra_mount_roots), ours, say)
     try:
@@ -116,6 +118,23 @@ def killall(targets: Targets, report: Report = print) -> list[str]:
         say(f"pod network not removed: {exc}")
     remove_pod_cgroups(targets.node_name, say)
     return done
+
+
+def recorded_netns(data_dir: Path) -> set[Path]:
+    """Network namespaces the kubelet recorded for its sandboxes that still exist and that no
+    process uses any more: a runtime stopped while tearing a sandbox down leaves them."""
+    used = {_inode(p / "ns" / "net") for p in PROC.iterdir() if p.name.isdigit()}
+    found: set[Path] = set()
+    for record in (data_dir / "agent" / "kubelet" / "pods").glob(f"*/{NETNS_RECORD}"):
+        try:
+            lines = record.read_text().split()
+        except OSError:
+            continue
+        for line in lines:
+            path = Path(os.path.realpath(line))  # /var/run/netns/... is /run/netns/...
+            if path.parent.name == "netns" and path.exists() and _inode(path) not in used:
+                found.add(path)
+    return found
 
 
 def _reset_containerd(data_dir: Path) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -86,6 +87,19 @@ class Kubelet:
 
     def remove_pod_dir(self, uid: str) -> None:
         teardown_pod_dir(self.pod_dir(uid))
+
+    async def record_netns(self, uid: str, sandbox_id: str) -> None:
+        """Note where the sandbox's network namespace is (for ``k3py killall``)."""
+        try:
+            info = await self.runtime.pod_sandbox_info(sandbox_id)
+        except CriError:
+            return
+        paths = set(re.findall(r"/(?:var/)?run/netns/[A-Za-z0-9_.-]+", " ".join(info.values())))
+        if paths:
+            record = self.pod_dir(uid) / cri_config.NETNS_RECORD
+            record.parent.mkdir(parents=True, exist_ok=True)
+            with record.open("a") as out:
+                out.writelines(f"{p}\n" for p in sorted(paths))
 
     def remove_logs(self, pod: Obj) -> None:
         shutil.rmtree(self.log_dir(pod), ignore_errors=True)

@@ -303,6 +303,7 @@ class PodWorker:
             return False
         status = await self.runtime.pod_sandbox_status(self.sandbox_id)
         self._take_network(status)
+        await self.kubelet.record_netns(self.uid, self.sandbox_id)
         return True
 
     def _take_network(self, status: Obj) -> None:

@@ -97,6 +97,14 @@ class Runtime:
         )
         return _required(reply["status"], "PodSandboxStatus", sandbox_id)
 
+    async def pod_sandbox_info(self, sandbox_id: str) -> dict[str, str]:
+        """The runtime's verbose details of a sandbox (containerd: ``info`` is JSON with its spec)."""
+        request = {"pod_sandbox_id": sandbox_id, "verbose": True}
+        reply = await self._runtime(
+            "PodSandboxStatus", "PodSandboxStatusRequest", "PodSandboxStatusResponse", request
+        )
+        return dict(reply.get("info") or {})
+
     async def list_pod_sandbox(self, filter: Message | None = None) -> list[Message]:
         request = {"filter": filter} if filter else {}
         reply = await self._runtime(
