@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import socket
 import subprocess
 import time
@@ -77,7 +79,13 @@ def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "") ->
 
 @pytest.fixture
 def ns(node: EphemeralCluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = "p-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    # A valid name of its own (parameters and lingering namespaces of earlier tests apart).
+    name = (
+        "p-"
+        + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
+        + "-"
+        + secrets.token_hex(2)
+    )
     kubectl(node, "create", "namespace", name)
     eventually(lambda: kubectl(node, "get", "sa/default", "-n", name, check=False).returncode == 0)
     yield name

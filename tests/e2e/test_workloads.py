@@ -159,3 +159,78 @@ def test_namespace_deletion_removes_its_pods(node: EphemeralCluster) -> None:  #
     kubectl(node, "rollout", "status", "-n", "doomed", "deployment/gone", "--timeout=90s")
     kubectl(node, "delete", "namespace", "doomed", "--timeout=120s")
     assert kubectl(node, "get", "namespace", "doomed", check=False).returncode != 0
+
+
+def replicaset(name: str, replicas: int) -> dict[str, object]:
+    manifest = deployment(name, replicas)
+    manifest["kind"] = "ReplicaSet"
+    return manifest
+
+
+@pytest.mark.parametrize("cascade", ["background", "foreground", "orphan"])
+def test_cascading_delete(node: EphemeralCluster, ns: str, cascade: str) -> None:  # noqa: F811
+    apply(node, ns, replicaset("owner", 2))
+    eventually(lambda: len(running_pods(node, ns, "app=owner")) == 2, 90, "two owned pods")
+    kubectl(node, "delete", "replicaset", "owner", "-n", ns, f"--cascade={cascade}", "--timeout=90s")
+    assert kubectl(node, "get", "replicaset", "owner", "-n", ns, check=False).returncode != 0
+    if cascade == "orphan":
+        pods = get(node, "pods", "-n", ns, "-l", "app=owner")["items"]
+        assert len(pods) == 2 and all(not p["metadata"].get("ownerReferences") for p in pods)
+    else:
+        eventually(
+            lambda: get(node, "pods", "-n", ns, "-l", "app=owner")["items"] == [], 90, "dependents gone"
+        )
+
+
+def test_eviction_blocked_by_a_disruption_budget(node: EphemeralCluster, ns: str) -> None:  # noqa: F811
+    apply(node, ns, deployment("guarded", 1))
+    kubectl(node, "rollout", "status", "-n", ns, "deployment/guarded", "--timeout=90s")
+    kubectl(
+        node,
+        "create",
+        "poddisruptionbudget",
+        "guard",
+        "-n",
+        ns,
+        "--selector=app=guarded",
+        "--min-available=1",
+    )
+    eventually(
+        lambda: get(node, "pdb", "guard", "-n", ns).get("status", {}).get("currentHealthy") == 1,
+        60,
+        "budget status",
+    )
+    [pod] = running_pods(node, ns, "app=guarded")
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": ns}}
+    refused = kubectl(
+        node, "create", "--raw", f"/api/v1/namespaces/{ns}/pods/{pod}/eviction", "-f", "-",
+        input=json.dumps(eviction), check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "disruption budget" in refused.stderr, refused
+    assert (
+        "429" in refused.stderr
+        or "TooManyRequests" in refused.stderr
+        or "Too Many Requests" in refused.stderr
+    )
+
+
+@pytest.mark.slow
+def test_cronjob_every_minute_creates_a_job(node: EphemeralCluster, ns: str) -> None:  # noqa: F811
+    kubectl(
+        node,
+        "create",
+        "cronjob",
+        "tick",
+        "-n",
+        ns,
+        f"--image={IMAGE}",
+        "--schedule=*/1 * * * *",
+        "--",
+        "true",
+    )
+    eventually(lambda: get(node, "jobs", "-n", ns)["items"], 90, "a job from the cron job")
+    job = get(node, "jobs", "-n", ns)["items"][0]
+    assert job["metadata"]["ownerReferences"][0]["name"] == "tick"
+    kubectl(
+        node, "wait", "-n", ns, "--for=condition=Complete", f"job/{job['metadata']['name']}", "--timeout=90s"
+    )
