@@ -6,11 +6,14 @@ version) → open the datastore → create or load the PKI → create the system
 ``kubernetes`` Service and the local APIServices → serve the stored CustomResourceDefinitions →
 reconcile the default RBAC policy → follow roles, bindings and pods for the authorizers → set up
 admission, the service-account token issuer and the server token → listen for HTTPS (the
-Kubernetes API and the health endpoints) → write the admin kubeconfig → open the ``ready`` gate.
-The built-in controllers (CRDs, APIService availability, ClusterRole aggregation, CSR approval
-and signing, service accounts, token secrets) run as supervised tasks. The flow then waits
-for a stop request (SIGINT/SIGTERM, or a crashed critical task) and unwinds in reverse: stop
-listening, cancel tasks with a bounded grace, close the store.
+Kubernetes API and the health endpoints) → write the admin kubeconfig → start the scheduler and
+the controller manager (each while this server holds its leader Lease, each as a client of the
+API with its own identity) and the embedded node agent → open the ``ready`` gate.
+The API server's own controllers (CRDs, APIService availability, ClusterRole aggregation, CSR
+approval and signing, service accounts, token secrets, node IPAM) run as supervised tasks. The
+flow then waits for a stop request (SIGINT/SIGTERM, or a crashed critical task) and unwinds in
+reverse: stop the node agent (its pods keep running), the controllers and the scheduler, end the
+open watches, stop listening, cancel tasks with a bounded grace, close the store.
 """
 
 from __future__ import annotations
