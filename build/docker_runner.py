@@ -78,6 +78,10 @@ class ImageImportFailed(BuildError):
     """The builder root filesystem could not be imported as a Docker image of its platform."""
 
 
+START_SETTLE = 1.0
+"""Seconds a started builder container is watched for an early exit (a program that cannot run)."""
+
+
 class PlatformNotRunnable(HostNotReady):
     """The engine cannot start the target's programs (no binfmt_misc handler for a foreign platform)."""
 
@@ -258,6 +262,12 @@ class DockerRunner:
             )
             self._container.start()
             self._container.reload()
+            # An engine may report the container running before its first program failed to
+            # exec (the failure lands a moment later): watch it for a short while.
+            deadline = time.monotonic() + START_SETTLE
+            while self._container.status == "running" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                self._container.reload()
         except (DockerException, requests.RequestException) as error:
             raise self._start_error(_one_line(error)) from error
         if self._container.status != "running":
