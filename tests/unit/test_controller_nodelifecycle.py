@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
+from k3py.api.taints import tolerates
 from k3py.controllers.nodelifecycle import (
     eviction_delay,
     mark_unknown,
     reconcile_taints,
     rfc3339,
-    tolerates,
 )
 
 Obj = dict[str, Any]

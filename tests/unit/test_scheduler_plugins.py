@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from k3py.api.taints import tolerates
 from k3py.scheduler import plugins
 from k3py.scheduler.cycle import Placement, Unschedulable, find_node
 from k3py.scheduler.plugins import Status
@@ -169,7 +170,7 @@ def test_taint_toleration_checks_no_schedule_and_no_execute_only() -> None:
     ],
 )
 def test_tolerates(toleration: Obj, expected: bool) -> None:
-    assert plugins.tolerates(toleration, {"key": "k", "value": "v", "effect": "NoSchedule"}) is expected
+    assert tolerates(toleration, {"key": "k", "value": "v", "effect": "NoSchedule"}) is expected
 
 
 def test_node_ready_acts_as_the_not_ready_and_unreachable_taints() -> None:

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from k3py.api.taints import tolerates
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.history import (
@@ -90,19 +91,6 @@ def _meta(obj: Obj) -> Obj:
 
 
 # -- node eligibility -----------------------------------------------------------------------------
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """``Toleration.ToleratesTaint``: effect and key match when given; Exists ignores the value."""
-    effect, key = toleration.get("effect") or "", toleration.get("key") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def untolerated(node: Obj, pod: Obj, effects: Iterable[str]) -> Obj | None:

@@ -31,6 +31,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from k3py.api.taints import tolerates
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 
@@ -153,18 +154,6 @@ def no_execute_taints(node: Obj | None) -> list[Obj]:
     if node is None:
         return []
     return [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == "NoExecute"]
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """Upstream's ToleratesTaint."""
-    if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
-        return False
-    if toleration.get("key") and toleration.get("key") != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def eviction_delay(pod: Obj, taints: list[Obj]) -> float | None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from k3py.api.taints import tolerates
 from k3py.scheduler.resources import (
     CPU,
     EPHEMERAL_STORAGE,
@@ -78,19 +79,6 @@ def _name(obj: Obj) -> str:
 
 
 # -- taints ---------------------------------------------------------------------------------------
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """``Toleration.ToleratesTaint``: effect and key match when given; Exists ignores the value."""
-    effect, key = toleration.get("effect") or "", toleration.get("key") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def untolerated(taints: Sequence[Obj], tolerations: Sequence[Obj], effects: Sequence[str]) -> Obj | None:
