@@ -29,6 +29,8 @@ from build.report import BuildReport
 from build.rootfs import TMPFS_SIZE
 from build.runner import ChrootRunner, CommandLog, call, remove_tree, tmpfs
 from build.targets import load_target
+from k3py.agent.containerd import ContainerdPaths
+from k3py.agent.containerd_reset import kill_all
 from k3py.agent.netns import run_in_netns
 
 
@@ -165,6 +167,10 @@ def serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if agent and host.root == Path("/"):
+            # The server stops its containerd but leaves its state directory (as K3s does, for
+            # the pods that outlive it); a chroot's goes with the chroot.
+            kill_all(ContainerdPaths.for_data_dir(Path(host.inside(data_dir))))
 
 
 def _wait_ready(served: ServedBinary, started: float, timeout: float, log: Path) -> float:
