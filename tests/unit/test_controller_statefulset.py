@@ -13,11 +13,11 @@ from k3py.controllers.history import (
     hash_revision,
     new_revision,
     next_revision_number,
-    pod_available,
     safe_encode,
     sort_revisions,
     template_patch,
 )
+from k3py.controllers.objects import pod_available
 from k3py.controllers.statefulset import (
     count,
     new_claims,

@@ -57,7 +57,7 @@ def budget(generation: int = 1, spec: Obj | None = None, **status: Any) -> Obj:
 
 
 def test_times_agree() -> None:
-    from k3py.controllers.replicaset import parse_time
+    from k3py.controllers.objects import parse_time
 
     assert parse_time(T0) == NOW
     assert DELETION_TIMEOUT == STALE_POD_DISRUPTION_TIMEOUT == 120.0

@@ -34,7 +34,8 @@ from typing import Any
 
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
-from k3py.controllers.job import EventRecorder, condition_true, controller_uid, parse_time
+from k3py.controllers.job import EventRecorder, condition_true
+from k3py.controllers.objects import controller_uid, parse_time
 
 log = logging.getLogger(__name__)
 

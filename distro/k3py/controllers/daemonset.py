@@ -40,18 +40,22 @@ from k3py.controllers.history import (
     POD_REVISION_LABEL,
     REVISION_HASH_LABEL,
     EventRecorder,
-    controller_of,
-    controller_ref,
-    controller_uid,
     equal_revision,
     find_equal_revisions,
     new_revision,
     next_revision_number,
+    sort_revisions,
+)
+from k3py.controllers.objects import (
+    controller_of,
+    controller_uid,
+    deleting,
+    meta_of,
+    owner_reference,
     pod_available,
     pod_failed,
     pod_ready,
-    sort_revisions,
-    terminating,
+    spec_of,
 )
 
 log = logging.getLogger(__name__)
@@ -80,24 +84,14 @@ DEFAULT_TOLERATIONS = (
 NETWORK_UNAVAILABLE = ("node.kubernetes.io/network-unavailable", "NoSchedule")
 
 
-def _spec(obj: Obj) -> Obj:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, dict) else {}
-
-
-def _meta(obj: Obj) -> Obj:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
 # -- node eligibility -----------------------------------------------------------------------------
 
 
 def untolerated(node: Obj, pod: Obj, effects: Iterable[str]) -> Obj | None:
     """The node's first taint with one of ``effects`` that the pod does not tolerate."""
     wanted = set(effects)
-    tolerations = [t for t in _spec(pod).get("tolerations") or [] if isinstance(t, dict)]
-    for taint in _spec(node).get("taints") or []:
+    tolerations = [t for t in spec_of(pod).get("tolerations") or [] if isinstance(t, dict)]
+    for taint in spec_of(node).get("taints") or []:
         if taint.get("effect") in wanted and not any(tolerates(t, taint) for t in tolerations):
             return dict(taint)
     return None
@@ -129,8 +123,8 @@ def term_matches(term: Obj, node: Obj) -> bool:
     expressions, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
     if not expressions and not fields:
         return False
-    labels = {str(k): str(v) for k, v in (_meta(node).get("labels") or {}).items()}
-    node_fields = {"metadata.name": str(_meta(node).get("name") or "")}
+    labels = {str(k): str(v) for k, v in (meta_of(node).get("labels") or {}).items()}
+    node_fields = {"metadata.name": str(meta_of(node).get("name") or "")}
     return all(requirement_matches(e, labels) for e in expressions) and all(
         requirement_matches(f, node_fields) for f in fields
     )
@@ -138,10 +132,10 @@ def term_matches(term: Obj, node: Obj) -> bool:
 
 def affinity_matches(pod: Obj, node: Obj) -> bool:
     """``GetRequiredNodeAffinity(pod).Match(node)``: the node selector and the required terms."""
-    labels = _meta(node).get("labels") or {}
-    if any(labels.get(k) != v for k, v in (_spec(pod).get("nodeSelector") or {}).items()):
+    labels = meta_of(node).get("labels") or {}
+    if any(labels.get(k) != v for k, v in (spec_of(pod).get("nodeSelector") or {}).items()):
         return False
-    required = ((_spec(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
+    required = ((spec_of(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     )
     if not required:
@@ -159,9 +153,9 @@ class Placement:
 
 def placement(ds: Obj, node: Obj) -> Placement:
     """``NodeShouldRunDaemonPod``: the pod the set would put on the node, against the node."""
-    pod = {"spec": pod_spec(ds, str(_meta(node).get("name") or ""))}
-    wanted = _spec(pod).get("nodeName")
-    fits = (not wanted or wanted == _meta(node).get("name")) and affinity_matches(pod, node)
+    pod = {"spec": pod_spec(ds, str(meta_of(node).get("name") or ""))}
+    wanted = spec_of(pod).get("nodeName")
+    fits = (not wanted or wanted == meta_of(node).get("name")) and affinity_matches(pod, node)
     if not fits:
         return Placement(False, False)
     if untolerated(node, pod, ("NoExecute",)) is not None:
@@ -171,7 +165,7 @@ def placement(ds: Obj, node: Obj) -> Placement:
 
 def placement_view(node: Obj) -> tuple[Any, ...]:
     """What of a node placement depends on (a change elsewhere cannot move daemon pods)."""
-    return (_meta(node).get("labels"), _spec(node).get("taints"), _spec(node).get("unschedulable"))
+    return (meta_of(node).get("labels"), spec_of(node).get("taints"), spec_of(node).get("unschedulable"))
 
 
 # -- the pods -------------------------------------------------------------------------------------
@@ -205,25 +199,25 @@ def node_affinity(affinity: Obj | None, node_name: str) -> Obj:
 
 
 def pod_spec(ds: Obj, node_name: str) -> Obj:
-    spec = copy.deepcopy(_spec(_spec(ds).get("template") or {}))
+    spec = copy.deepcopy(spec_of(spec_of(ds).get("template") or {}))
     spec["tolerations"] = default_tolerations(spec)
     spec["affinity"] = node_affinity(spec.get("affinity"), node_name)
     return spec
 
 
 def new_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
-    template = _spec(ds).get("template") or {}
-    meta = _meta(template)
+    template = spec_of(ds).get("template") or {}
+    meta = meta_of(template)
     labels = {
         **(meta.get("labels") or {}),
         POD_REVISION_LABEL: hash_,
-        TEMPLATE_GENERATION_LABEL: str(_meta(ds).get("generation") or 0),
+        TEMPLATE_GENERATION_LABEL: str(meta_of(ds).get("generation") or 0),
     }
     pod_meta: Obj = {
-        "generateName": f"{_meta(ds).get('name')}-",
-        "namespace": _meta(ds).get("namespace", ""),
+        "generateName": f"{meta_of(ds).get('name')}-",
+        "namespace": meta_of(ds).get("namespace", ""),
         "labels": labels,
-        "ownerReferences": [controller_ref(ds, KIND)],
+        "ownerReferences": [owner_reference(ds, "apps/v1", KIND)],
     }
     if meta.get("annotations"):
         pod_meta["annotations"] = dict(meta["annotations"])
@@ -232,10 +226,10 @@ def new_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
 
 def target_node(pod: Obj) -> str:
     """``GetTargetNodeName``: the node the pod is bound to, or the one its affinity pins."""
-    bound = _spec(pod).get("nodeName")
+    bound = spec_of(pod).get("nodeName")
     if bound:
         return str(bound)
-    required = ((_spec(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
+    required = ((spec_of(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     ) or {}
     for term in required.get("nodeSelectorTerms") or []:
@@ -252,7 +246,7 @@ def target_node(pod: Obj) -> str:
 
 def pod_updated(pod: Obj, hash_: str, generation: int) -> bool:
     """``IsPodUpdated``: the pod carries the set's hash or (older pods) its template generation."""
-    labels = _meta(pod).get("labels") or {}
+    labels = meta_of(pod).get("labels") or {}
     return bool(
         labels.get(POD_REVISION_LABEL) == hash_ or labels.get(TEMPLATE_GENERATION_LABEL) == str(generation)
     )
@@ -272,7 +266,7 @@ def scaled(value: Any, total: int, *, round_up: bool) -> int:
 
 def surge_and_unavailable(ds: Obj, desired: int) -> tuple[int, int]:
     """``maxSurge`` and ``maxUnavailable`` for ``desired`` nodes (one unavailable when both are 0)."""
-    rolling = (_spec(ds).get("updateStrategy") or {}).get("rollingUpdate") or {}
+    rolling = (spec_of(ds).get("updateStrategy") or {}).get("rollingUpdate") or {}
     surge = scaled(rolling.get("maxSurge", 0), desired, round_up=True)
     unavailable = scaled(rolling.get("maxUnavailable", 1), desired, round_up=True)
     if surge == 0 and unavailable == 0:
@@ -281,7 +275,7 @@ def surge_and_unavailable(ds: Obj, desired: int) -> tuple[int, int]:
 
 
 def _created(pod: Obj) -> tuple[str, str]:
-    return str(_meta(pod).get("creationTimestamp") or ""), str(_meta(pod).get("name") or "")
+    return str(meta_of(pod).get("creationTimestamp") or ""), str(meta_of(pod).get("name") or "")
 
 
 @dataclass
@@ -299,17 +293,17 @@ def plan_nodes(ds: Obj, nodes: Iterable[Obj], pods_by_node: dict[str, list[Obj]]
     known = set()
     eligible: list[tuple[str, list[Obj]]] = []
     for node in nodes:
-        name = str(_meta(node).get("name") or "")
+        name = str(meta_of(node).get("name") or "")
         known.add(name)
         where = placement(ds, node)
         pods = sorted(pods_by_node.get(name, []), key=_created)
         if not where.should_continue:
-            actions.delete.extend(p for p in pods if not terminating(p))
+            actions.delete.extend(p for p in pods if not deleting(p))
             continue
         if not pods and where.should_run:
             actions.create.append(name)
             continue
-        failed = [p for p in pods if pod_failed(p) and not terminating(p)]
+        failed = [p for p in pods if pod_failed(p) and not deleting(p)]
         actions.failed.extend(failed)
         pods = [p for p in pods if p not in failed]
         if pods:
@@ -317,23 +311,23 @@ def plan_nodes(ds: Obj, nodes: Iterable[Obj], pods_by_node: dict[str, list[Obj]]
     for name, pods in pods_by_node.items():
         if name not in known:
             # ``getUnscheduledPodsWithoutNode``: bound pods of a removed node are the pod GC's.
-            actions.delete.extend(p for p in pods if not terminating(p) and not _spec(p).get("nodeName"))
+            actions.delete.extend(p for p in pods if not deleting(p) and not spec_of(p).get("nodeName"))
     desired = sum(1 for node in nodes if placement(ds, node).should_run)
     surge, max_unavailable = surge_and_unavailable(ds, desired)
     surging = surge > 0
-    min_ready = _spec(ds).get("minReadySeconds")
+    min_ready = spec_of(ds).get("minReadySeconds")
     min_ready = min_ready if isinstance(min_ready, int) else 0
     now = time.time()
-    rolling = (_spec(ds).get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
-    generation = int(_meta(ds).get("generation") or 0)
+    rolling = (spec_of(ds).get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
+    generation = int(meta_of(ds).get("generation") or 0)
     unavailable = len(actions.create)
     candidates: list[Obj] = []
     for _node, pods in eligible:
         new = [p for p in pods if pod_updated(p, hash_, generation)]
         old = [p for p in pods if p not in new]
         keep = new[:1] + (old[:1] if surging or not new else [])
-        actions.delete.extend(p for p in pods if p not in keep and not terminating(p))
-        if not any(pod_available(p, min_ready, now) and not terminating(p) for p in keep):
+        actions.delete.extend(p for p in pods if p not in keep and not deleting(p))
+        if not any(pod_available(p, min_ready, now) and not deleting(p) for p in keep):
             unavailable += 1
         if not rolling or not old or old[0] not in keep:
             continue
@@ -344,7 +338,7 @@ def plan_nodes(ds: Obj, nodes: Iterable[Obj], pods_by_node: dict[str, list[Obj]]
             else:
                 surge -= 1  # a replacement still coming up counts against maxSurge
             continue
-        if terminating(current):
+        if deleting(current):
             continue
         if surging:
             candidates.append(current)
@@ -377,12 +371,12 @@ class Counts:
 def count(ds: Obj, nodes: Iterable[Obj], pods_by_node: dict[str, list[Obj]], hash_: str) -> Counts:
     """``updateDaemonSetStatus``'s counts, from the oldest pod on each node."""
     counts = Counts()
-    min_ready = _spec(ds).get("minReadySeconds")
+    min_ready = spec_of(ds).get("minReadySeconds")
     min_ready = min_ready if isinstance(min_ready, int) else 0
-    generation, now = int(_meta(ds).get("generation") or 0), time.time()
+    generation, now = int(meta_of(ds).get("generation") or 0), time.time()
     for node in nodes:
         where = placement(ds, node)
-        pods = sorted(pods_by_node.get(str(_meta(node).get("name") or ""), []), key=_created)
+        pods = sorted(pods_by_node.get(str(meta_of(node).get("name") or ""), []), key=_created)
         scheduled = bool(pods)
         if where.should_run:
             counts.desired += 1
@@ -428,7 +422,7 @@ class DaemonSetController(Controller):
             return
         owner = controller_of(obj, KIND)
         if owner:
-            self.queue.add((str(_meta(obj).get("namespace") or ""), owner))
+            self.queue.add((str(meta_of(obj).get("namespace") or ""), owner))
 
     def _node_changed(self, old: Obj | None, new: Obj | None) -> None:
         """Every set looks again at a node added, removed, or changed in what placement reads
@@ -439,20 +433,20 @@ class DaemonSetController(Controller):
             self.enqueue(ds)
 
     def _owned(self, items: Iterable[Obj], ds: Obj) -> list[Obj]:
-        namespace, uid = _meta(ds).get("namespace"), _meta(ds).get("uid")
-        return [o for o in items if _meta(o).get("namespace") == namespace and controller_uid(o) == uid]
+        namespace, uid = meta_of(ds).get("namespace"), meta_of(ds).get("uid")
+        return [o for o in items if meta_of(o).get("namespace") == namespace and controller_uid(o) == uid]
 
     def _pods_by_node(self, key: Key, ds: Obj) -> dict[str, list[Obj]]:
         now = time.time()
         self._deleting = {uid: t for uid, t in self._deleting.items() if t > now}
         by_node: dict[str, list[Obj]] = defaultdict(list)
         for pod in self._owned(self.pods.items(), ds):
-            if _meta(pod).get("uid") in self._deleting:
-                pod = {**pod, "metadata": {**_meta(pod), "deletionTimestamp": "pending"}}
+            if meta_of(pod).get("uid") in self._deleting:
+                pod = {**pod, "metadata": {**meta_of(pod), "deletionTimestamp": "pending"}}
             by_node[target_node(pod)].append(pod)
         pending = self._creating[key]
         for node, (hash_, deadline) in list(pending.items()):
-            hashes = {(_meta(p).get("labels") or {}).get(POD_REVISION_LABEL) for p in by_node.get(node, [])}
+            hashes = {(meta_of(p).get("labels") or {}).get(POD_REVISION_LABEL) for p in by_node.get(node, [])}
             if hash_ in hashes or deadline < now:
                 del pending[node]
         return by_node
@@ -464,11 +458,11 @@ class DaemonSetController(Controller):
             self._creating.pop(key, None)
             self._backoff = {k: v for k, v in self._backoff.items() if k[0] != key}
             return
-        if _meta(ds).get("deletionTimestamp"):
+        if meta_of(ds).get("deletionTimestamp"):
             return
         revisions = sort_revisions(self._owned(self.revisions.items(), ds))
         current, collisions = await self._revision(ds, revisions)
-        hash_ = str((_meta(current).get("labels") or {}).get(POD_REVISION_LABEL) or "")
+        hash_ = str((meta_of(current).get("labels") or {}).get(POD_REVISION_LABEL) or "")
         nodes = self.nodes.items()
         by_node = self._pods_by_node(key, ds)
         actions = plan_nodes(ds, nodes, by_node, hash_)
@@ -484,20 +478,20 @@ class DaemonSetController(Controller):
                 self.queue.add_after(key, wait)
                 continue
             message = (
-                f"Found failed daemon pod {namespace}/{_meta(pod).get('name')} on node "
+                f"Found failed daemon pod {namespace}/{meta_of(pod).get('name')} on node "
                 f"{target_node(pod)}, will try to kill it"
             )
             await self.events.event(ds, "Warning", "FailedDaemonPod", message, about=KIND)
             await self._delete(ds, pod)
         seen = set()
         for pod in actions.delete:
-            if _meta(pod).get("uid") not in seen:
-                seen.add(_meta(pod).get("uid"))
+            if meta_of(pod).get("uid") not in seen:
+                seen.add(meta_of(pod).get("uid"))
                 await self._delete(ds, pod)
         await self._write_status(ds, nodes, self._pods_by_node(key, ds), hash_, collisions)
-        used = {str(_meta(current).get("name"))}
+        used = {str(meta_of(current).get("name"))}
         used |= {
-            str((_meta(p).get("labels") or {}).get(POD_REVISION_LABEL))
+            str((meta_of(p).get("labels") or {}).get(POD_REVISION_LABEL))
             for p in self._owned(self.pods.items(), ds)
         }
         await self._truncate_history(ds, revisions, used)
@@ -525,11 +519,11 @@ class DaemonSetController(Controller):
         number = next_revision_number(revisions)
         wanted = self._new_revision(ds, number, collisions)
         equal = find_equal_revisions(revisions, wanted)
-        namespace = _meta(ds).get("namespace")
+        namespace = meta_of(ds).get("namespace")
         if equal and equal_revision(revisions[-1], wanted):
             return revisions[-1], collisions
         if equal:
-            path = f"{REVISIONS.format(namespace)}/{_meta(equal[-1])['name']}"
+            path = f"{REVISIONS.format(namespace)}/{meta_of(equal[-1])['name']}"
             return await self.api.patch(path, {"revision": number}), collisions
         while True:
             wanted = self._new_revision(ds, number, collisions)
@@ -538,8 +532,8 @@ class DaemonSetController(Controller):
             except ApiStatusError as exc:
                 if exc.code != 409:
                     raise
-            found = await self.api.get(f"{REVISIONS.format(namespace)}/{_meta(wanted)['name']}")
-            if equal_revision(found, wanted) and controller_uid(found) == _meta(ds).get("uid"):
+            found = await self.api.get(f"{REVISIONS.format(namespace)}/{meta_of(wanted)['name']}")
+            if equal_revision(found, wanted) and controller_uid(found) == meta_of(ds).get("uid"):
                 return found, collisions
             collisions += 1
 
@@ -548,23 +542,23 @@ class DaemonSetController(Controller):
         revision = new_revision(ds, KIND, number, collisions)
         labels = revision["metadata"]["labels"]
         labels[POD_REVISION_LABEL] = labels[REVISION_HASH_LABEL]
-        if _meta(ds).get("annotations"):
-            revision["metadata"]["annotations"] = dict(_meta(ds)["annotations"])
+        if meta_of(ds).get("annotations"):
+            revision["metadata"]["annotations"] = dict(meta_of(ds)["annotations"])
         return revision
 
     async def _truncate_history(self, ds: Obj, revisions: list[Obj], used: set[str]) -> None:
-        limit = _spec(ds).get("revisionHistoryLimit")
+        limit = spec_of(ds).get("revisionHistoryLimit")
         limit = limit if isinstance(limit, int) else 10
         history = [
             r
             for r in revisions
-            if _meta(r).get("name") not in used
-            and (_meta(r).get("labels") or {}).get(POD_REVISION_LABEL) not in used
+            if meta_of(r).get("name") not in used
+            and (meta_of(r).get("labels") or {}).get(POD_REVISION_LABEL) not in used
         ]
         for revision in history[: max(0, len(history) - limit)]:
             try:
                 await self.api.delete(
-                    f"{REVISIONS.format(_meta(ds).get('namespace'))}/{_meta(revision)['name']}"
+                    f"{REVISIONS.format(meta_of(ds).get('namespace'))}/{meta_of(revision)['name']}"
                 )
             except ApiStatusError as exc:
                 if exc.code != 404:
@@ -573,7 +567,7 @@ class DaemonSetController(Controller):
     # -- pods -------------------------------------------------------------------------------------
 
     async def _create(self, ds: Obj, node: str, hash_: str) -> None:
-        namespace = _meta(ds).get("namespace")
+        namespace = meta_of(ds).get("namespace")
         try:
             created = await self.api.create(PODS.format(namespace), new_pod(ds, node, hash_))
         except ApiStatusError as exc:
@@ -584,19 +578,19 @@ class DaemonSetController(Controller):
                     ds, "Warning", "FailedPlacement", f"failed to place pod on {node!r}: {exc}", about=KIND
                 )
             raise
-        message = f"Created pod: {_meta(created).get('name')}"
+        message = f"Created pod: {meta_of(created).get('name')}"
         await self.events.event(ds, "Normal", "SuccessfulCreate", message, about=KIND)
 
     async def _delete(self, ds: Obj, pod: Obj) -> None:
-        name = _meta(pod).get("name")
+        name = meta_of(pod).get("name")
         try:
-            await self.api.delete(f"{PODS.format(_meta(pod).get('namespace'))}/{name}")
+            await self.api.delete(f"{PODS.format(meta_of(pod).get('namespace'))}/{name}")
         except ApiStatusError as exc:
             if exc.code == 404:
                 return
             await self.events.event(ds, "Warning", "FailedDelete", f"Error deleting: {exc}", about=KIND)
             raise
-        self._deleting[str(_meta(pod).get("uid"))] = time.time() + EXPECTATION_TIMEOUT
+        self._deleting[str(meta_of(pod).get("uid"))] = time.time() + EXPECTATION_TIMEOUT
         await self.events.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {name}", about=KIND)
 
     # -- status -----------------------------------------------------------------------------------
@@ -606,7 +600,7 @@ class DaemonSetController(Controller):
     ) -> None:
         counts = count(ds, nodes, by_node, hash_)
         status: Obj = {
-            "observedGeneration": _meta(ds).get("generation", 0),
+            "observedGeneration": meta_of(ds).get("generation", 0),
             "desiredNumberScheduled": counts.desired,
             "currentNumberScheduled": counts.current,
             "numberMisscheduled": counts.misscheduled,
@@ -619,13 +613,13 @@ class DaemonSetController(Controller):
         old = ds.get("status") or {}
         if all(old.get(k, 0) == v for k, v in status.items()):
             return
-        path = f"{SETS.format(_meta(ds).get('namespace'))}/{_meta(ds)['name']}/status"
+        path = f"{SETS.format(meta_of(ds).get('namespace'))}/{meta_of(ds)['name']}/status"
         try:
             # An update, as upstream's UpdateStatus: the controller's role may not patch.
             await self.api.update(path, {**ds, "status": {**old, **status}})
         except ApiStatusError as exc:
             if exc.code != 404:
                 raise
-        min_ready = _spec(ds).get("minReadySeconds")
+        min_ready = spec_of(ds).get("minReadySeconds")
         if isinstance(min_ready, int) and min_ready > 0 and counts.available < counts.ready:
-            self.queue.add_after((str(_meta(ds).get("namespace")), str(_meta(ds)["name"])), min_ready)
+            self.queue.add_after((str(meta_of(ds).get("namespace")), str(meta_of(ds)["name"])), min_ready)

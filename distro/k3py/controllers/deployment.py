@@ -42,16 +42,16 @@ from k3py.api import objects
 from k3py.api.selectors import SelectorError, from_label_selector_object
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
-from k3py.controllers.replicaset import (
-    EventRecorder,
+from k3py.controllers.objects import (
     controller_ref,
     deleting,
     labels_of,
-    meta,
+    meta_of,
     owner_reference,
     parse_time,
     uid_of,
 )
+from k3py.controllers.replicaset import EventRecorder
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def new_rs_new_replicas(deployment: Obj, all_sets: list[Obj], new: Obj) -> int:
 
 def annotation_int(rs: Obj, name: str) -> int | None:
     try:
-        return int((meta(rs).get("annotations") or {})[name])
+        return int((meta_of(rs).get("annotations") or {})[name])
     except (KeyError, ValueError):
         return None
 
@@ -222,7 +222,7 @@ def proportion(rs: Obj, deployment: Obj, to_add: int, added: int) -> int:
 
 
 def set_replicas_annotations(rs: Obj, desired: int, maximum: int) -> bool:
-    annotations = meta(rs).setdefault("annotations", {})
+    annotations = meta_of(rs).setdefault("annotations", {})
     wanted = {DESIRED_REPLICAS: str(desired), MAX_REPLICAS: str(maximum)}
     changed = any(annotations.get(k) != v for k, v in wanted.items())
     annotations.update(wanted)
@@ -231,9 +231,9 @@ def set_replicas_annotations(rs: Obj, desired: int, maximum: int) -> bool:
 
 def set_new_rs_annotations(deployment: Obj, rs: Obj, new_revision: int, exists: bool) -> bool:
     """Copy the Deployment's annotations and bump the revision (``SetNewReplicaSetAnnotations``)."""
-    annotations: dict[str, str] = meta(rs).setdefault("annotations", {})
+    annotations: dict[str, str] = meta_of(rs).setdefault("annotations", {})
     changed = False
-    for name, value in (meta(deployment).get("annotations") or {}).items():
+    for name, value in (meta_of(deployment).get("annotations") or {}).items():
         if name not in SKIPPED_ANNOTATIONS and annotations.get(name) != value:
             annotations[name] = value
             changed = True
@@ -271,7 +271,7 @@ def _remember_revision(annotations: dict[str, str], old: str) -> None:
 
 
 def _created(rs: Obj) -> tuple[float, str]:
-    return parse_time(meta(rs).get("creationTimestamp")) or 0.0, str(meta(rs).get("name") or "")
+    return parse_time(meta_of(rs).get("creationTimestamp")) or 0.0, str(meta_of(rs).get("name") or "")
 
 
 def by_creation(sets: Iterable[Obj]) -> list[Obj]:
@@ -360,7 +360,7 @@ def deployment_complete(deployment: Obj, status: Obj) -> bool:
         int(status.get("updatedReplicas") or 0) == desired
         and int(status.get("replicas") or 0) == desired
         and int(status.get("availableReplicas") or 0) == desired
-        and int(status.get("observedGeneration") or 0) >= int(meta(deployment).get("generation") or 0)
+        and int(status.get("observedGeneration") or 0) >= int(meta_of(deployment).get("generation") or 0)
     )
 
 
@@ -396,7 +396,7 @@ def calculate_status(deployment: Obj, all_sets: list[Obj | None], new: Obj | Non
     old = deployment.get("status") or {}
     available = replica_sum(all_sets, "availableReplicas")
     status: Obj = {
-        "observedGeneration": int(meta(deployment).get("generation") or 0),
+        "observedGeneration": int(meta_of(deployment).get("generation") or 0),
         "replicas": replica_sum(all_sets, "replicas"),
         "updatedReplicas": replica_sum([new], "replicas"),
         "readyReplicas": replica_sum(all_sets, "readyReplicas"),
@@ -463,7 +463,7 @@ class DeploymentController(Controller):
             ref = controller_ref(rs)
             if ref is not None:
                 if ref.get("kind") == "Deployment":
-                    self.queue.add((str(meta(rs).get("namespace") or ""), str(ref.get("name") or "")))
+                    self.queue.add((str(meta_of(rs).get("namespace") or ""), str(ref.get("name") or "")))
             elif rs is new and not deleting(rs):
                 for deployment in self._selecting(rs):
                     self.enqueue(deployment)
@@ -471,7 +471,7 @@ class DeploymentController(Controller):
     def _selecting(self, rs: Obj) -> list[Obj]:
         found = []
         for deployment in self.deployments.items():
-            if meta(deployment).get("namespace") != meta(rs).get("namespace"):
+            if meta_of(deployment).get("namespace") != meta_of(rs).get("namespace"):
                 continue
             try:
                 selector = from_label_selector_object((deployment.get("spec") or {}).get("selector"))
@@ -488,10 +488,10 @@ class DeploymentController(Controller):
         ref = controller_ref(old)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
-        rs = self.replica_sets.get(str(meta(old).get("namespace") or ""), str(ref.get("name") or ""))
+        rs = self.replica_sets.get(str(meta_of(old).get("namespace") or ""), str(ref.get("name") or ""))
         owner = controller_ref(rs) if rs is not None else None
         if rs is not None and owner is not None and owner.get("kind") == "Deployment":
-            self.queue.add((str(meta(rs).get("namespace") or ""), str(owner.get("name") or "")))
+            self.queue.add((str(meta_of(rs).get("namespace") or ""), str(owner.get("name") or "")))
 
     # -- sync ---------------------------------------------------------------------------------
 
@@ -524,8 +524,8 @@ class DeploymentController(Controller):
                 "SelectingAll",
                 "This deployment is selecting all pods. A non-empty selector is required.",
             )
-            if int(d["status"].get("observedGeneration") or 0) < int(meta(d).get("generation") or 0):
-                d["status"]["observedGeneration"] = int(meta(d).get("generation") or 0)
+            if int(d["status"].get("observedGeneration") or 0) < int(meta_of(d).get("generation") or 0):
+                d["status"]["observedGeneration"] = int(meta_of(d).get("generation") or 0)
                 await self._write_status(d)
             return
         sets = await self._claim(d, selector)
@@ -542,14 +542,14 @@ class DeploymentController(Controller):
             await self._rollout_recreate(d, sets)
 
     async def _claim(self, d: Obj, selector: Any) -> list[Obj]:
-        namespace, uid = meta(d).get("namespace"), uid_of(d)
+        namespace, uid = meta_of(d).get("namespace"), uid_of(d)
         claimed = []
         for rs in self.replica_sets.items():
-            if meta(rs).get("namespace") != namespace:
+            if meta_of(rs).get("namespace") != namespace:
                 continue
             ref = controller_ref(rs)
             matches = selector.matches(labels_of(rs))
-            path = f"{RS_PATH.format(namespace)}/{meta(rs)['name']}"
+            path = f"{RS_PATH.format(namespace)}/{meta_of(rs)['name']}"
             if ref is not None:
                 if ref.get("uid") != uid:
                     continue
@@ -616,24 +616,24 @@ class DeploymentController(Controller):
             changed = True
         if changed:
             new = await self.api.update(
-                f"{RS_PATH.format(meta(d)['namespace'])}/{meta(new)['name']}", updated
+                f"{RS_PATH.format(meta_of(d)['namespace'])}/{meta_of(new)['name']}", updated
             )
         await self._set_revision(d, str(revision_of(new)))
         if has_progress_deadline(d) and condition(d["status"], "Progressing") is None:
-            message = f'Found new replica set "{meta(new)["name"]}"'
+            message = f'Found new replica set "{meta_of(new)["name"]}"'
             set_condition(d["status"], new_condition("Progressing", "True", "FoundNewReplicaSet", message))
             await self._write_status(d)
         return new
 
     async def _create_new(self, d: Obj, olds: list[Obj], new_revision: int) -> Obj | None:
-        namespace, spec = meta(d)["namespace"], d.get("spec") or {}
+        namespace, spec = meta_of(d)["namespace"], d.get("spec") or {}
         collisions = d["status"].get("collisionCount")
         pod_hash = compute_hash(spec.get("template") or {}, collisions)
         template = copy.deepcopy(spec.get("template") or {})
         template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = pod_hash
         selector = copy.deepcopy(spec.get("selector") or {})
         selector.setdefault("matchLabels", {})[HASH_LABEL] = pod_hash
-        name = f"{meta(d)['name']}-{pod_hash}"
+        name = f"{meta_of(d)['name']}-{pod_hash}"
         new: Obj = {
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
@@ -687,13 +687,14 @@ class DeploymentController(Controller):
 
     async def _set_revision(self, d: Obj, revision: str) -> None:
         """The Deployment carries its newest revision (``SetDeploymentRevision``)."""
-        annotations = meta(d).setdefault("annotations", {})
+        annotations = meta_of(d).setdefault("annotations", {})
         if annotations.get(REVISION) == revision:
             return
         annotations[REVISION] = revision
         # An update, as upstream: the controller's role may update deployments, not patch them.
-        updated = await self.api.update(f"{DEPLOY_PATH.format(meta(d)['namespace'])}/{meta(d)['name']}", d)
-        meta(d)["resourceVersion"] = meta(updated).get("resourceVersion")
+        d_meta = meta_of(d)
+        updated = await self.api.update(f"{DEPLOY_PATH.format(d_meta['namespace'])}/{d_meta['name']}", d)
+        meta_of(d)["resourceVersion"] = meta_of(updated).get("resourceVersion")
 
     # -- scaling ------------------------------------------------------------------------------
 
@@ -706,10 +707,11 @@ class DeploymentController(Controller):
         if old == replicas and not annotations_changed:
             return rs
         updated["spec"]["replicas"] = replicas
-        result = await self.api.update(f"{RS_PATH.format(meta(rs)['namespace'])}/{meta(rs)['name']}", updated)
+        rs_meta = meta_of(rs)
+        result = await self.api.update(f"{RS_PATH.format(rs_meta['namespace'])}/{rs_meta['name']}", updated)
         if old != replicas:
             await self._scaling_event_record(
-                d, meta(rs)["name"], "up" if old < replicas else "down", old, replicas
+                d, meta_of(rs)["name"], "up" if old < replicas else "down", old, replicas
             )
         return result
 
@@ -885,10 +887,10 @@ class DeploymentController(Controller):
             status = rs.get("status") or {}
             if int(status.get("replicas") or 0) or spec_replicas(rs):
                 continue
-            if int(meta(rs).get("generation") or 0) > int(status.get("observedGeneration") or 0):
+            if int(meta_of(rs).get("generation") or 0) > int(status.get("observedGeneration") or 0):
                 continue
             try:
-                await self.api.delete(f"{RS_PATH.format(meta(rs)['namespace'])}/{meta(rs)['name']}")
+                await self.api.delete(f"{RS_PATH.format(meta_of(rs)['namespace'])}/{meta_of(rs)['name']}")
             except ApiStatusError as exc:
                 if exc.code != 404:
                     raise
@@ -930,7 +932,9 @@ class DeploymentController(Controller):
         paused = bool((d.get("spec") or {}).get("paused"))
         if has_progress_deadline(d) and not paused and not complete:
             subject = (
-                f'ReplicaSet "{meta(new)["name"]}"' if new is not None else f'Deployment "{meta(d)["name"]}"'
+                f'ReplicaSet "{meta_of(new)["name"]}"'
+                if new is not None
+                else f'Deployment "{meta_of(d)["name"]}"'
             )
             if deployment_complete(d, status):
                 message = f"{subject} has successfully progressed."
@@ -971,13 +975,13 @@ class DeploymentController(Controller):
             return
         since = parse_time(current.get("lastUpdateTime")) or now
         after = since + int(d["spec"]["progressDeadlineSeconds"]) - now
-        key = (str(meta(d).get("namespace") or ""), str(meta(d)["name"]))
+        key = (str(meta_of(d).get("namespace") or ""), str(meta_of(d)["name"]))
         self.queue.add_after(key, after + 1 if after >= 1 else 0.5)
 
     async def _write_status(self, d: Obj) -> None:
         status = dict(d["status"])
         status["conditions"] = status.get("conditions") or None
-        path = f"{DEPLOY_PATH.format(meta(d)['namespace'])}/{meta(d)['name']}/status"
+        path = f"{DEPLOY_PATH.format(meta_of(d)['namespace'])}/{meta_of(d)['name']}/status"
         try:
             await self.api.update(path, {**d, "status": {k: v for k, v in status.items() if v is not None}})
         except ApiStatusError as exc:

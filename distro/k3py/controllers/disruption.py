@@ -36,8 +36,9 @@ from k3py.api import objects
 from k3py.api.selectors import SelectorError, from_label_selector_object
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
+from k3py.controllers.objects import parse_time, pod_ready
 from k3py.controllers.queue import ShutDown, WorkQueue
-from k3py.controllers.replicaset import EventRecorder, is_pod_ready, parse_time
+from k3py.controllers.replicaset import EventRecorder
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def count_healthy(pods: Iterable[Obj], disrupted: Mapping[str, str], now: float)
         since = parse_time(disrupted.get(str(meta.get("name")), ""))
         if since is not None and since + DELETION_TIMEOUT > now:
             continue
-        if is_pod_ready(pod):
+        if pod_ready(pod):
             healthy += 1
     return healthy
 

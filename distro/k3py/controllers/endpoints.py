@@ -22,6 +22,7 @@ from typing import Any
 
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
+from k3py.controllers.objects import deleting, pod_finished, pod_ready
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +79,6 @@ def services_selecting(services: Iterable[Obj], pod: Obj) -> list[Key]:
         if meta.get("namespace") == namespace and selector is not None and selects(selector, pod):
             keys.append((namespace, str(meta.get("name") or "")))
     return keys
-
-
-def pod_ready(pod: Obj) -> bool:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return bool(condition.get("status") == "True")
-    return False
-
-
-def pod_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def pod_terminating(pod: Obj) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def family_of(address: str) -> str:
@@ -257,7 +243,7 @@ def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
     by_ip: dict[str, tuple[bool, Obj, list[Obj]]] = {}
     for pod in pods:
         ip = pod_ip(pod, family)
-        if not ip or pod_terminal(pod) or (pod_terminating(pod) and not publish):
+        if not ip or pod_finished(pod) or (deleting(pod) and not publish):
             continue
         ports = endpoint_ports(pod, service)
         if not ports and not portless:

@@ -34,14 +34,12 @@ from k3py.controllers.endpoints import (
     hostname_of,
     managed,
     pod_ip,
-    pod_ready,
-    pod_terminal,
-    pod_terminating,
     selected_pods,
     service_families,
     services_selecting,
     target_ref,
 )
+from k3py.controllers.objects import deleting, pod_finished, pod_ready
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +83,7 @@ def slice_ports(ports: list[Obj]) -> list[Obj]:
 def endpoint_for(pod: Obj, service: Obj, ip: str, zone: str) -> Obj:
     publish = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
     serving = publish or pod_ready(pod)
-    terminating = pod_terminating(pod)
+    terminating = deleting(pod)
     endpoint: Obj = {
         "addresses": [ip],
         "conditions": {
@@ -259,7 +257,7 @@ class EndpointSliceController(Controller):
         groups: dict[PortKey, tuple[list[Obj], dict[tuple[str, ...], Obj]]] = {}
         for pod in pods:
             ip = pod_ip(pod, family)
-            if not ip or pod_terminal(pod):
+            if not ip or pod_finished(pod):
                 continue
             ports = slice_ports(endpoint_ports(pod, service))
             if not ports and (service.get("spec") or {}).get("ports"):

@@ -11,18 +11,14 @@ mapped to a letter or digit that cannot spell words). Pods carry it in the
 hash. (Upstream's DaemonSet hashes its template with Go's object dumper, which has no
 portable form; k3py uses the revision hash for both, so names differ from upstream's there.)
 
-Both controllers also read pods' states the same way (ready, available after
-``minReadySeconds``, failed) and record events about their sets (``SuccessfulCreate`` ...);
-the small :class:`EventRecorder` here writes them as upstream's recorder does, without
-aggregation.
+Both controllers also record events about their sets (``SuccessfulCreate`` ...); the small
+:class:`EventRecorder` here writes them as upstream's recorder does, without aggregation.
 """
 
 from __future__ import annotations
 
-import calendar
 import copy
 import logging
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +26,7 @@ import orjson
 
 from k3py.client.events import event_body, reference, write_event
 from k3py.client.rest import RestClient
+from k3py.controllers.objects import owner_reference
 
 log = logging.getLogger(__name__)
 
@@ -94,34 +91,6 @@ def revision_name(owner_name: str, hash_: str) -> str:
     return f"{owner_name[:MAX_PREFIX]}-{hash_}"
 
 
-def controller_ref(owner: Obj, kind: str, api_version: str = "apps/v1") -> Obj:
-    meta = owner.get("metadata") or {}
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "name": meta.get("name", ""),
-        "uid": meta.get("uid", ""),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def controller_uid(obj: Obj) -> str:
-    """The uid of the object's controller (the owner reference with ``controller: true``)."""
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("controller"):
-            return str(ref.get("uid") or "")
-    return ""
-
-
-def controller_of(obj: Obj, kind: str) -> str:
-    """The name of the object's controller when it is a ``kind``, else ``""``."""
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("controller") and ref.get("kind") == kind:
-            return str(ref.get("name") or "")
-    return ""
-
-
 def new_revision(owner: Obj, kind: str, number: int, collision_count: int | None) -> Obj:
     """``NewControllerRevision`` for the owner's current template."""
     meta = owner.get("metadata") or {}
@@ -138,7 +107,7 @@ def new_revision(owner: Obj, kind: str, number: int, collision_count: int | None
             "name": revision_name(str(meta.get("name") or ""), hash_),
             "namespace": meta.get("namespace", ""),
             "labels": labels,
-            "ownerReferences": [controller_ref(owner, kind)],
+            "ownerReferences": [owner_reference(owner, "apps/v1", kind)],
         },
         "data": data,
         "revision": number,
@@ -179,56 +148,6 @@ def find_equal_revisions(revisions: Iterable[Obj], needle: Obj) -> list[Obj]:
 
 
 # -- pod state -----------------------------------------------------------------------------------
-
-
-def terminating(pod: Obj) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def _ready_condition(pod: Obj) -> Obj | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if isinstance(condition, dict) and condition.get("type") == "Ready":
-            return condition
-    return None
-
-
-def pod_ready(pod: Obj) -> bool:
-    condition = _ready_condition(pod)
-    return condition is not None and condition.get("status") == "True"
-
-
-def running_and_ready(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Running" and pod_ready(pod)
-
-
-def pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
-    """Ready for at least ``min_ready_seconds`` (``podutil.IsPodAvailable``)."""
-    condition = _ready_condition(pod)
-    if condition is None or condition.get("status") != "True":
-        return False
-    if min_ready_seconds <= 0:
-        return True
-    since = parse_time(str(condition.get("lastTransitionTime") or ""))
-    return since is not None and since + min_ready_seconds <= now
-
-
-def parse_time(text: str) -> float | None:
-    try:
-        return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return None
-
-
-def pod_failed(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Failed"
-
-
-def pod_succeeded(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Succeeded"
-
-
-def rfc3339(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 class EventRecorder:

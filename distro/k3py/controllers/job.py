@@ -28,12 +28,12 @@ import copy
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from k3py.client.events import event_body, reference, write_event
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
+from k3py.controllers.objects import controller_uid, deleting, parse_time, phase, pod_ready, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +53,6 @@ COMPLETIONS_MESSAGE = "Reached expected number of succeeded pods"
 FAILED_INDEXES_MESSAGE = "Job has failed indexes"
 MAX_FAILED_INDEXES_MESSAGE = "Job has exceeded the specified maximal number of failed indexes"
 FAILURE_COUNT_KEY = "batch.kubernetes.io/job-index-failure-count"
-
-
-# -- time ------------------------------------------------------------------------------------------
-
-
-def rfc3339(seconds: float | None = None) -> str:
-    moment = datetime.fromtimestamp(time.time() if seconds is None else seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: object) -> float | None:
-    """Seconds since the epoch of an RFC 3339 timestamp, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # -- events ----------------------------------------------------------------------------------------
@@ -108,13 +90,6 @@ def is_finished(job: Obj) -> bool:
     return condition_true(job, "Complete") is not None or condition_true(job, "Failed") is not None
 
 
-def controller_uid(obj: Obj) -> str:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller") is True:
-            return str(ref.get("uid") or "")
-    return ""
-
-
 def pod_index(pod: Obj) -> int | None:
     meta = pod.get("metadata") or {}
     raw = (meta.get("annotations") or {}).get(INDEX_KEY) or (meta.get("labels") or {}).get(INDEX_KEY)
@@ -122,14 +97,6 @@ def pod_index(pod: Obj) -> int | None:
         return int(raw) if raw is not None else None
     except ValueError:
         return None
-
-
-def is_terminating(pod: Obj) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def phase(pod: Obj) -> str:
-    return str((pod.get("status") or {}).get("phase") or "")
 
 
 def only_replace_failed(job: Obj) -> bool:
@@ -143,12 +110,7 @@ def is_failed(pod: Obj, job: Obj) -> bool:
         return True
     if only_replace_failed(job):
         return False
-    return is_terminating(pod) and phase(pod) != "Succeeded"
-
-
-def is_ready(pod: Obj) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return deleting(pod) and phase(pod) != "Succeeded"
 
 
 def format_indexes(indexes: set[int]) -> str:
@@ -353,7 +315,7 @@ class JobController(Controller):
             found.by_uid[str(pmeta.get("uid"))] = pod
             if phase(pod) in ("Succeeded", "Failed") or is_failed(pod, job):
                 found.finished.append(pod)
-            elif is_terminating(pod):
+            elif deleting(pod):
                 found.terminating.append(pod)
             else:
                 found.active.append(pod)
@@ -609,9 +571,9 @@ class JobController(Controller):
         """``active``/``succeeded``/``failed`` are omitted at zero, ``ready``/``terminating`` are not."""
         active = [*pods.active, *created]
         status["active"] = len(active)
-        status["ready"] = sum(1 for p in active if is_ready(p))
+        status["ready"] = sum(1 for p in active if pod_ready(p))
         status["terminating"] = len(pods.terminating) + sum(
-            1 for p in pods.finished if is_terminating(p) and phase(p) not in ("Succeeded", "Failed")
+            1 for p in pods.finished if deleting(p) and phase(p) not in ("Succeeded", "Failed")
         )
         status.setdefault("uncountedTerminatedPods", {})
         for name in ("active", "succeeded", "failed"):
@@ -640,7 +602,7 @@ class JobController(Controller):
             wanted = max(0, min(parallelism, int(completions) - succeeded))
         if len(pods.active) > wanted:
             extra = sorted(
-                pods.active, key=lambda p: (is_ready(p), p["metadata"].get("creationTimestamp", ""))
+                pods.active, key=lambda p: (pod_ready(p), p["metadata"].get("creationTimestamp", ""))
             )
             await self._delete_pods(job, extra[: len(pods.active) - wanted])
             pods.active = extra[len(pods.active) - wanted :]

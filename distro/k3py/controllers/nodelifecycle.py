@@ -34,6 +34,7 @@ from typing import Any
 from k3py.api.taints import tolerates
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
+from k3py.controllers.objects import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,6 @@ NO_SCHEDULE_KEYS = frozenset(CONDITION_TAINTS.values()) | {UNSCHEDULABLE}
 NO_EXECUTE_KEYS = frozenset({NOT_READY, UNREACHABLE})
 UNKNOWN_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 """The conditions set to Unknown when a node stops posting its status."""
-
-
-def rfc3339(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def condition(node: Obj, kind: str) -> Obj | None:

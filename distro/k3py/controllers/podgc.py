@@ -24,6 +24,7 @@ from typing import Any
 from k3py.api import objects
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
+from k3py.controllers.objects import meta_of
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,14 @@ def excess_terminated(pods: list[Obj], threshold: int) -> list[Obj]:
     extra = len(done) - threshold
     if extra <= 0:
         return []
-    done.sort(key=lambda p: (str(_meta(p).get("creationTimestamp") or ""), str(_meta(p).get("name") or "")))
+    done.sort(
+        key=lambda p: (str(meta_of(p).get("creationTimestamp") or ""), str(meta_of(p).get("name") or ""))
+    )
     return done[:extra]
 
 
 def unscheduled_terminating(pods: list[Obj]) -> list[Obj]:
-    return [p for p in pods if _meta(p).get("deletionTimestamp") and not _node_of(p)]
+    return [p for p in pods if meta_of(p).get("deletionTimestamp") and not _node_of(p)]
 
 
 def out_of_service(node: Obj) -> bool:
@@ -129,20 +132,20 @@ class PodGarbageCollector(Controller):
 
     async def _terminated(self) -> None:
         pods = self.pods.items()
-        self._deleted &= {str(_meta(p).get("uid")) for p in pods}
-        counted = [p for p in pods if str(_meta(p).get("uid")) not in self._deleted]
+        self._deleted &= {str(meta_of(p).get("uid")) for p in pods}
+        counted = [p for p in pods if str(meta_of(p).get("uid")) not in self._deleted]
         for pod in excess_terminated(counted, self.terminated_threshold):
             await self._force_delete(pod, f"terminated pods exceed {self.terminated_threshold}")
 
     async def _terminating_out_of_service(self) -> None:
-        tainted = {_meta(n).get("name") for n in self.nodes.items() if out_of_service(n)}
+        tainted = {meta_of(n).get("name") for n in self.nodes.items() if out_of_service(n)}
         for pod in self.pods.items():
-            if _meta(pod).get("deletionTimestamp") and _node_of(pod) in tainted:
+            if meta_of(pod).get("deletionTimestamp") and _node_of(pod) in tainted:
                 await self._fail(pod)
                 await self._force_delete(pod, "terminating on an out-of-service node")
 
     async def _orphaned(self) -> None:
-        present = {str(_meta(n).get("name")) for n in self.nodes.items()}
+        present = {str(meta_of(n).get("name")) for n in self.nodes.items()}
         bound = {_node_of(p) for p in self.pods.items()} - {""}
         now = time.monotonic()
         for name in list(self._missing_since):
@@ -171,7 +174,7 @@ class PodGarbageCollector(Controller):
         patch = failed_status(pod, message)
         if patch is None:
             return
-        meta = _meta(pod)
+        meta = meta_of(pod)
         path = f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}/status"
         try:
             await self.api.patch(path, patch, "strategic")
@@ -180,7 +183,7 @@ class PodGarbageCollector(Controller):
                 raise
 
     async def _force_delete(self, pod: Obj, why: str) -> None:
-        meta = _meta(pod)
+        meta = meta_of(pod)
         path = f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}"
         body = {
             "kind": "DeleteOptions",
@@ -196,11 +199,6 @@ class PodGarbageCollector(Controller):
             return
         self._deleted.add(str(meta.get("uid")))
         log.info("%s: force-deleted pod %s/%s: %s", self.name, meta.get("namespace"), meta.get("name"), why)
-
-
-def _meta(obj: Obj) -> Obj:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 
 def _node_of(pod: Obj) -> str:

@@ -27,7 +27,6 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import ClassVar
 
 from k3py.api import objects
@@ -40,6 +39,19 @@ from k3py.api.selectors import (
 from k3py.client.events import event_body, reference, write_event
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
+from k3py.controllers.objects import (
+    controller_ref,
+    deleting,
+    labels_of,
+    meta_of,
+    owner_reference,
+    parse_time,
+    pod_active,
+    pod_available,
+    pod_ready,
+    pod_ready_time,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,100 +67,12 @@ _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 # -- objects ------------------------------------------------------------------------------------
 
 
-def meta(obj: Obj) -> Obj:
-    found: Obj = obj.get("metadata") or {}
-    return found
-
-
-def labels_of(obj: Obj) -> dict[str, str]:
-    return dict(meta(obj).get("labels") or {})
-
-
-def uid_of(obj: Obj) -> str:
-    return str(meta(obj).get("uid") or "")
-
-
-def deleting(obj: Obj) -> bool:
-    return bool(meta(obj).get("deletionTimestamp"))
-
-
-def controller_ref(obj: Obj) -> Obj | None:
-    """The owner reference with ``controller: true``, if any."""
-    for ref in meta(obj).get("ownerReferences") or []:
-        if ref.get("controller"):
-            found: Obj = ref
-            return found
-    return None
-
-
-def owner_reference(owner: Obj, api_version: str, kind: str) -> Obj:
-    """The controller reference a controller puts on what it creates or adopts."""
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "name": meta(owner)["name"],
-        "uid": uid_of(owner),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def parse_time(text: object) -> float | None:
-    """An RFC 3339 timestamp in seconds since the epoch (None when absent or unreadable)."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-# -- pods ---------------------------------------------------------------------------------------
-
-
-def is_pod_active(pod: Obj) -> bool:
-    """``controller.IsPodActive``: not finished and not being deleted."""
-    phase = (pod.get("status") or {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and not deleting(pod)
-
-
-def _ready_condition(pod: Obj) -> Obj | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            found: Obj = condition
-            return found
-    return None
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    condition = _ready_condition(pod)
-    return condition is not None and condition.get("status") == "True"
-
-
-def pod_ready_time(pod: Obj) -> float | None:
-    """When a ready pod became ready (None for a pod that is not ready)."""
-    condition = _ready_condition(pod)
-    if condition is None or condition.get("status") != "True":
-        return None
-    return parse_time(condition.get("lastTransitionTime"))
-
-
-def is_pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
-    """Ready for at least ``min_ready_seconds`` (``podutil.IsPodAvailable``)."""
-    if not is_pod_ready(pod):
-        return False
-    if min_ready_seconds <= 0:
-        return True
-    since = pod_ready_time(pod)
-    return since is not None and since + min_ready_seconds <= now
-
-
 def pod_from_template(owner: Obj, api_version: str, kind: str, template: Obj) -> Obj:
     """The pod a controller creates from its template (``GetPodFromTemplate``)."""
     template_meta = template.get("metadata") or {}
     pod_meta: Obj = {
-        "generateName": f"{meta(owner)['name']}-",
-        "namespace": meta(owner).get("namespace") or "default",
+        "generateName": f"{meta_of(owner)['name']}-",
+        "namespace": meta_of(owner).get("namespace") or "default",
         "ownerReferences": [owner_reference(owner, api_version, kind)],
     }
     for name in ("labels", "annotations", "finalizers"):
@@ -186,7 +110,7 @@ class RankedPod:
 
 def _deletion_cost(pod: Obj) -> int:
     try:
-        return int((meta(pod).get("annotations") or {}).get(DELETION_COST, 0))
+        return int((meta_of(pod).get("annotations") or {}).get(DELETION_COST, 0))
     except ValueError:
         return 0
 
@@ -234,20 +158,21 @@ def _deleted_before(a: RankedPod, b: RankedPod, now: float) -> bool:
     phase_b = _PHASE_ORDINAL.get((pb.get("status") or {}).get("phase") or "", 0)
     if phase_a != phase_b:
         return phase_a < phase_b
-    if is_pod_ready(pa) != is_pod_ready(pb):
-        return not is_pod_ready(pa)
+    if pod_ready(pa) != pod_ready(pb):
+        return not pod_ready(pa)
     if _deletion_cost(pa) != _deletion_cost(pb):
         return _deletion_cost(pa) < _deletion_cost(pb)
     if a.rank != b.rank:
         return a.rank > b.rank
-    if is_pod_ready(pa) and is_pod_ready(pb):
+    if pod_ready(pa) and pod_ready(pb):
         ra, rb = pod_ready_time(pa), pod_ready_time(pb)
         if ra != rb:
             return _newer_first(ra, rb, uid_of(pa), uid_of(pb), now)
     restarts_a, restarts_b = _max_restarts(pa), _max_restarts(pb)
     if restarts_a != restarts_b:
         return restarts_a > restarts_b
-    ca, cb = parse_time(meta(pa).get("creationTimestamp")), parse_time(meta(pb).get("creationTimestamp"))
+    ca = parse_time(meta_of(pa).get("creationTimestamp"))
+    cb = parse_time(meta_of(pb).get("creationTimestamp"))
     if ca != cb:
         return _newer_first(ca, cb, uid_of(pa), uid_of(pb), now)
     return False
@@ -261,7 +186,7 @@ def pods_to_delete(
         return list(pods)
     on_node: dict[str, int] = {}
     for pod in related:
-        if is_pod_active(pod):
+        if pod_active(pod):
             node = (pod.get("spec") or {}).get("nodeName") or ""
             on_node[node] = on_node.get(node, 0) + 1
     ranked = [RankedPod(p, on_node.get((p.get("spec") or {}).get("nodeName") or "", 0)) for p in pods]
@@ -289,8 +214,8 @@ def calculate_status(
     template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
     fully = sum(1 for p in pods if all(labels_of(p).get(k) == v for k, v in template_labels.items()))
-    ready = sum(1 for p in pods if is_pod_ready(p))
-    available = sum(1 for p in pods if is_pod_available(p, min_ready, now))
+    ready = sum(1 for p in pods if pod_ready(p))
+    available = sum(1 for p in pods if pod_available(p, min_ready, now))
     conditions = [dict(c) for c in (owner.get("status") or {}).get("conditions") or []]
     failure = next((c for c in conditions if c.get("type") == "ReplicaFailure"), None)
     if error is not None and failure is None:
@@ -310,7 +235,7 @@ def calculate_status(
         "fullyLabeledReplicas": fully,
         "readyReplicas": ready,
         "availableReplicas": available,
-        "observedGeneration": int(meta(owner).get("generation") or 0),
+        "observedGeneration": int(meta_of(owner).get("generation") or 0),
         "conditions": conditions,
     }
     return status
@@ -364,7 +289,7 @@ class Expectations:
         found = self._pending.get(key)
         if found is None:
             return
-        name = str(meta(pod).get("name") or "")
+        name = str(meta_of(pod).get("name") or "")
         found.adds.discard(name)
         if gone or deleting(pod):
             found.deletes.discard(name)
@@ -453,7 +378,7 @@ class ReplicaSetController(Controller):
 
     def _on_owner(self, old: Obj | None, new: Obj | None) -> None:
         if new is None and old is not None:
-            self.expectations.forget((str(meta(old).get("namespace") or ""), str(meta(old)["name"])))
+            self.expectations.forget((str(meta_of(old).get("namespace") or ""), str(meta_of(old)["name"])))
         self.enqueue(new or old)
 
     def _owner_key(self, pod: Obj, ref: Obj) -> Key | None:
@@ -462,7 +387,7 @@ class ReplicaSetController(Controller):
             or str(ref.get("apiVersion", "")) != self.workload.api_version
         ):
             return None
-        return str(meta(pod).get("namespace") or ""), str(ref.get("name") or "")
+        return str(meta_of(pod).get("namespace") or ""), str(ref.get("name") or "")
 
     def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
         for pod, gone in ((old, new is None), (new, False)):
@@ -480,10 +405,10 @@ class ReplicaSetController(Controller):
                     self.enqueue(owner)
 
     def _selecting(self, pod: Obj) -> list[Obj]:
-        namespace, pod_labels = meta(pod).get("namespace"), labels_of(pod)
+        namespace, pod_labels = meta_of(pod).get("namespace"), labels_of(pod)
         found = []
         for owner in self.owners.items():
-            if meta(owner).get("namespace") != namespace:
+            if meta_of(owner).get("namespace") != namespace:
                 continue
             try:
                 if self.workload.selector(owner).matches(pod_labels):
@@ -505,7 +430,7 @@ class ReplicaSetController(Controller):
         except SelectorError as exc:
             log.warning("%s %s/%s has an invalid selector: %s", self.workload.kind, namespace, name, exc)
             return
-        active = [p for p in self.pods.items() if meta(p).get("namespace") == namespace and is_pod_active(p)]
+        active = [p for p in self.pods.items() if meta_of(p).get("namespace") == namespace and pod_active(p)]
         pods = await self._claim(owner, selector, active)
         error: Exception | None = None
         diff = len(pods) - int((owner.get("spec") or {}).get("replicas", 1) or 0)
@@ -542,7 +467,7 @@ class ReplicaSetController(Controller):
 
     async def _can_adopt(self, owner: Obj) -> None:
         """A fresh read: an owner being deleted (or replaced) must not adopt."""
-        info = meta(owner)
+        info = meta_of(owner)
         fresh = await self.api.get(self.workload.path(str(info.get("namespace")), str(info["name"])))
         if uid_of(fresh) != uid_of(owner):
             raise RuntimeError(f"original {self.workload.kind} {info['name']} is gone: uid changed")
@@ -550,7 +475,7 @@ class ReplicaSetController(Controller):
             raise RuntimeError(f"{self.workload.kind} {info['name']} is being deleted: cannot adopt pods")
 
     def _pod_path(self, pod: Obj) -> str:
-        return f"/api/v1/namespaces/{meta(pod).get('namespace')}/pods/{meta(pod)['name']}"
+        return f"/api/v1/namespaces/{meta_of(pod).get('namespace')}/pods/{meta_of(pod)['name']}"
 
     async def _adopt(self, owner: Obj, pod: Obj) -> Obj | None:
         ref = owner_reference(owner, self.workload.api_version, self.workload.kind)
@@ -591,17 +516,17 @@ class ReplicaSetController(Controller):
             except ApiStatusError as exc:
                 await self.events.record(owner, "Warning", "FailedCreate", f"Error creating: {exc}")
                 raise
-            created_name = str(meta(created).get("name") or "")
+            created_name = str(meta_of(created).get("name") or "")
             self.expectations.expect(key, adds=[created_name])
             await self.events.record(owner, "Normal", "SuccessfulCreate", f"Created pod: {created_name}")
 
         return await _slow_start(count, create_one)
 
     async def _delete_pods(self, key: Key, owner: Obj, victims: list[Obj]) -> Exception | None:
-        self.expectations.expect(key, deletes=[str(meta(p)["name"]) for p in victims])
+        self.expectations.expect(key, deletes=[str(meta_of(p)["name"]) for p in victims])
 
         async def delete_one(pod: Obj) -> None:
-            pod_name = meta(pod)["name"]
+            pod_name = meta_of(pod)["name"]
             try:
                 await self.api.delete(self._pod_path(pod))
             except ApiStatusError as exc:
@@ -618,13 +543,13 @@ class ReplicaSetController(Controller):
     def _related_pods(self, owner: Obj) -> list[Obj]:
         """Pods of the owners sharing this owner's controller (a Deployment's ReplicaSets)."""
         parent = controller_ref(owner)
-        namespace = meta(owner).get("namespace")
+        namespace = meta_of(owner).get("namespace")
         siblings = {uid_of(owner)}
         if parent is not None:
             for other in self.owners.items():
                 other_ref = controller_ref(other)
                 if (
-                    meta(other).get("namespace") == namespace
+                    meta_of(other).get("namespace") == namespace
                     and other_ref
                     and other_ref.get("uid") == parent.get("uid")
                 ):
@@ -632,7 +557,7 @@ class ReplicaSetController(Controller):
         related = []
         for pod in self.pods.items():
             ref = controller_ref(pod)
-            if meta(pod).get("namespace") == namespace and ref is not None and ref.get("uid") in siblings:
+            if meta_of(pod).get("namespace") == namespace and ref is not None and ref.get("uid") in siblings:
                 related.append(pod)
         return related
 
@@ -661,7 +586,7 @@ class ReplicaSetController(Controller):
         waits = [
             since + min_ready - now
             for p in pods
-            if (since := pod_ready_time(p)) is not None and not is_pod_available(p, min_ready, now)
+            if (since := pod_ready_time(p)) is not None and not pod_available(p, min_ready, now)
         ]
         if waits:
             self.queue.add_after(key, max(min(waits), 0.0) + 0.05)

@@ -37,19 +37,23 @@ from k3py.controllers.history import (
     POD_REVISION_LABEL,
     EventRecorder,
     apply_revision,
-    controller_of,
-    controller_ref,
-    controller_uid,
     equal_revision,
     find_equal_revisions,
     new_revision,
     next_revision_number,
+    sort_revisions,
+)
+from k3py.controllers.objects import (
+    controller_of,
+    controller_uid,
+    deleting,
+    meta_of,
+    owner_reference,
     pod_available,
     pod_failed,
     pod_succeeded,
     running_and_ready,
-    sort_revisions,
-    terminating,
+    spec_of,
 )
 
 log = logging.getLogger(__name__)
@@ -65,79 +69,69 @@ REVISIONS = "/apis/apps/v1/namespaces/{}/controllerrevisions"
 SETS = "/apis/apps/v1/namespaces/{}/statefulsets"
 
 
-def _spec(obj: Obj) -> Obj:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, dict) else {}
-
-
-def _meta(obj: Obj) -> Obj:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
 def start_ordinal(sts: Obj) -> int:
-    start = (_spec(sts).get("ordinals") or {}).get("start")
+    start = (spec_of(sts).get("ordinals") or {}).get("start")
     return start if isinstance(start, int) else 0
 
 
 def replicas_of(sts: Obj) -> int:
-    value = _spec(sts).get("replicas")
+    value = spec_of(sts).get("replicas")
     return value if isinstance(value, int) else 1
 
 
 def pod_name(sts: Obj, ordinal: int) -> str:
-    return f"{_meta(sts).get('name')}-{ordinal}"
+    return f"{meta_of(sts).get('name')}-{ordinal}"
 
 
 def ordinal_of(sts: Obj, pod: Obj) -> int | None:
     """The ordinal in the pod's name when it is one of this set's names, else None."""
-    match = re.fullmatch(re.escape(str(_meta(sts).get("name"))) + r"-(\d+)", str(_meta(pod).get("name")))
+    match = re.fullmatch(re.escape(str(meta_of(sts).get("name"))) + r"-(\d+)", str(meta_of(pod).get("name")))
     return int(match.group(1)) if match else None
 
 
 def claim_name(template: Obj, sts: Obj, ordinal: int) -> str:
-    return f"{_meta(template).get('name')}-{pod_name(sts, ordinal)}"
+    return f"{meta_of(template).get('name')}-{pod_name(sts, ordinal)}"
 
 
 def partition_of(sts: Obj) -> int:
-    strategy = _spec(sts).get("updateStrategy") or {}
+    strategy = spec_of(sts).get("updateStrategy") or {}
     value = (strategy.get("rollingUpdate") or {}).get("partition")
     return value if isinstance(value, int) else 0
 
 
 def ordered(sts: Obj) -> bool:
-    return bool(_spec(sts).get("podManagementPolicy", "OrderedReady") != "Parallel")
+    return bool(spec_of(sts).get("podManagementPolicy", "OrderedReady") != "Parallel")
 
 
 def rolling(sts: Obj) -> bool:
-    return bool((_spec(sts).get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate")
+    return bool((spec_of(sts).get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate")
 
 
 def retention(sts: Obj, when: str) -> str:
-    return str((_spec(sts).get("persistentVolumeClaimRetentionPolicy") or {}).get(when) or "Retain")
+    return str((spec_of(sts).get("persistentVolumeClaimRetentionPolicy") or {}).get(when) or "Retain")
 
 
 def new_claims(sts: Obj, ordinal: int) -> list[Obj]:
     """The claims of the pod at ``ordinal``, from the set's ``volumeClaimTemplates``."""
-    selector_labels = (_spec(sts).get("selector") or {}).get("matchLabels") or {}
+    selector_labels = (spec_of(sts).get("selector") or {}).get("matchLabels") or {}
     claims = []
-    for template in _spec(sts).get("volumeClaimTemplates") or []:
-        meta = _meta(template)
+    for template in spec_of(sts).get("volumeClaimTemplates") or []:
+        meta = meta_of(template)
         labels = {**(meta.get("labels") or {}), **selector_labels}
         body: Obj = {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
             "metadata": {
                 "name": claim_name(template, sts, ordinal),
-                "namespace": _meta(sts).get("namespace", ""),
+                "namespace": meta_of(sts).get("namespace", ""),
                 "labels": labels,
             },
-            "spec": copy.deepcopy(_spec(template)),
+            "spec": copy.deepcopy(spec_of(template)),
         }
         if meta.get("annotations"):
             body["metadata"]["annotations"] = dict(meta["annotations"])
         if retention(sts, "whenDeleted") == "Delete":
-            owner = controller_ref(sts, KIND)
+            owner = owner_reference(sts, "apps/v1", KIND)
             owner["controller"] = False
             body["metadata"]["ownerReferences"] = [owner]
         claims.append(body)
@@ -146,8 +140,8 @@ def new_claims(sts: Obj, ordinal: int) -> list[Obj]:
 
 def new_pod(sts: Obj, ordinal: int, revision: str) -> Obj:
     """The pod at ``ordinal`` of ``sts`` (whose template is the revision's), labelled ``revision``."""
-    template = copy.deepcopy(_spec(sts).get("template") or {})
-    meta = _meta(template)
+    template = copy.deepcopy(spec_of(sts).get("template") or {})
+    meta = meta_of(template)
     name = pod_name(sts, ordinal)
     labels = {
         **(meta.get("labels") or {}),
@@ -157,20 +151,20 @@ def new_pod(sts: Obj, ordinal: int, revision: str) -> Obj:
     }
     pod_meta: Obj = {
         "name": name,
-        "namespace": _meta(sts).get("namespace", ""),
+        "namespace": meta_of(sts).get("namespace", ""),
         "labels": labels,
-        "ownerReferences": [controller_ref(sts, KIND)],
+        "ownerReferences": [owner_reference(sts, "apps/v1", KIND)],
     }
     if meta.get("annotations"):
         pod_meta["annotations"] = dict(meta["annotations"])
-    spec = _spec(template)
+    spec = spec_of(template)
     spec["hostname"] = name
-    service = _spec(sts).get("serviceName")
+    service = spec_of(sts).get("serviceName")
     if service:
         spec["subdomain"] = service
     claims = {
-        str(_meta(t).get("name")): claim_name(t, sts, ordinal)
-        for t in _spec(sts).get("volumeClaimTemplates") or []
+        str(meta_of(t).get("name")): claim_name(t, sts, ordinal)
+        for t in spec_of(sts).get("volumeClaimTemplates") or []
     }
     if claims:
         volumes = [v for v in spec.get("volumes") or [] if v.get("name") not in claims]
@@ -182,7 +176,7 @@ def new_pod(sts: Obj, ordinal: int, revision: str) -> Obj:
 
 
 def revision_of(pod: Obj) -> str:
-    return str((_meta(pod).get("labels") or {}).get(POD_REVISION_LABEL) or "")
+    return str((meta_of(pod).get("labels") or {}).get(POD_REVISION_LABEL) or "")
 
 
 @dataclass
@@ -231,14 +225,14 @@ def plan_scale(sts: Obj, pods: dict[int, Obj], condemned: list[Obj]) -> Plan:
             if monotonic:
                 return plan
             continue
-        if monotonic and (terminating(pod) or not running_and_ready(pod)):
+        if monotonic and (deleting(pod) or not running_and_ready(pod)):
             return plan
     for pod in sorted(condemned, key=lambda p: ordinal_of(sts, p) or 0, reverse=True):
-        if terminating(pod):
+        if deleting(pod):
             if monotonic:
                 return plan
             continue
-        plan.delete.append(str(_meta(pod).get("name")))
+        plan.delete.append(str(meta_of(pod).get("name")))
         if monotonic:
             return plan
     return plan
@@ -255,9 +249,9 @@ def plan_update(sts: Obj, pods: dict[int, Obj], update: str) -> str | None:
         pod = pods.get(ordinal)
         if pod is None:
             return None
-        if revision_of(pod) != update and not terminating(pod):
-            return str(_meta(pod).get("name"))
-        if terminating(pod) or not running_and_ready(pod):
+        if revision_of(pod) != update and not deleting(pod):
+            return str(meta_of(pod).get("name"))
+        if deleting(pod) or not running_and_ready(pod):
             return None
     return None
 
@@ -282,21 +276,21 @@ class StatefulSetController(Controller):
             return
         owner = controller_of(obj, KIND)
         if owner:
-            self.queue.add((str(_meta(obj).get("namespace") or ""), owner))
+            self.queue.add((str(meta_of(obj).get("namespace") or ""), owner))
 
     def _owned(self, items: Iterable[Obj], sts: Obj) -> list[Obj]:
-        namespace, uid = _meta(sts).get("namespace"), _meta(sts).get("uid")
-        return [o for o in items if _meta(o).get("namespace") == namespace and controller_uid(o) == uid]
+        namespace, uid = meta_of(sts).get("namespace"), meta_of(sts).get("uid")
+        return [o for o in items if meta_of(o).get("namespace") == namespace and controller_uid(o) == uid]
 
     async def sync(self, key: Key) -> None:
         namespace, name = key
         sts = self.sets.get(namespace, name)
-        if sts is None or _meta(sts).get("deletionTimestamp"):
+        if sts is None or meta_of(sts).get("deletionTimestamp"):
             return
         revisions = sort_revisions(self._owned(self.revisions.items(), sts))
         current, update, collisions = await self._revisions(sts, revisions)
         current_set, update_set = apply_revision(sts, current), apply_revision(sts, update)
-        current_name, update_name = _meta(current).get("name", ""), _meta(update).get("name", "")
+        current_name, update_name = meta_of(current).get("name", ""), meta_of(update).get("name", "")
         pods: dict[int, Obj] = {}
         condemned: list[Obj] = []
         start, end = start_ordinal(sts), start_ordinal(sts) + replicas_of(sts)
@@ -309,7 +303,7 @@ class StatefulSetController(Controller):
             else:
                 condemned.append(pod)
         for ordinal, pod in sorted(pods.items()):
-            if (pod_failed(pod) or pod_succeeded(pod)) and not terminating(pod):
+            if (pod_failed(pod) or pod_succeeded(pod)) and not deleting(pod):
                 await self._delete_pod(sts, pod)
                 pods.pop(ordinal)
         for ordinal in pods:
@@ -322,11 +316,11 @@ class StatefulSetController(Controller):
             )
             await self._create_pod(sts, source, ordinal, str(revision))
         for victim in plan.delete:
-            pod = next(p for p in condemned if _meta(p).get("name") == victim)
+            pod = next(p for p in condemned if meta_of(p).get("name") == victim)
             await self._condemn(sts, pod)
         outdated = None if plan.create or plan.delete else plan_update(sts, pods, str(update_name))
         if outdated is not None:
-            pod = next(p for p in pods.values() if _meta(p).get("name") == outdated)
+            pod = next(p for p in pods.values() if meta_of(p).get("name") == outdated)
             await self._delete_pod(sts, pod)
         await self._write_status(
             sts, [*pods.values(), *condemned], str(current_name), str(update_name), collisions
@@ -342,22 +336,22 @@ class StatefulSetController(Controller):
         number = next_revision_number(revisions)
         wanted = new_revision(sts, KIND, number, collisions)
         equal = find_equal_revisions(revisions, wanted)
-        namespace = _meta(sts).get("namespace")
+        namespace = meta_of(sts).get("namespace")
         if equal and equal_revision(revisions[-1], wanted):
             update = revisions[-1]
         elif equal:
             update = await self.api.patch(
-                f"{REVISIONS.format(namespace)}/{_meta(equal[-1])['name']}", {"revision": number}
+                f"{REVISIONS.format(namespace)}/{meta_of(equal[-1])['name']}", {"revision": number}
             )
         else:
             update, collisions = await self._create_revision(sts, number, collisions)
         current_name = (sts.get("status") or {}).get("currentRevision")
-        current = next((r for r in revisions if _meta(r).get("name") == current_name), update)
+        current = next((r for r in revisions if meta_of(r).get("name") == current_name), update)
         return current, update, collisions
 
     async def _create_revision(self, sts: Obj, number: int, collisions: int) -> tuple[Obj, int]:
         """``CreateControllerRevision``: a name taken by other data bumps the collision count."""
-        namespace = _meta(sts).get("namespace")
+        namespace = meta_of(sts).get("namespace")
         while True:
             wanted = new_revision(sts, KIND, number, collisions)
             try:
@@ -365,28 +359,30 @@ class StatefulSetController(Controller):
             except ApiStatusError as exc:
                 if exc.code != 409:
                     raise
-            found = await self.api.get(f"{REVISIONS.format(namespace)}/{_meta(wanted)['name']}")
-            if equal_revision(found, wanted) and controller_uid(found) == _meta(sts).get("uid"):
+            found = await self.api.get(f"{REVISIONS.format(namespace)}/{meta_of(wanted)['name']}")
+            if equal_revision(found, wanted) and controller_uid(found) == meta_of(sts).get("uid"):
                 return found, collisions
             collisions += 1
 
     async def _truncate_history(self, sts: Obj, revisions: list[Obj], live: set[str]) -> None:
-        limit = _spec(sts).get("revisionHistoryLimit")
+        limit = spec_of(sts).get("revisionHistoryLimit")
         limit = limit if isinstance(limit, int) else 10
         used = live | {revision_of(p) for p in self._owned(self.pods.items(), sts)}
-        history = [r for r in revisions if _meta(r).get("name") not in used]
+        history = [r for r in revisions if meta_of(r).get("name") not in used]
         for revision in history[: max(0, len(history) - limit)]:
-            await self._delete(f"{REVISIONS.format(_meta(sts).get('namespace'))}/{_meta(revision)['name']}")
+            await self._delete(
+                f"{REVISIONS.format(meta_of(sts).get('namespace'))}/{meta_of(revision)['name']}"
+            )
 
     # -- pods and claims --------------------------------------------------------------------------
 
     async def _ensure_claims(self, sts: Obj, ordinal: int) -> None:
-        namespace = str(_meta(sts).get("namespace"))
+        namespace = str(meta_of(sts).get("namespace"))
         for claim in new_claims(sts, ordinal):
             name = str(claim["metadata"]["name"])
             if self.claims.get(namespace, name) is not None:
                 continue
-            pod, set_name = pod_name(sts, ordinal), _meta(sts)["name"]
+            pod, set_name = pod_name(sts, ordinal), meta_of(sts)["name"]
             try:
                 await self.api.create(CLAIMS.format(namespace), claim)
             except ApiStatusError as exc:
@@ -409,9 +405,9 @@ class StatefulSetController(Controller):
     async def _create_pod(self, sts: Obj, source: Obj, ordinal: int, revision: str) -> None:
         await self._ensure_claims(sts, ordinal)
         body = new_pod(source, ordinal, revision)
-        name, set_name = body["metadata"]["name"], _meta(sts)["name"]
+        name, set_name = body["metadata"]["name"], meta_of(sts)["name"]
         try:
-            await self.api.create(PODS.format(_meta(sts).get("namespace")), body)
+            await self.api.create(PODS.format(meta_of(sts).get("namespace")), body)
         except ApiStatusError as exc:
             if exc.code == 409:
                 return
@@ -430,24 +426,24 @@ class StatefulSetController(Controller):
         """Delete a pod past the end; with ``whenScaled: Delete`` its claims go with it."""
         if retention(sts, "whenScaled") == "Delete":
             ordinal = ordinal_of(sts, pod)
-            namespace = _meta(sts).get("namespace")
-            owner = {**controller_ref(pod, "Pod", "v1"), "controller": False}
+            namespace = meta_of(sts).get("namespace")
+            owner = {**owner_reference(pod, "v1", "Pod"), "controller": False}
             for claim in new_claims(sts, ordinal or 0):
                 path = f"{CLAIMS.format(namespace)}/{claim['metadata']['name']}"
                 existing = self.claims.get(str(namespace), str(claim["metadata"]["name"]))
                 if existing is None:
                     continue
                 refs = [
-                    r for r in _meta(existing).get("ownerReferences") or [] if r.get("uid") != owner["uid"]
+                    r for r in meta_of(existing).get("ownerReferences") or [] if r.get("uid") != owner["uid"]
                 ]
-                claim = {**existing, "metadata": {**_meta(existing), "ownerReferences": [*refs, owner]}}
+                claim = {**existing, "metadata": {**meta_of(existing), "ownerReferences": [*refs, owner]}}
                 await self.api.update(path, claim)  # the role may update claims, not patch them
         await self._delete_pod(sts, pod)
 
     async def _delete_pod(self, sts: Obj, pod: Obj) -> None:
-        name, set_name = _meta(pod)["name"], _meta(sts)["name"]
+        name, set_name = meta_of(pod)["name"], meta_of(sts)["name"]
         try:
-            await self.api.delete(f"{PODS.format(_meta(pod).get('namespace'))}/{name}")
+            await self.api.delete(f"{PODS.format(meta_of(pod).get('namespace'))}/{name}")
         except ApiStatusError as exc:
             if exc.code == 404:
                 return
@@ -479,13 +475,13 @@ class StatefulSetController(Controller):
     ) -> None:
         """``updateStatus`` over every pod the set owns; a rolling update whose pods are all
         updated and ready is complete: the update revision becomes the current one."""
-        min_ready = _spec(sts).get("minReadySeconds")
+        min_ready = spec_of(sts).get("minReadySeconds")
         now = time.time()
         counts = count(pods, current, update, min_ready if isinstance(min_ready, int) else 0, now)
         if rolling(sts) and counts.updated == counts.replicas == counts.ready:
             current, counts.current = update, counts.updated
         status: Obj = {
-            "observedGeneration": _meta(sts).get("generation", 0),
+            "observedGeneration": meta_of(sts).get("generation", 0),
             "replicas": counts.replicas,
             "readyReplicas": counts.ready,
             "currentReplicas": counts.current,
@@ -498,11 +494,11 @@ class StatefulSetController(Controller):
         old = sts.get("status") or {}
         if all(old.get(k) == v for k, v in status.items()):
             return
-        path = f"{SETS.format(_meta(sts).get('namespace'))}/{_meta(sts)['name']}/status"
+        path = f"{SETS.format(meta_of(sts).get('namespace'))}/{meta_of(sts)['name']}/status"
         try:
             await self.api.update(path, {**sts, "status": {**old, **status}})
         except ApiStatusError as exc:
             if exc.code != 404:
                 raise
         if isinstance(min_ready, int) and min_ready > 0 and counts.available < counts.ready:
-            self.queue.add_after((str(_meta(sts).get("namespace")), str(_meta(sts)["name"])), min_ready)
+            self.queue.add_after((str(meta_of(sts).get("namespace")), str(meta_of(sts)["name"])), min_ready)

@@ -15,7 +15,8 @@ from typing import Any
 
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
-from k3py.controllers.job import condition_true, parse_time
+from k3py.controllers.job import condition_true
+from k3py.controllers.objects import parse_time
 
 log = logging.getLogger(__name__)
 
