@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -57,3 +58,37 @@ async def write_event(api: RestClient, body: Obj) -> Obj | None:
     except Exception as exc:
         log.info("cannot record event %s %r: %s", body.get("reason"), body.get("message"), exc)
         return None
+
+
+class EventRecorder:
+    """Events about the objects a component manages, as ``component`` (``job-controller``).
+
+    ``kind`` and ``api_version`` name the objects when they do not say themselves (an informer's
+    items may lack them). :meth:`record` writes before it returns; :meth:`post` writes in the
+    background, for code that must not wait. Neither ever raises: events are best effort.
+    """
+
+    def __init__(self, api: RestClient, component: str, *, kind: str = "", api_version: str = "") -> None:
+        self.api = api
+        self.component = component
+        self.kind = kind
+        self.api_version = api_version
+        self._pending: set[asyncio.Task[Obj | None]] = set()
+
+    def body(self, obj: Obj, kind: str, reason: str, message: str) -> Obj:
+        ref = reference(obj, kind=self.kind, api_version=self.api_version)
+        body = event_body(ref, kind, reason, message, self.component)
+        body["reportingInstance"] = self.component
+        return body
+
+    async def record(self, obj: Obj, kind: str, reason: str, message: str) -> None:
+        """Write one ``kind`` (Normal or Warning) event about ``obj``."""
+        await write_event(self.api, self.body(obj, kind, reason, message))
+
+    def post(self, obj: Obj, kind: str, reason: str, message: str) -> None:
+        """:meth:`record` without waiting for the write."""
+        task = asyncio.get_running_loop().create_task(
+            write_event(self.api, self.body(obj, kind, reason, message))
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

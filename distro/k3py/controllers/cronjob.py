@@ -32,9 +32,10 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from k3py.client.events import EventRecorder
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
-from k3py.controllers.job import EventRecorder, condition_true
+from k3py.controllers.job import condition_true
 from k3py.controllers.objects import controller_uid, parse_time
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ class CronJobController(Controller):
 
     def __init__(self, api: RestClient) -> None:
         super().__init__(api)
-        self.events = EventRecorder(api, "cronjob-controller")
+        self.events = EventRecorder(api, "cronjob-controller", kind="CronJob", api_version="batch/v1")
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.cronjobs = self.informer("/apis/batch/v1/cronjobs")
         self.jobs = self.informer("/apis/batch/v1/jobs")
@@ -305,7 +306,7 @@ class CronJobController(Controller):
             meta = job["metadata"]
             finished = _finished(job)
             if meta["uid"] not in listed and finished is None:
-                self.events.record(
+                self.events.post(
                     cronjob,
                     "Warning",
                     "UnexpectedJob",
@@ -313,7 +314,7 @@ class CronJobController(Controller):
                 )
             elif meta["uid"] in listed and finished is not None:
                 active = [a for a in active if a.get("uid") != meta["uid"]]
-                self.events.record(
+                self.events.post(
                     cronjob,
                     "Normal",
                     "SawCompletedJob",
@@ -336,7 +337,7 @@ class CronJobController(Controller):
                 fresh = None
             if fresh is None or fresh["metadata"].get("uid") != ref.get("uid"):
                 active.remove(ref)
-                self.events.record(
+                self.events.post(
                     cronjob, "Normal", "MissingJob", f"Active job went missing: {ref.get('name')}"
                 )
         if active:
@@ -351,7 +352,7 @@ class CronJobController(Controller):
         try:
             return load_zone(str(name))
         except ScheduleError as exc:
-            self.events.record(cronjob, "Warning", "UnknownTimeZone", f"invalid timeZone: {name!r}: {exc}")
+            self.events.post(cronjob, "Warning", "UnknownTimeZone", f"invalid timeZone: {name!r}: {exc}")
             return None
 
     async def _schedule(self, key: Key, cronjob: Obj) -> float | None:
@@ -365,7 +366,7 @@ class CronJobController(Controller):
         try:
             schedule = Schedule.parse(str(spec.get("schedule") or ""))
         except ScheduleError as exc:
-            self.events.record(
+            self.events.post(
                 cronjob,
                 "Warning",
                 "UnparseableSchedule",
@@ -384,7 +385,7 @@ class CronJobController(Controller):
         if scheduled is None:
             return next_delay
         if missed > MAX_MISSED:
-            self.events.record(
+            self.events.post(
                 cronjob,
                 "Warning",
                 "TooManyMissedTimes",
@@ -393,7 +394,7 @@ class CronJobController(Controller):
             )
         if isinstance(deadline, int) and scheduled + timedelta(seconds=deadline) < now:
             when = scheduled.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
-            self.events.record(
+            self.events.post(
                 cronjob, "Warning", "MissSchedule", f"Missed scheduled time to start a job: {when}"
             )
             return next_delay
@@ -403,7 +404,7 @@ class CronJobController(Controller):
             return next_delay
         policy = spec.get("concurrencyPolicy") or "Allow"
         if policy == "Forbid" and active:
-            self.events.record(
+            self.events.post(
                 cronjob,
                 "Normal",
                 "JobAlreadyActive",
@@ -472,7 +473,7 @@ class CronJobController(Controller):
             if controller_uid(existing) != meta["uid"] or _finished(existing) is not None:
                 return None  # already created and perhaps finished: nothing to record as active
             return existing
-        self.events.record(cronjob, "Normal", "SuccessfulCreate", f"Created job {name}")
+        self.events.post(cronjob, "Normal", "SuccessfulCreate", f"Created job {name}")
         return job
 
     async def _delete_job(self, cronjob: Obj, name: str) -> None:
@@ -483,7 +484,7 @@ class CronJobController(Controller):
             if exc.code != 404:
                 raise
             return
-        self.events.record(cronjob, "Normal", "SuccessfulDelete", f"Deleted job {name}")
+        self.events.post(cronjob, "Normal", "SuccessfulDelete", f"Deleted job {name}")
 
     async def _clean_history(self, cronjob: Obj, jobs: list[Obj]) -> None:
         spec = cronjob.get("spec") or {}

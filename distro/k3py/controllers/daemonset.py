@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k3py.api.taints import tolerates
+from k3py.client.events import EventRecorder
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.history import (
     POD_REVISION_LABEL,
     REVISION_HASH_LABEL,
-    EventRecorder,
     equal_revision,
     find_equal_revisions,
     new_revision,
@@ -400,7 +400,7 @@ class DaemonSetController(Controller):
 
     def __init__(self, api: RestClient) -> None:
         super().__init__(api)
-        self.events = EventRecorder(api, "daemonset-controller")
+        self.events = EventRecorder(api, "daemonset-controller", kind=KIND, api_version="apps/v1")
         self.sets = self.informer("/apis/apps/v1/daemonsets")
         self.pods = self.informer("/api/v1/pods")
         self.nodes = self.informer("/api/v1/nodes")
@@ -481,7 +481,7 @@ class DaemonSetController(Controller):
                 f"Found failed daemon pod {namespace}/{meta_of(pod).get('name')} on node "
                 f"{target_node(pod)}, will try to kill it"
             )
-            await self.events.event(ds, "Warning", "FailedDaemonPod", message, about=KIND)
+            await self.events.record(ds, "Warning", "FailedDaemonPod", message)
             await self._delete(ds, pod)
         seen = set()
         for pod in actions.delete:
@@ -572,14 +572,14 @@ class DaemonSetController(Controller):
             created = await self.api.create(PODS.format(namespace), new_pod(ds, node, hash_))
         except ApiStatusError as exc:
             message = f"Error creating: {exc}"
-            await self.events.event(ds, "Warning", "FailedCreate", message, about=KIND)
+            await self.events.record(ds, "Warning", "FailedCreate", message)
             if exc.code == 422:
-                await self.events.event(
-                    ds, "Warning", "FailedPlacement", f"failed to place pod on {node!r}: {exc}", about=KIND
+                await self.events.record(
+                    ds, "Warning", "FailedPlacement", f"failed to place pod on {node!r}: {exc}"
                 )
             raise
         message = f"Created pod: {meta_of(created).get('name')}"
-        await self.events.event(ds, "Normal", "SuccessfulCreate", message, about=KIND)
+        await self.events.record(ds, "Normal", "SuccessfulCreate", message)
 
     async def _delete(self, ds: Obj, pod: Obj) -> None:
         name = meta_of(pod).get("name")
@@ -588,10 +588,10 @@ class DaemonSetController(Controller):
         except ApiStatusError as exc:
             if exc.code == 404:
                 return
-            await self.events.event(ds, "Warning", "FailedDelete", f"Error deleting: {exc}", about=KIND)
+            await self.events.record(ds, "Warning", "FailedDelete", f"Error deleting: {exc}")
             raise
         self._deleting[str(meta_of(pod).get("uid"))] = time.time() + EXPECTATION_TIMEOUT
-        await self.events.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {name}", about=KIND)
+        await self.events.record(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
 
     # -- status -----------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ import orjson
 
 from k3py.api import objects
 from k3py.api.selectors import SelectorError, from_label_selector_object
+from k3py.client.events import EventRecorder
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
 from k3py.controllers.objects import (
@@ -51,7 +52,6 @@ from k3py.controllers.objects import (
     parse_time,
     uid_of,
 )
-from k3py.controllers.replicaset import EventRecorder
 
 log = logging.getLogger(__name__)
 
@@ -449,7 +449,7 @@ class DeploymentController(Controller):
         self.deployments = self.informer("/apis/apps/v1/deployments")
         self.replica_sets = self.informer("/apis/apps/v1/replicasets")
         self.pods = self.informer("/api/v1/pods")
-        self.events = EventRecorder(api, self.name)
+        self.events = EventRecorder(api, self.name, kind="Deployment", api_version="apps/v1")
         self.deployments.add_handler(lambda old, new: self.enqueue(new or old))
         self.replica_sets.add_handler(self._on_replica_set)
         self.pods.add_handler(self._on_pod)

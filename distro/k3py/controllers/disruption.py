@@ -34,11 +34,11 @@ from typing import Any
 
 from k3py.api import objects
 from k3py.api.selectors import SelectorError, from_label_selector_object
+from k3py.client.events import EventRecorder
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
 from k3py.controllers.objects import parse_time, pod_ready
 from k3py.controllers.queue import ShutDown, WorkQueue
-from k3py.controllers.replicaset import EventRecorder
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,9 @@ class DisruptionController(Controller):
 
     def __init__(self, api: RestClient) -> None:
         super().__init__(api)
-        self.events = EventRecorder(api, "controllermanager")
+        self.events = EventRecorder(
+            api, "controllermanager", kind="PodDisruptionBudget", api_version="policy/v1"
+        )
         self.pdbs = self.informer(PDBS)
         self.pods = self.informer("/api/v1/pods")
         self.rcs = self.informer("/api/v1/replicationcontrollers")
@@ -338,7 +340,7 @@ class DisruptionController(Controller):
         try:
             expected, desired, unmanaged = await self._expected_count(pdb, pods)
         except DisruptionError as exc:
-            await self._event(
+            await self.events.record(
                 pdb,
                 "Warning",
                 "CalculateExpectedPodCountFailed",
@@ -352,9 +354,9 @@ class DisruptionController(Controller):
         status = new_status(pdb, counts, objects.now())
         if status is not None:
             if not pods:
-                await self._event(pdb, "Normal", "NoPods", "No matching pods found")
+                await self.events.record(pdb, "Normal", "NoPods", "No matching pods found")
             if unmanaged:
-                await self._event(pdb, "Warning", "UnmanagedPods", _unmanaged_message(pdb))
+                await self.events.record(pdb, "Warning", "UnmanagedPods", _unmanaged_message(pdb))
             await self._write_status(pdb, status)
         if recheck is not None:
             self.queue.add_after((namespace, name), max(0.0, recheck - now))
@@ -464,11 +466,6 @@ class DisruptionController(Controller):
 
     async def _fail_safe(self, pdb: Obj, error: str) -> None:
         await self._write_status(pdb, failed_status(pdb, error, objects.now()))
-
-    async def _event(self, pdb: Obj, kind: str, reason: str, message: str) -> None:
-        await self.events.record(
-            {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", **pdb}, kind, reason, message
-        )
 
     # -- stale DisruptionTarget conditions ----------------------------------------------------------
 

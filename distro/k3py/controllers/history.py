@@ -1,5 +1,4 @@
-"""ControllerRevisions, as upstream's ``pkg/controller/history``, and the events the set
-controllers record.
+"""ControllerRevisions, as upstream's ``pkg/controller/history``.
 
 A StatefulSet or DaemonSet keeps each pod template it has had as a ControllerRevision: its
 ``data`` is the patch that puts the template back (``{"spec": {"template": {..., "$patch":
@@ -10,9 +9,6 @@ mapped to a letter or digit that cannot spell words). Pods carry it in the
 ``controller-revision-hash`` label: a StatefulSet's pods the revision's name, a DaemonSet's the
 hash. (Upstream's DaemonSet hashes its template with Go's object dumper, which has no
 portable form; k3py uses the revision hash for both, so names differ from upstream's there.)
-
-Both controllers also record events about their sets (``SuccessfulCreate`` ...); the small
-:class:`EventRecorder` here writes them as upstream's recorder does, without aggregation.
 """
 
 from __future__ import annotations
@@ -24,8 +20,6 @@ from typing import Any
 
 import orjson
 
-from k3py.client.events import event_body, reference, write_event
-from k3py.client.rest import RestClient
 from k3py.controllers.objects import owner_reference
 
 log = logging.getLogger(__name__)
@@ -148,17 +142,3 @@ def find_equal_revisions(revisions: Iterable[Obj], needle: Obj) -> list[Obj]:
 
 
 # -- pod state -----------------------------------------------------------------------------------
-
-
-class EventRecorder:
-    """Records events about an object, as ``component`` (``statefulset-controller``)."""
-
-    def __init__(self, api: RestClient, component: str) -> None:
-        self.api = api
-        self.component = component
-
-    async def event(self, obj: Obj, kind: str, reason: str, message: str, *, about: str) -> None:
-        """Write one event about ``obj`` (an ``apps/v1`` ``about``, e.g. ``StatefulSet``); one
-        that cannot be written is logged, never raised."""
-        ref = reference(obj, kind=about, api_version="apps/v1")
-        await write_event(self.api, event_body(ref, kind, reason, message, self.component))

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from k3py.client.events import event_body, reference, write_event
+from k3py.client.events import EventRecorder
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.objects import controller_uid, deleting, parse_time, phase, pod_ready, rfc3339
@@ -53,27 +53,6 @@ COMPLETIONS_MESSAGE = "Reached expected number of succeeded pods"
 FAILED_INDEXES_MESSAGE = "Job has failed indexes"
 MAX_FAILED_INDEXES_MESSAGE = "Job has exceeded the specified maximal number of failed indexes"
 FAILURE_COUNT_KEY = "batch.kubernetes.io/job-index-failure-count"
-
-
-# -- events ----------------------------------------------------------------------------------------
-
-
-class EventRecorder:
-    """Writes core/v1 Events about controller-owned objects; never fails its caller."""
-
-    def __init__(self, api: RestClient, component: str) -> None:
-        self.api = api
-        self.component = component
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def record(self, obj: Obj, kind: str, reason: str, message: str) -> None:
-        body = event_body(reference(obj), kind, reason, message, self.component)
-        task = asyncio.get_running_loop().create_task(self._write(body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _write(self, body: Obj) -> None:
-        await write_event(self.api, body)
 
 
 # -- reading Jobs and pods -------------------------------------------------------------------------
@@ -278,7 +257,7 @@ class JobController(Controller):
 
     def __init__(self, api: RestClient) -> None:
         super().__init__(api)
-        self.events = EventRecorder(api, "job-controller")
+        self.events = EventRecorder(api, "job-controller", kind="Job", api_version="batch/v1")
         self.jobs = self.informer("/apis/batch/v1/jobs")
         self.pods = self.informer("/api/v1/pods")
         self.jobs.add_handler(self._job_changed)
@@ -524,24 +503,24 @@ class JobController(Controller):
                 return
             if target is not None:
                 set_condition(status, "Failed", "True", target["reason"], target["message"])
-                self.events.record(job, "Warning", target["reason"], target["message"])
+                self.events.post(job, "Warning", target["reason"], target["message"])
             else:
                 assert criteria is not None
                 set_condition(status, "Complete", "True", criteria["reason"], criteria["message"])
                 status["completionTime"] = rfc3339(now)
-                self.events.record(job, "Normal", "Completed", "Job completed")
+                self.events.post(job, "Normal", "Completed", "Job completed")
             return
         if suspended:
             await self._delete_pods(job, pods.active)
             if condition_true(job, "Suspended") is None:
                 set_condition(status, "Suspended", "True", "JobSuspended", "Job suspended")
-                self.events.record(job, "Normal", "Suspended", "Job suspended")
+                self.events.post(job, "Normal", "Suspended", "Job suspended")
             self._set_counts(status, pods)
             return
         if condition_true(job, "Suspended") is not None:
             set_condition(status, "Suspended", "False", "JobResumed", "Job resumed")
             status["startTime"] = rfc3339(now)
-            self.events.record(job, "Normal", "Resumed", "Job resumed")
+            self.events.post(job, "Normal", "Resumed", "Job resumed")
         created = await self._manage(key, job, pods, succeeded, completed)
         self._set_counts(status, pods, tuple(created))
 
@@ -675,7 +654,7 @@ class JobController(Controller):
         if not annotations:
             del body["metadata"]["annotations"]
         pod = await self.api.create(f"/api/v1/namespaces/{meta['namespace']}/pods", body)
-        self.events.record(job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+        self.events.post(job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
         return pod
 
     async def _delete_pods(self, job: Obj, pods: list[Obj]) -> None:
@@ -688,7 +667,7 @@ class JobController(Controller):
                 if exc.code in (404, 409):
                     return
                 raise
-            self.events.record(job, "Normal", "SuccessfulDelete", f"Deleted pod: {pmeta['name']}")
+            self.events.post(job, "Normal", "SuccessfulDelete", f"Deleted pod: {pmeta['name']}")
 
         await asyncio.gather(*(delete(p) for p in pods))
 

@@ -36,7 +36,7 @@ from k3py.api.selectors import (
     from_label_selector_object,
     label_selector_from_set,
 )
-from k3py.client.events import event_body, reference, write_event
+from k3py.client.events import EventRecorder
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
 from k3py.controllers.objects import (
@@ -316,19 +316,6 @@ class Expectations:
 # -- events -------------------------------------------------------------------------------------
 
 
-class EventRecorder:
-    """core/v1 Events about the objects a controller manages; a failure to record is only logged."""
-
-    def __init__(self, api: RestClient, component: str) -> None:
-        self.api = api
-        self.component = component
-
-    async def record(self, obj: Obj, kind: str, reason: str, message: str) -> None:
-        body = event_body(reference(obj), kind, reason, message, self.component)
-        body["reportingInstance"] = self.component
-        await write_event(self.api, body)
-
-
 # -- the controller -----------------------------------------------------------------------------
 
 
@@ -370,7 +357,9 @@ class ReplicaSetController(Controller):
         self.owners = self.informer(self.workload.prefix + "/" + self.workload.plural)
         self.pods = self.informer("/api/v1/pods")
         self.expectations = Expectations()
-        self.events = EventRecorder(api, self.name)
+        self.events = EventRecorder(
+            api, self.name, kind=self.workload.kind, api_version=self.workload.api_version
+        )
         self.owners.add_handler(self._on_owner)
         self.pods.add_handler(self._on_pod)
 

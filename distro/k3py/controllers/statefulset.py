@@ -31,11 +31,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from k3py.client.events import EventRecorder
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.history import (
     POD_REVISION_LABEL,
-    EventRecorder,
     apply_revision,
     equal_revision,
     find_equal_revisions,
@@ -262,7 +262,7 @@ class StatefulSetController(Controller):
 
     def __init__(self, api: RestClient) -> None:
         super().__init__(api)
-        self.events = EventRecorder(api, "statefulset-controller")
+        self.events = EventRecorder(api, "statefulset-controller", kind=KIND, api_version="apps/v1")
         self.sets = self.informer("/apis/apps/v1/statefulsets")
         self.pods = self.informer("/api/v1/pods")
         self.revisions = self.informer("/apis/apps/v1/controllerrevisions")
@@ -466,7 +466,7 @@ class StatefulSetController(Controller):
                 raise
 
     async def _record(self, sts: Obj, kind: str, reason: str, message: str) -> None:
-        await self.events.event(sts, kind, reason, message, about=KIND)
+        await self.events.record(sts, kind, reason, message)
 
     # -- status -----------------------------------------------------------------------------------
 
