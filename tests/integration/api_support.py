@@ -1,14 +1,64 @@
-"""Helpers for tests that drive a live API server through the client: waiting and existence."""
+"""Helpers for tests that drive a live ``k3py server`` through the client: the server with the
+components a test runs itself turned off, an admin client, controllers run in the test's loop,
+and waiting."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
-from k3py.client.rest import ApiStatusError, RestClient
+from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
+from tests.e2e.cluster import Cluster, start, stop
+
+
+@contextlib.contextmanager
+def server(base: Path, *flags: str) -> Iterator[Cluster]:
+    """A ``k3py server`` without its agent (``flags`` turn off more, e.g. ``--disable-scheduler``
+    when the test runs the scheduler itself), stopped when the block ends."""
+    started = start(base, *flags)
+    try:
+        yield started
+    finally:
+        stop(started)
+
+
+@contextlib.asynccontextmanager
+async def admin_api(cluster: Cluster, namespace: str = "default") -> AsyncIterator[RestClient]:
+    """The cluster's admin client, once ``namespace`` has its default service account (the
+    server's bootstrap is done by then)."""
+    config = Kubeconfig.load(cluster.kubeconfig)
+    async with RestClient(config.server, config.credentials) as client:
+        await until(lambda: exists(client, f"/api/v1/namespaces/{namespace}/serviceaccounts/default"))
+        yield client
+    await asyncio.sleep(0.25)  # let the TLS connections finish closing on this loop
+
+
+class Runnable(Protocol):
+    """A controller or the scheduler: it runs until cancelled."""
+
+    name: str
+
+    def run(self) -> Coroutine[Any, Any, None]: ...
+
+
+@contextlib.asynccontextmanager
+async def running(*components: Runnable) -> AsyncIterator[None]:
+    """The components run as tasks of the test's loop until the block ends."""
+    tasks = [asyncio.create_task(c.run(), name=f"test-{c.name}") for c in components]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:

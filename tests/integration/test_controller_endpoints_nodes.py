@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 
-from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
-from k3py.controllers.base import Controller
+from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.endpoints import EndpointsController
 from k3py.controllers.endpointslice import EndpointSliceController
 from k3py.controllers.nodelifecycle import NodeLifecycleController
-from tests.e2e.cluster import Cluster, start, stop
-from tests.integration.api_support import exists, until
+from tests.e2e.cluster import Cluster
+from tests.integration.api_support import admin_api, exists, running, server, until
 
 pytestmark = pytest.mark.slow
 
@@ -36,33 +35,15 @@ LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--disable-controller-manager", "--disable-scheduler")  # the test runs its own
-    try:
+    # the test runs the components under test
+    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
         yield started
-    finally:
-        stop(started)
 
 
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    config = Kubeconfig.load(cluster.kubeconfig)
-    async with RestClient(config.server, config.credentials) as client:
-        await until(lambda: exists(client, "/api/v1/namespaces/default/serviceaccounts/default"))
+    async with admin_api(cluster) as client:
         yield client
-    await asyncio.sleep(0.25)  # let TLS connections finish closing before the loop ends
-
-
-@contextlib.asynccontextmanager
-async def running(*controllers: Controller) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(c.run(), name=f"test-{c.name}") for c in controllers]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def now() -> str:

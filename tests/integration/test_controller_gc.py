@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
+from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller
 from k3py.controllers.garbagecollector import GarbageCollector
 from k3py.controllers.namespace import NamespaceController
 from k3py.controllers.podgc import PodGarbageCollector
-from tests.e2e.cluster import Cluster, start, stop
-from tests.integration.test_scheduler import exists, until
+from tests.e2e.cluster import Cluster
+from tests.integration.api_support import admin_api, exists, running, server, until
 
 pytestmark = pytest.mark.slow
 
@@ -35,37 +35,22 @@ NODE = "node-a"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--disable-controller-manager", "--disable-scheduler")  # the test runs its own
-    try:
+    # the test runs the components under test
+    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
         yield started
-    finally:
-        stop(started)
 
 
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    config = Kubeconfig.load(cluster.kubeconfig)
-    async with RestClient(config.server, config.credentials) as client:
-        await until(lambda: exists(client, "/api/v1/namespaces/default/serviceaccounts/default"))
+    async with admin_api(cluster) as client:
         await client.create("/api/v1/nodes", {"metadata": {"name": NODE}})
         yield client
-    await asyncio.sleep(0.25)
-
-
-@contextlib.asynccontextmanager
-async def running(controller: Controller) -> AsyncIterator[Controller]:
-    task = asyncio.create_task(controller.run(), name=f"test-{controller.name}")
-    try:
-        yield controller
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @pytest.fixture
 async def gc(api: RestClient) -> AsyncIterator[Controller]:
-    async with running(GarbageCollector(api)) as controller:
+    controller = GarbageCollector(api)
+    async with running(controller):
         yield controller
 
 
@@ -352,7 +337,8 @@ async def test_pod_gc_removes_excess_terminated_orphaned_and_stuck_pods(api: Res
 
 
 async def test_owners_of_kinds_defined_later_are_followed(api: RestClient) -> None:
-    async with running(GarbageCollector(api, rediscovery_period=0.5)) as collector:
+    collector = GarbageCollector(api, rediscovery_period=0.5)
+    async with running(collector):
         assert isinstance(collector, GarbageCollector)
         await widgets_served(api)
         await until(lambda: followed(collector, "widgets.example.com"))

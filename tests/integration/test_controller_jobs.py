@@ -8,7 +8,6 @@ Succeeded or Failed with terminated container statuses and exit codes, through t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,13 +15,12 @@ from typing import Any
 
 import pytest
 
-from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
-from k3py.controllers.base import Controller
+from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.cronjob import CronJobController
 from k3py.controllers.job import FAILURE_COUNT_KEY, FINALIZER, INDEX_KEY, JobController
 from k3py.controllers.ttl import TTLAfterFinishedController
-from tests.e2e.cluster import Cluster, start, stop
-from tests.integration.api_support import exists, until
+from tests.e2e.cluster import Cluster
+from tests.integration.api_support import admin_api, running, server, until
 
 pytestmark = pytest.mark.slow
 
@@ -34,32 +32,15 @@ CRONJOBS = "/apis/batch/v1/namespaces/default/cronjobs"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    # The server's own controllers stay off: the ones under test run in the test's loop.
-    started = start(tmp_path, "--disable-controller-manager")
-    try:
+    # the test runs the components under test
+    with server(tmp_path, "--disable-controller-manager") as started:
         yield started
-    finally:
-        stop(started)
 
 
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    config = Kubeconfig.load(cluster.kubeconfig)
-    async with RestClient(config.server, config.credentials) as client:
-        await until(lambda: exists(client, "/api/v1/namespaces/default/serviceaccounts/default"))
+    async with admin_api(cluster) as client:
         yield client
-    await asyncio.sleep(0.25)
-
-
-@contextlib.asynccontextmanager
-async def running(controller: Controller) -> AsyncIterator[None]:
-    task = asyncio.create_task(controller.run(), name=f"test-{controller.name}")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
+from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.daemonset import DaemonSetController, target_node
 from k3py.controllers.statefulset import StatefulSetController
-from tests.e2e.cluster import Cluster, start, stop
-from tests.integration.api_support import exists, until
+from tests.e2e.cluster import Cluster
+from tests.integration.api_support import admin_api, exists, running, server, until
 
 pytestmark = pytest.mark.slow
 
@@ -32,20 +32,15 @@ PODS = f"/api/v1/namespaces/{NS}/pods"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--disable-controller-manager", "--disable-scheduler")  # the test runs its own
-    try:
+    # the test runs the components under test
+    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
         yield started
-    finally:
-        stop(started)
 
 
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    config = Kubeconfig.load(cluster.kubeconfig)
-    async with RestClient(config.server, config.credentials) as client:
-        await until(lambda: exists(client, f"/api/v1/namespaces/{NS}/serviceaccounts/default"))
+    async with admin_api(cluster, NS) as client:
         yield client
-    await asyncio.sleep(0.25)
 
 
 class FakeKubelet:
@@ -87,17 +82,6 @@ async def kubelet(api: RestClient) -> AsyncIterator[FakeKubelet]:
     task = asyncio.create_task(fake.run(), name="fake-kubelet")
     try:
         yield fake
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-@contextlib.asynccontextmanager
-async def running(controller: StatefulSetController | DaemonSetController) -> AsyncIterator[None]:
-    task = asyncio.create_task(controller.run(), name=controller.name)
-    try:
-        yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

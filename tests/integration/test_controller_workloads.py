@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from k3py.api import objects
-from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
+from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.deployment import HASH_LABEL, REVISION, DeploymentController
 from k3py.controllers.replicaset import ReplicaSetController, ReplicationManager
-from tests.e2e.cluster import Cluster, start, stop
-from tests.integration.api_support import exists, until
+from tests.e2e.cluster import Cluster
+from tests.integration.api_support import admin_api, server, until
 
 pytestmark = pytest.mark.slow
 
@@ -33,20 +33,15 @@ RSS = f"/apis/apps/v1/namespaces/{NS}/replicasets"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--disable-controller-manager", "--disable-scheduler")  # the test runs its own
-    try:
+    # the test runs the components under test
+    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
         yield started
-    finally:
-        stop(started)
 
 
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    config = Kubeconfig.load(cluster.kubeconfig)
-    async with RestClient(config.server, config.credentials) as client:
-        await until(lambda: exists(client, f"/api/v1/namespaces/{NS}/serviceaccounts/default"))
+    async with admin_api(cluster, NS) as client:
         yield client
-    await asyncio.sleep(0.25)
 
 
 async def fake_kubelet(api: RestClient) -> None:

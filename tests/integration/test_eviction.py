@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from k3py.client.rest import ApiStatusError, Credentials, Kubeconfig, RestClient
 from k3py.controllers import disruption
 from k3py.controllers.disruption import DisruptionController
 from k3py.storage.model import Backend
-from tests.e2e.cluster import Cluster, kubectl_binary, start, stop
+from tests.e2e.cluster import Cluster, kubectl_binary
+from tests.integration.api_support import running, server, until
 
 pytestmark = pytest.mark.slow
 
@@ -39,26 +39,6 @@ Obj = dict[str, Any]
 NS = "default"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 PDBS = f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets"
-WITHIN = 20.0
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = WITHIN) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {within}s")
-        await asyncio.sleep(0.1)
-
-
-@contextlib.asynccontextmanager
-async def running(controller: DisruptionController) -> AsyncIterator[DisruptionController]:
-    task = asyncio.create_task(controller.run(), name="test-disruption-controller")
-    try:
-        yield controller
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 # -- objects ----------------------------------------------------------------------------------------
@@ -125,11 +105,8 @@ def allowed_condition(budget: Obj) -> Obj:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--disable-controller-manager")
-    try:
+    with server(tmp_path, "--disable-controller-manager") as started:
         yield started
-    finally:
-        stop(started)
 
 
 @pytest.fixture

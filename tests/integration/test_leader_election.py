@@ -11,18 +11,16 @@ import pytest
 
 from k3py.client.leaderelection import LeaderElector
 from k3py.client.rest import Kubeconfig, RestClient
-from tests.e2e.cluster import Cluster, start, stop
+from tests.e2e.cluster import Cluster
+from tests.integration.api_support import server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--disable-controller-manager", "--disable-scheduler")
-    try:
+    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
         yield started
-    finally:
-        stop(started)
 
 
 @pytest.fixture

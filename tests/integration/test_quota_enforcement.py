@@ -10,10 +10,8 @@ from the objects of their namespace as pods come, end and go.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +22,14 @@ from k3py.apiserver import errors
 from k3py.apiserver.generic import DeleteOptions, ListOptions, ObjectStore, WriteOptions
 from k3py.apiserver.limitranger import LimitRanger
 from k3py.apiserver.quota import ResourceQuotaAdmission
-from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
+from k3py.client.rest import RestClient
 from k3py.controllers.resourcequota import ResourceQuotaController
 from k3py.storage.model import Backend
-from tests.e2e.cluster import Cluster, start, stop
+from tests.e2e.cluster import Cluster
+from tests.integration.api_support import admin_api, running, server, until
 
 Obj = dict[str, Any]
 NS = "team"
-WITHIN = 20.0
 
 
 @pytest.fixture
@@ -239,50 +237,14 @@ async def test_changing_hard_limits_recounts(store: ObjectStore) -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--disable-controller-manager")
-    try:
+    with server(tmp_path, "--disable-controller-manager") as started:
         yield started
-    finally:
-        stop(started)
 
 
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    config = Kubeconfig.load(cluster.kubeconfig)
-    async with RestClient(config.server, config.credentials) as client:
-        await until(lambda: exists(client, "/api/v1/namespaces/default/serviceaccounts/default"))
+    async with admin_api(cluster) as client:
         yield client
-    await asyncio.sleep(0.25)  # let the TLS connections finish closing on this loop
-
-
-async def exists(api: RestClient, path: str) -> bool:
-    try:
-        await api.get(path)
-    except ApiStatusError as exc:
-        if exc.code == 404:
-            return False
-        raise
-    return True
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = WITHIN) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {within}s")
-        await asyncio.sleep(0.1)
-
-
-@contextlib.asynccontextmanager
-async def controller(api: RestClient, period: float) -> AsyncIterator[ResourceQuotaController]:
-    running = ResourceQuotaController(api, period=period)
-    task = asyncio.create_task(running.run(), name="test-resourcequota")
-    try:
-        yield running
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 QUOTAS = "/api/v1/namespaces/default/resourcequotas"
@@ -301,7 +263,7 @@ async def test_the_controller_counts_quotas_as_pods_come_end_and_go(api: RestCli
         status = found.get("status") or {}
         return status.get("hard") == hard and status.get("used") == expected
 
-    async with controller(api, period=1.0):
+    async with running(ResourceQuotaController(api, period=1.0)):
         # the root CA ConfigMap the server keeps in every namespace counts
         await until(lambda: status_is(counts(pods=1, cpu="250m")))
         await api.create(

@@ -9,74 +9,41 @@ under test runs in the test's loop, under its own name all the same.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
+from k3py.client.rest import RestClient
 from k3py.scheduler import Scheduler
-from tests.e2e.cluster import Cluster, start, stop
+from tests.e2e.cluster import Cluster
+from tests.integration.api_support import admin_api, running, server, until
 
 pytestmark = pytest.mark.slow
 
 Obj = dict[str, Any]
 NAME = "k3py-test-scheduler"
 PODS = "/api/v1/namespaces/default/pods"
-WITHIN = 20.0
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--disable-scheduler", "--disable-controller-manager")
-    try:
+    with server(tmp_path, "--disable-scheduler", "--disable-controller-manager") as started:
         yield started
-    finally:
-        stop(started)
 
 
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    config = Kubeconfig.load(cluster.kubeconfig)
-    async with RestClient(config.server, config.credentials) as client:
-        await until(lambda: exists(client, "/api/v1/namespaces/default/serviceaccounts/default"))
+    async with admin_api(cluster) as client:
         yield client
-    # TLS connections finish closing on the loop after the session is closed: let them, before
-    # the test's loop ends (else their sockets are reported unclosed).
-    await asyncio.sleep(0.25)
 
 
 @pytest.fixture
 async def scheduler(api: RestClient) -> AsyncIterator[Scheduler]:
-    running = Scheduler(api, name=NAME)
-    task = asyncio.create_task(running.run(), name="test-scheduler")
-    try:
-        yield running
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = WITHIN) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {within}s")
-        await asyncio.sleep(0.1)
-
-
-async def exists(api: RestClient, path: str) -> bool:
-    try:
-        await api.get(path)
-    except ApiStatusError as exc:
-        if exc.code == 404:
-            return False
-        raise
-    return True
+    scheduler = Scheduler(api, name=NAME)
+    async with running(scheduler):
+        yield scheduler
 
 
 async def add_node(api: RestClient, name: str, cpu: str, **spec: Any) -> None:
