@@ -39,13 +39,14 @@ from typing import Any, Final
 
 import orjson
 
+from k3py.util.protowire import decode_varint
+
 DATA_FILE: Final = "protobuf-1.37.json.gz"
 MAGIC: Final = b"k8s\x00"
 CONTENT_TYPE: Final = "application/vnd.kubernetes.protobuf"
 MAX_DEPTH: Final = 100
 """Messages nested deeper than this are refused (Go has no limit; Python's stack has one)."""
 
-_MASK64: Final = (1 << 64) - 1
 _ZERO_TIME: Final = -62135596800  # 0001-01-01T00:00:00Z, Go's zero time.Time, as Unix seconds
 _EPOCH: Final = datetime.datetime(1970, 1, 1)
 _MAX_INT64: Final = (1 << 63) - 1
@@ -172,27 +173,12 @@ Value = int | memoryview  # a varint, or the bytes of a length-delimited/fixed f
 Fields = dict[int, list[tuple[int, Value]]]
 
 
-def _varint(data: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise ProtobufError("unexpected end of data")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result & _MASK64, pos
-        shift += 7
-        if shift >= 64:
-            raise ProtobufError("integer overflow in a varint")
-
-
 def _scan(data: memoryview) -> Fields:
     """Every field of one message, by number, in wire order (groups are skipped as Go does)."""
     fields: Fields = {}
     pos, end = 0, len(data)
     while pos < end:
-        tag, pos = _varint(data, pos)
+        tag, pos = decode_varint(data, pos, ProtobufError)
         number, wire = _int32(tag >> 3), tag & 7
         if wire == _GROUP_END:
             raise ProtobufError("wiretype end group for non-group")
@@ -200,9 +186,9 @@ def _scan(data: memoryview) -> Fields:
             raise ProtobufError(f"illegal tag {number} (wire type {wire})")
         value: Value
         if wire == _VARINT:
-            value, pos = _varint(data, pos)
+            value, pos = decode_varint(data, pos, ProtobufError)
         elif wire == _BYTES:
-            length, pos = _varint(data, pos)
+            length, pos = decode_varint(data, pos, ProtobufError)
             if length >= 1 << 63:
                 raise ProtobufError("negative length found during unmarshaling")
             if pos + length > end:
@@ -224,12 +210,12 @@ def _scan(data: memoryview) -> Fields:
 def _skip_group(data: memoryview, pos: int) -> int:
     depth = 1
     while depth:
-        tag, pos = _varint(data, pos)
+        tag, pos = decode_varint(data, pos, ProtobufError)
         wire = tag & 7
         if wire == _VARINT:
-            _, pos = _varint(data, pos)
+            _, pos = decode_varint(data, pos, ProtobufError)
         elif wire == _BYTES:
-            length, pos = _varint(data, pos)
+            length, pos = decode_varint(data, pos, ProtobufError)
             pos += length
         elif wire in (_FIXED64, _FIXED32):
             pos += 8 if wire == _FIXED64 else 4
@@ -403,7 +389,7 @@ def _unpack(data: memoryview, wire: int) -> Iterator[tuple[int, Value]]:
             yield wire, data[pos : pos + 8]
             pos += 8
         else:
-            value, pos = _varint(data, pos)
+            value, pos = decode_varint(data, pos, ProtobufError)
             yield wire, value
 
 

@@ -33,6 +33,7 @@ from typing import Any, Final
 import orjson
 
 from k3py.apiserver.openapi_yaml import GoYaml, scalar_text
+from k3py.util.protowire import encode_varint, field_key
 
 CONTENT_TYPE: Final = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 ACCEPTED: Final = frozenset(
@@ -42,7 +43,6 @@ ACCEPTED: Final = frozenset(
     }
 )
 
-_MASK64: Final = (1 << 64) - 1
 _VARINT, _FIXED64, _BYTES = 0, 1, 2
 
 
@@ -79,23 +79,8 @@ def encode(document: Any) -> Encoded:
 # Wire format
 
 
-@functools.cache
-def _key(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
-
-
-def _varint(value: int) -> bytes:
-    value &= _MASK64  # negative int64: ten bytes of two's complement, as Go writes them
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _bytes_field(number: int, payload: bytes) -> bytes:
-    return _key(number, _BYTES) + _varint(len(payload)) + payload
+    return field_key(number, _BYTES) + encode_varint(len(payload)) + payload
 
 
 def _string_field(number: int, text: str) -> bytes:
@@ -253,16 +238,16 @@ class _Encoder:
         if kind == "bool":
             if not isinstance(value, bool):
                 return self.drop(path)
-            return _key(number, _VARINT) + b"\x01" if value else b""
+            return field_key(number, _VARINT) + b"\x01" if value else b""
         if kind == "double":
             if not _is_number(value) or math.isinf(float(value)):
                 return self.drop(path)
             packed = struct.pack("<d", float(value))
-            return _key(number, _FIXED64) + packed if packed != bytes(8) else b""
+            return field_key(number, _FIXED64) + packed if packed != bytes(8) else b""
         if kind == "int64":
             if not isinstance(value, int) or isinstance(value, bool) or not -(1 << 63) <= value < 1 << 63:
                 return self.drop(path)
-            return _key(number, _VARINT) + _varint(value) if value else b""
+            return field_key(number, _VARINT) + encode_varint(value) if value else b""
         if kind == "any":
             return _bytes_field(number, _any(value))
         if kind in ("strs", "anys") or kind.startswith("*"):
@@ -382,7 +367,7 @@ def _items_item(encoder: _Encoder, value: Any, path: str) -> bytes | None:
 
 def _additional_properties(encoder: _Encoder, value: Any, path: str) -> bytes | None:
     if isinstance(value, bool):
-        return _key(2, _VARINT) + _varint(int(value))  # a oneof member is written even when false
+        return field_key(2, _VARINT) + encode_varint(int(value))  # a oneof member is written even when false
     return encoder.oneof((1, "Schema"), value, path)
 
 

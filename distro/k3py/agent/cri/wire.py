@@ -23,12 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from k3py.util.protowire import decode_varint, encode_varint, field_key
+
 VARINT: Final = 0
 FIXED64: Final = 1
 LEN: Final = 2
 FIXED32: Final = 5
 
-_MASK64: Final = (1 << 64) - 1
 _WIRE_TYPES: Final = {
     "str": LEN,
     "bytes": LEN,
@@ -124,7 +125,7 @@ class Schema:
             entry = bytearray()
             self._encode_one(key_type, 1, key, entry, keep_zero=False)
             self._encode_one(value_type, 2, value[key], entry, keep_zero=False)
-            out += _key(f.number, LEN) + _varint(len(entry)) + entry
+            out += field_key(f.number, LEN) + encode_varint(len(entry)) + entry
 
     def _encode_repeated(self, f: Field, value: Any, out: bytearray) -> None:
         if isinstance(value, str | bytes | Mapping):
@@ -136,7 +137,7 @@ class Schema:
             body = bytearray()
             for item in items:
                 body += _scalar(f.type, item)
-            out += _key(f.number, LEN) + _varint(len(body)) + body
+            out += field_key(f.number, LEN) + encode_varint(len(body)) + body
             return
         for item in items:
             self._encode_one(f.type, f.number, item, out, keep_zero=True)
@@ -146,17 +147,17 @@ class Schema:
         if wire is None:  # a message: written when set, even if empty
             body = bytearray()
             self._encode(kind, value, body)
-            out += _key(number, LEN) + _varint(len(body)) + body
+            out += field_key(number, LEN) + encode_varint(len(body)) + body
             return
         if wire == LEN:
             if kind == "str" and not isinstance(value, str):
                 raise WireError(f"expected a string, got {type(value).__name__}")
             data = value.encode() if isinstance(value, str) else bytes(value)
             if data or keep_zero:
-                out += _key(number, LEN) + _varint(len(data)) + data
+                out += field_key(number, LEN) + encode_varint(len(data)) + data
             return
         if value or keep_zero:
-            out += _key(number, wire) + _scalar(kind, value)
+            out += field_key(number, wire) + _scalar(kind, value)
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -175,17 +176,17 @@ class Schema:
         pos = 0
         end = len(view)
         while pos < end:
-            tag, pos = _read_varint(view, pos)
+            tag, pos = decode_varint(view, pos, WireError)
             number, wire = tag >> 3, tag & 7
             raw: Any
             if wire == VARINT:
-                raw, pos = _read_varint(view, pos)
+                raw, pos = decode_varint(view, pos, WireError)
             elif wire == FIXED64:
                 raw, pos = view[pos : pos + 8], pos + 8
             elif wire == FIXED32:
                 raw, pos = view[pos : pos + 4], pos + 4
             elif wire == LEN:
-                size, pos = _read_varint(view, pos)
+                size, pos = decode_varint(view, pos, WireError)
                 raw, pos = view[pos : pos + size], pos + size
             else:
                 raise WireError(f"{message}: unsupported wire type {wire} (field {number})")
@@ -212,7 +213,7 @@ class Schema:
         pos = 0
         while pos < len(raw):
             if wire == VARINT:
-                x, pos = _read_varint(raw, pos)
+                x, pos = decode_varint(raw, pos, WireError)
                 values.append(_from_varint(kind, x))
             else:
                 width = 8 if wire == FIXED64 else 4
@@ -231,13 +232,13 @@ class Schema:
         found: dict[int, Any] = {}
         pos = 0
         while pos < len(raw):
-            tag, pos = _read_varint(raw, pos)
+            tag, pos = decode_varint(raw, pos, WireError)
             number, wire = tag >> 3, tag & 7
             x: Any
             if wire == VARINT:
-                x, pos = _read_varint(raw, pos)
+                x, pos = decode_varint(raw, pos, WireError)
             elif wire == LEN:
-                size, pos = _read_varint(raw, pos)
+                size, pos = decode_varint(raw, pos, WireError)
                 x, pos = raw[pos : pos + size], pos + size
             elif wire in (FIXED64, FIXED32):
                 width = 8 if wire == FIXED64 else 4
@@ -308,7 +309,7 @@ def _scalar(kind: str, value: Any) -> bytes:
     if kind == "float":
         return struct.pack("<f", float(value))
     if kind == "bool":
-        return _varint(1 if value else 0)
+        return encode_varint(1 if value else 0)
     if isinstance(value, bool) or not isinstance(value, int):
         raise WireError(f"expected an integer for {kind}, got {type(value).__name__}")
     if kind in ("uint32", "uint64") and value < 0:
@@ -316,7 +317,7 @@ def _scalar(kind: str, value: Any) -> bytes:
     limit = 1 << (32 if kind in ("int32", "uint32", "enum") else 64)
     if not (-limit // 2 <= value < (limit if kind.startswith("u") else limit // 2)):
         raise WireError(f"{value} does not fit in {kind}")
-    return _varint(value)
+    return encode_varint(value)
 
 
 def _from_varint(kind: str, x: int) -> Any:
@@ -330,32 +331,3 @@ def _from_varint(kind: str, x: int) -> Any:
     if kind == "uint32":
         return x & 0xFFFFFFFF
     return x
-
-
-def _key(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
-
-
-def _varint(value: int) -> bytes:
-    value &= _MASK64
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _read_varint(data: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise WireError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result & _MASK64, pos
-        shift += 7
-        if shift >= 70:
-            raise WireError("varint longer than 10 bytes")
