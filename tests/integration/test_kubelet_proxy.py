@@ -683,6 +683,40 @@ async def test_pods_proxy_reaches_the_pod(cluster: Cluster) -> None:
         await runner.cleanup()
 
 
+async def test_services_proxy_reaches_a_ready_endpoint(cluster: Cluster) -> None:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text=f"endpoint says hi to {request.path_qs}")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    ports = [{"name": "http", "port": 80, "targetPort": port}, {"name": "other", "port": 81}]
+    service = {"metadata": {"name": "front"}, "spec": {"ports": ports}}  # no selector: endpoints by hand
+    await cluster.admin.create("/api/v1/namespaces/default/services", service)
+    base = "/api/v1/namespaces/default/services"
+    try:
+        code, _, err = await kubectl(cluster, "get", "--raw", f"{base}/front:http/proxy/")
+        assert code != 0 and 'endpoints "front" not found' in err  # upstream's answer too
+        endpoints = "/api/v1/namespaces/default/endpoints"
+        ports = [{"name": "http", "port": port}, {"name": "other", "port": 1}]
+        subset: dict[str, Any] = {"notReadyAddresses": [{"ip": "127.0.0.2"}], "ports": ports}
+        await cluster.admin.create(endpoints, {"metadata": {"name": "front"}, "subsets": [subset]})
+        code, _, err = await kubectl(cluster, "get", "--raw", f"{base}/front:http/proxy/")
+        assert code != 0 and 'no endpoints available for service "front"' in err, err
+        subset["addresses"] = [{"ip": "127.0.0.1"}]
+        await cluster.admin.update(f"{endpoints}/front", {"metadata": {"name": "front"}, "subsets": [subset]})
+        for name in ("front:http", "http:front:80", "front"):
+            answer = await kubectl(cluster, "get", "--raw", f"{base}/{name}/proxy/some/where?x=1")
+            assert answer == (0, "endpoint says hi to /some/where?x=1", ""), name
+        code, _, err = await kubectl(cluster, "get", "--raw", f"{base}/front:nope/proxy/")
+        assert code != 0 and "no service port" in err
+    finally:
+        await runner.cleanup()
+
+
 async def test_an_unreachable_kubelet_is_a_500(cluster: Cluster) -> None:
     node = await cluster.admin.get(f"/api/v1/nodes/{NODE}")
     node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] = 1  # nothing listens there

@@ -150,4 +150,5 @@ def internal(message: str) -> ApiError:
 
 
 def unavailable(message: str) -> ApiError:
-    return ApiError(503, "ServiceUnavailable", message, headers={"Retry-After": "1"})
+    """503, without ``Retry-After`` (as upstream's ``NewServiceUnavailable``: clients do not retry)."""
+    return ApiError(503, "ServiceUnavailable", message)

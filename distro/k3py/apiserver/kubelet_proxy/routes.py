@@ -1,4 +1,5 @@
-"""Forwarding pods/log, exec, attach, portforward, proxy and nodes/proxy to the right place.
+"""Forwarding pods/log, exec, attach, portforward, proxy, services/proxy and nodes/proxy to the
+right place.
 
 For a pod's log, exec, attach and portforward the pod's node is read from ``spec.nodeName``
 and its kubelet from the Node object (the first ``InternalIP``, else ``ExternalIP``, else
@@ -13,6 +14,7 @@ kubelet serving certificates and presenting its ``system:apiserver`` client cert
     pods/{name}/portforward  /portForward/{ns}/{name}?port=8080
     nodes/{name}/proxy/{p}   /{p}
     pods/{name}/proxy/{p}    http://{podIP}:{port}/{p}    (not the kubelet: the pod itself)
+    services/{name}/proxy/{p} http://{endpoint}:{port}/{p} (a ready address of its endpoints)
 
 (a proxied name is ``name``, ``name:port`` or ``scheme:name:port``).
 
@@ -32,10 +34,11 @@ unreachable kubelet 500 with the dial error, a kubelet error status carried over
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlencode
 
 import aiohttp
@@ -142,12 +145,17 @@ class KubeletProxy:
         self._ssl = client.ssl_context()
         self._session: aiohttp.ClientSession | None = None
         pods, nodes = store.registry.lookup("", "v1", "pods"), store.registry.lookup("", "v1", "nodes")
-        assert pods is not None and nodes is not None, "the core API is always served"
+        services = store.registry.lookup("", "v1", "services")
+        endpoints = store.registry.lookup("", "v1", "endpoints")
+        assert pods and nodes and services and endpoints, "the core API is always served"
         self.pods: Resource = pods
         self.nodes: Resource = nodes
+        self.services: Resource = services
+        self.endpoints: Resource = endpoints
 
     def routes(self) -> list[web.RouteDef]:
         pod = "/api/v1/namespaces/{namespace}/pods/{name}"
+        service = "/api/v1/namespaces/{namespace}/services/{name}"
         return [
             web.get(f"{pod}/log", self.log),
             web.route("*", f"{pod}/exec", self.exec),
@@ -155,6 +163,8 @@ class KubeletProxy:
             web.route("*", f"{pod}/portforward", self.port_forward),
             web.route("*", f"{pod}/proxy", self.pod_proxy),
             web.route("*", f"{pod}/proxy/{{path:.*}}", self.pod_proxy),
+            web.route("*", f"{service}/proxy", self.service_proxy),
+            web.route("*", f"{service}/proxy/{{path:.*}}", self.service_proxy),
             web.route("*", "/api/v1/nodes/{name}/proxy", self.node_proxy),
             web.route("*", "/api/v1/nodes/{name}/proxy/{path:.*}", self.node_proxy),
         ]
@@ -277,6 +287,18 @@ class KubeletProxy:
         path = "/" + request.match_info.get("path", "")
         return await self._forward(request, endpoint, path, secure=secure)
 
+    async def service_proxy(self, request: web.Request) -> web.StreamResponse:
+        """``services/{name}/proxy``: to one ready address of the service's endpoints, picked at
+        random, on the port of the service port the name selects (upstream's ``ResourceLocation``)."""
+        scheme, name, port = split_proxy_name(request.match_info["name"], named_port=True)
+        namespace = request.match_info["namespace"]
+        service = await self.store.get(self.services, namespace, name)
+        endpoints = await self.store.get(self.endpoints, namespace, name)
+        host, target = service_target(service, endpoints, port)
+        secure = scheme == "https"
+        path = "/" + request.match_info.get("path", "")
+        return await self._forward(request, Endpoint("", host, target), path, secure=secure)
+
     async def _forward(
         self, request: web.Request, endpoint: Endpoint, path: str, *, secure: bool
     ) -> web.StreamResponse:
@@ -383,8 +405,17 @@ def _all(query: Mapping[str, str], name: str) -> list[str]:
     return list(getall(name, [])) if getall is not None else ([query[name]] if name in query else [])
 
 
-def split_proxy_name(raw: str) -> tuple[str, str, int]:
-    """``name``, ``name:port`` or ``scheme:name:port`` (upstream's proxy naming)."""
+@overload
+def split_proxy_name(raw: str) -> tuple[str, str, int]: ...
+
+
+@overload
+def split_proxy_name(raw: str, *, named_port: bool) -> tuple[str, str, int | str]: ...
+
+
+def split_proxy_name(raw: str, *, named_port: bool = False) -> tuple[str, str, int | str]:
+    """``name``, ``name:port`` or ``scheme:name:port`` (upstream's proxy naming); a service's
+    port may be named (``named_port``), a pod's is a number (0: not given)."""
     parts = raw.split(":")
     scheme = ""
     if len(parts) == 3:
@@ -395,9 +426,38 @@ def split_proxy_name(raw: str) -> tuple[str, str, int]:
         name, port = raw, ""
     if scheme not in ("", "http", "https"):
         raise errors.bad_request(f"invalid scheme {scheme!r} in {raw!r}: use http or https")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
+    if port.isdigit():
+        if not 0 < int(port) < 65536:
+            raise errors.bad_request(f"invalid port {port!r} in {raw!r}")
+        return scheme, name, int(port)
+    if port and not named_port:
         raise errors.bad_request(f"invalid port {port!r} in {raw!r}")
-    return scheme, name, int(port) if port else 0
+    return scheme, name, port if named_port else 0
+
+
+def service_target(service: Obj, endpoints: Obj, port: int | str) -> tuple[str, int]:
+    """The address and port a service proxy request goes to: the service port named or numbered
+    ``port`` (any when not given), then a random ready address of the endpoints' subset port of
+    the same name; 503 when there is none, as upstream."""
+    name = service["metadata"]["name"]
+    wanted = None
+    for candidate in service.get("spec", {}).get("ports") or []:
+        if port in ("", 0) or candidate.get("name") == port or candidate.get("port") == port:
+            wanted = candidate
+            break
+    if wanted is None:
+        raise errors.unavailable(f"no service port {port!r} found for service {name!r}")
+    choices = [
+        (str(address["ip"]), int(subset_port["port"]))
+        for subset in endpoints.get("subsets") or []
+        for subset_port in subset.get("ports") or []
+        if subset_port.get("name", "") == wanted.get("name", "")
+        for address in subset.get("addresses") or []
+        if address.get("ip")
+    ]
+    if not choices:
+        raise errors.unavailable(f'no endpoints available for service "{name}"')
+    return random.choice(choices)
 
 
 def kubelet_error(status: int, body: bytes, name: str) -> errors.ApiError:
