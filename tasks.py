@@ -67,7 +67,8 @@ DEBIAN_PACKAGES = {
     "runc": "the OCI runtime containerd starts containers with",
     "containernetworking-plugins": "the pod network's CNI plugins (bridge, host-local, portmap, loopback)",
     "catatonit": "the pause process of k3py's sandbox image",
-    "iptables": "masquerading and hostPort rules of the pod network",
+    "iptables": "masquerading and hostPort rules of the pod network, the service proxy's rules",
+    "conntrack": "the service proxy clears UDP flows to endpoints that are gone",
     "busybox-static": "the busybox image that tests and examples run as pods",
 }
 

@@ -107,6 +107,7 @@ def test_k3py_bindings_come_last_and_name_roles_that_exist() -> None:
         "k3py:node-autoapprove-bootstrap",
         "k3py:node-autoapprove-certificate-rotation",
         "k3py:controller:disruption-controller",
+        "k3py:node-proxier",
     }
     assert all(o["roleRef"]["name"] in roles for o in ours if o["kind"] == "ClusterRoleBinding")
 

@@ -13,7 +13,7 @@ nodes (and other containerd users) may share it:
    namespace files are unmounted (lazily, deepest first), and the namespace files removed.
 3. The pod network of the current network namespace goes
    (:func:`k3py.agent.network.teardown_node_network`: the bridge and its veths, k3py's
-   iptables chains and routes).
+   iptables chains, the service proxy's included, and routes).
 4. The node's pod cgroups (``/k3py/<node>/`` in every cgroup hierarchy, v1 or v2) are emptied
    (remaining processes killed) and removed.
 

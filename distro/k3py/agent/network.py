@@ -18,7 +18,8 @@ The model is K3s's flannel with the ``host-gw`` backend, without flannel:
 Everything works on the current network namespace, is idempotent (an agent restart runs it
 again) and touches only what is k3py's: iptables chains named ``K3PY-*`` and a single jump
 to each, routes tagged with the :data:`ROUTE_PROTOCOL` number, and the bridge named in the
-config. :func:`teardown_node_network` removes exactly those.
+config. :func:`teardown_node_network` removes exactly those, and the chains of the service
+proxy (:mod:`k3py.agent.serviceproxy`), which builds on the helpers here.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import logging
 import os
 import shlex
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k3py.agent.serviceproxy_rules import HOOKS as SERVICE_HOOKS
+from k3py.agent.serviceproxy_rules import is_service_chain
 from k3py.util.proc import CommandFailed, ProcessError, run
 
 log = logging.getLogger(__name__)
@@ -223,7 +226,12 @@ def _ensure_chain(table: str, parent: str, chain: str, rules: Sequence[Sequence[
             _iptables("-t", table, "-A", chain, *rule)
     jump = ["-m", "comment", "--comment", "k3py pod network", "-j", chain]
     if not _has_rule(table, parent, jump):
-        _iptables("-t", table, "-I", parent, "1", *jump)
+        # after the service proxy's jumps: its rejects must be seen before this chain's ACCEPTs
+        lines = _chain_rules(table, parent) or []
+        first = next(
+            (i for i, line in enumerate(lines) if not is_service_chain(line.split()[-1])), len(lines)
+        )
+        _iptables("-t", table, "-I", parent, str(first + 1), *jump)
 
 
 def _has_rule(table: str, chain: str, rule: Sequence[str]) -> bool:
@@ -235,14 +243,62 @@ def _remove_chain(table: str, parent: str, chain: str) -> bool:
     """Remove every jump from ``parent`` to ``chain``, then the chain; False if there was none."""
     if _chain_rules(table, chain) is None:
         return False
-    for line in _chain_rules(table, parent) or []:
+    _remove_jumps(table, parent, chain, _chain_rules(table, parent) or [])
+    _iptables("-t", table, "-F", chain)
+    _iptables("-t", table, "-X", chain)
+    return True
+
+
+def ensure_first_jump(table: str, parent: str, rule: Sequence[str]) -> bool:
+    """``parent`` holds ``rule`` (ending ``-j CHAIN``) once, as its first rule, so that no
+    other software's (or the pod network's) ACCEPT is seen first; a jump elsewhere is moved.
+    Returns whether anything changed."""
+    chain = rule[-1]
+    lines = _chain_rules(table, parent) or []
+    jumps = [i for i, line in enumerate(lines) if line.split()[-2:] == ["-j", chain]]
+    if jumps == [0] and _has_rule(table, parent, rule):
+        return False
+    _remove_jumps(table, parent, chain, lines)
+    _iptables("-t", table, "-I", parent, "1", *rule)
+    return True
+
+
+def remove_chains(table: str, hooks: Iterable[tuple[str, str]], owned: Callable[[str], bool]) -> list[str]:
+    """Remove the jumps of ``hooks`` ((built-in chain, k3py chain) pairs), then every chain of
+    ``table`` that ``owned`` says is k3py's, in one ``iptables-restore`` (chains that jump to
+    each other go together). Returns the chains removed."""
+    for parent, chain in hooks:
+        _remove_jumps(table, parent, chain, _chain_rules(table, parent) or [])
+    chains = sorted(name for name in list_chains(table) if owned(name))
+    if chains:
+        text = "\n".join(
+            [f"*{table}", *(f":{c} - [0:0]" for c in chains), *(f"-X {c}" for c in chains), "COMMIT", ""]
+        )
+        restore(text)
+    return chains
+
+
+def list_chains(table: str) -> list[str]:
+    """The names of the chains ``table`` has now (built-in ones included)."""
+    out = run(["iptables-save", "-t", table], capture=True, quiet=True).stdout
+    return [line[1:].split()[0] for line in out.splitlines() if line.startswith(":")]
+
+
+def restore(text: str) -> None:
+    """Load ``text`` with one ``iptables-restore --noflush``: each table's part is applied
+    at once or not at all. Raises :class:`ProcessError` when iptables refuses it."""
+    with tempfile.NamedTemporaryFile("w", prefix="k3py-iptables-", suffix=".rules") as out:
+        out.write(text)
+        out.flush()
+        run(["iptables-restore", "-w", "5", "--noflush", out.name], capture=True, quiet=True)
+
+
+def _remove_jumps(table: str, parent: str, chain: str, lines: Iterable[str]) -> None:
+    for line in lines:
         words = line.split()
         if words[-2:] == ["-j", chain] or words[-2:] == ["-g", chain]:
             # "-A PARENT <spec> -j CHAIN" → "-D PARENT <spec> -j CHAIN"; comments are quoted
             _iptables("-t", table, "-D", *shlex.split(line)[1:])
-    _iptables("-t", table, "-F", chain)
-    _iptables("-t", table, "-X", chain)
-    return True
 
 
 def _write_sysctl(path: Path, value: str) -> None:
@@ -398,11 +454,19 @@ class Routes:
 
 
 def teardown_node_network(*, bridge: str = DEFAULT_BRIDGE, protocol: int = ROUTE_PROTOCOL) -> list[str]:
-    """Undo :func:`setup_node_network`, :class:`Routes` and the bridge the CNI plugin made, in
-    the current network namespace: k3py's iptables chains and their jumps, k3py's routes, the
-    veths enslaved to ``bridge`` and ``bridge`` itself. Forwarding stays on (other software may
-    rely on it). Returns one line per thing removed; nothing there is not an error."""
+    """Undo :func:`setup_node_network`, :class:`Routes`, the service proxy's rules and the bridge
+    the CNI plugin made, in the current network namespace: k3py's iptables chains and their
+    jumps, k3py's routes, the veths enslaved to ``bridge`` and ``bridge`` itself. Forwarding
+    stays on (other software may rely on it). Returns one line per thing removed; nothing
+    there is not an error."""
     done: list[str] = []
+    for table in ("nat", "filter"):
+        hooks = [(parent, chain) for t, parent, chain, _ in SERVICE_HOOKS if t == table]
+        try:
+            for chain in remove_chains(table, hooks, is_service_chain):
+                done.append(f"iptables -t {table}: removed chain {chain}")
+        except ProcessError as exc:
+            log.warning("cannot remove the service proxy's iptables chains in %s: %s", table, exc)
     for table, parent, chain in CHAINS:
         try:
             if _remove_chain(table, parent, chain):

@@ -10,7 +10,10 @@ gets the same credentials from the server's own CAs. Both then run :func:`run_no
 3. the Node registered and its status and Lease kept current;
 4. the pod network: the CNI config for the node's ``spec.podCIDR``, masquerading, and
    routes to the other nodes' pod networks;
-5. the kubelet (pod workers) and its HTTPS API on port 10250.
+5. the kubelet (pod workers) and its HTTPS API on port 10250;
+6. the service proxy (:mod:`k3py.agent.serviceproxy`, kube-proxy's iptables mode), unless
+   the plan disables it: it follows Services and EndpointSlices on its own, as K3s's
+   embedded kube-proxy does.
 
 Stopping (SIGINT/SIGTERM) stops the agent and containerd but leaves the pods' containers
 running; ``k3py killall`` stops those too.
@@ -35,6 +38,7 @@ from k3py.agent.join import FILES, JoinError, join, node_user
 from k3py.agent.kubelet import Kubelet, ensure_dirs
 from k3py.agent.kubelet_api import KubeletApi, api_authorizer
 from k3py.agent.node import KUBELET_PORT, NodeAgent, NodeIdentity, default_labels
+from k3py.agent.serviceproxy import ServiceProxy
 from k3py.aio import StopRequest, Supervisor, stop_on_signals
 from k3py.apiserver.tokens import CLIENT_CA_PATH
 from k3py.client.informer import Informer
@@ -78,6 +82,7 @@ class NodePlan:
     cluster_dns: str = DEFAULT_CLUSTER_DNS
     runtime_endpoint: Path | None = None
     kubelet_port: int = KUBELET_PORT
+    disable_kube_proxy: bool = False
 
     @property
     def agent_dir(self) -> Path:
@@ -123,6 +128,7 @@ async def _agent(config: AgentConfig) -> None:
             data_dir=config.data_dir,
             labels=labels,
             runtime_endpoint=config.container_runtime_endpoint,
+            disable_kube_proxy=config.disable_kube_proxy,
         )
         log.info("Running node %s as %s", plan.name, node_user(plan.name))
         try:
@@ -195,6 +201,9 @@ async def run_node(plan: NodePlan, credentials: NodeCredentials, stop: StopReque
         tasks.spawn("node-status", node.keep_status())
         tasks.spawn("node-lease", node.keep_lease())
         tasks.spawn("node-routes", _keep_routes(api, plan.name))
+        if not plan.disable_kube_proxy:
+            proxy = ServiceProxy(api, node_name=plan.name, cluster_cidr=plan.cluster_cidr)
+            tasks.spawn("service-proxy", proxy.run())
         settings = NodeSettings(node_name=plan.name, cluster_dns=plan.cluster_dns)
         kubelet = Kubelet(
             api=api,

@@ -122,6 +122,13 @@ CONTAINER_RUNTIME_ENDPOINT = Flag(
     parse=values.path,
     help="Use the CRI runtime at this unix socket instead of starting containerd.",
 )
+DISABLE_KUBE_PROXY = Flag(
+    name="disable-kube-proxy",
+    kind=Kind.SWITCH,
+    parse=values.switch,
+    default=False,
+    help="Do not run the service proxy (Service cluster IPs and NodePorts need another one).",
+)
 
 SERVER_FLAGS: tuple[Flag, ...] = (
     CONFIG,
@@ -260,6 +267,7 @@ SERVER_FLAGS: tuple[Flag, ...] = (
     NODE_IP,
     NODE_LABEL,
     CONTAINER_RUNTIME_ENDPOINT,
+    DISABLE_KUBE_PROXY,
 )
 
 AGENT_FLAGS: tuple[Flag, ...] = (
@@ -280,6 +288,7 @@ AGENT_FLAGS: tuple[Flag, ...] = (
     NODE_IP,
     NODE_LABEL,
     CONTAINER_RUNTIME_ENDPOINT,
+    DISABLE_KUBE_PROXY,
 )
 
 

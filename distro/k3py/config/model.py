@@ -61,6 +61,7 @@ class ServerConfig:
     node_ip: IPAddress | None
     node_label: tuple[tuple[str, str], ...] = ()
     container_runtime_endpoint: Path | None = None
+    disable_kube_proxy: bool = False
 
     @property
     def agent_dir(self) -> Path:
@@ -94,6 +95,7 @@ class AgentConfig:
     node_ip: IPAddress | None
     node_label: tuple[tuple[str, str], ...] = ()
     container_runtime_endpoint: Path | None = None
+    disable_kube_proxy: bool = False
 
     @property
     def agent_dir(self) -> Path:
