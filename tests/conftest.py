@@ -3,6 +3,8 @@
 - The host's ``K3PY_*`` variables never leak into a test (precedence tests set their own).
 - Tests marked ``root`` are skipped unless the run has euid 0.
 - ``free_port`` gives a loopback TCP port that was free a moment ago.
+- Hypothesis has no per-example deadline: a loaded CI machine is slow, not wrong (speed is
+  measured by the benchmarks in ``bench/``, never by a test).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("k3py", deadline=None)
+settings.load_profile("k3py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
