@@ -14,7 +14,7 @@ import binascii
 import builtins
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -112,6 +112,21 @@ class Admission(Protocol):
     ) -> None: ...
 
 
+class ConnectAdmission(Protocol):
+    """A step every CONNECT request (``pods/exec``, ``attach``, ``portforward``) passes before
+    the stream opens; ``query`` is the request's query as pairs. It refuses with an ``ApiError``."""
+
+    async def __call__(
+        self,
+        res: Resource,
+        namespace: str,
+        name: str,
+        subresource: str,
+        query: Iterable[tuple[str, str]],
+        user: User,
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class DeleteOptions:
     user: User | None = None
@@ -198,6 +213,7 @@ class ObjectStore:
         self.backend = backend
         self.registry = registry
         self.admission: list[Admission] = []
+        self.connect_admission: list[ConnectAdmission] = []
         services = registry.lookup("", "v1", "services")
         self.services = (
             ServiceAllocator(backend, service_cidr, services)
@@ -512,7 +528,11 @@ class ObjectStore:
             current = self._decode(res, kv)
             if opts.user is not None:
                 await self._admit(
-                    res, namespace, current, current, WriteOptions(user=opts.user, deleting=True)
+                    res,
+                    namespace,
+                    current,
+                    current,
+                    WriteOptions(user=opts.user, deleting=True, dry_run=opts.dry_run),
                 )
             marked = copy.deepcopy(current)
             strategy.prepare_delete(marked)  # a CRD takes its cleanup finalizer here

@@ -242,6 +242,9 @@ class KubeletProxy:
                 )
             )
         pod = await self.store.get(self.pods, namespace, name)
+        if REQUEST_USER in request:
+            for step in self.store.connect_admission:
+                await step(self.pods, namespace, name, kind, request.query.items(), request[REQUEST_USER])
         if kind == "portforward":
             path = f"/portForward/{namespace}/{name}"
         else:
