@@ -39,8 +39,10 @@ Obj = dict[str, Any]
 
 DATA_FILE: Final = "bootstrap-rbac.yaml"
 K3PY_FILE: Final = "k3py-rbac.yaml"
-DATA_FILES: Final = (DATA_FILE, K3PY_FILE)
-"""Upstream's default policy, then k3py's own bindings (node join, like kubeadm's)."""
+DNS_FILE: Final = "k3py-rbac-dns.yaml"
+DATA_FILES: Final = (DATA_FILE, DNS_FILE, K3PY_FILE)
+"""Upstream's default policy, the role of K3s's packaged cluster DNS (``system:coredns``), then
+k3py's own bindings (node join, like kubeadm's)."""
 AUTOUPDATE: Final = "rbac.authorization.kubernetes.io/autoupdate"
 API_VERSION: Final = "rbac.authorization.k8s.io/v1"
 ROLE_KINDS: Final = ("ClusterRole", "Role")

@@ -8,7 +8,10 @@ reconcile the default RBAC policy → follow roles, bindings and pods for the au
 admission, the service-account token issuer and the server token → listen for HTTPS (the
 Kubernetes API and the health endpoints) → write the admin kubeconfig → start the scheduler and
 the controller manager (each while this server holds its leader Lease, each as a client of the
-API with its own identity) and the embedded node agent → open the ``ready`` gate.
+API with its own identity), the cluster DNS (unless ``--disable coredns``) and the embedded node
+agent → open the ``ready`` gate. The ``kubernetes`` Service's endpoints (this server's node
+address and HTTPS port) are kept by the server itself, as kube-apiserver's endpoint reconciler
+keeps them.
 The API server's own controllers (CRDs, APIService availability, ClusterRole aggregation, CSR
 approval and signing, service accounts, token secrets, node IPAM) run as supervised tasks. The
 flow then waits for a stop request (SIGINT/SIGTERM, or a crashed critical task) and unwinds in
@@ -69,11 +72,15 @@ from k3py.apiserver.tokens import (
     cacerts_route,
     discovery_routes,
 )
+from k3py.apiserver.webhooks import WebhookAdmission
 from k3py.client.leaderelection import LeaderElector
 from k3py.client.rest import Credentials, RestClient
 from k3py.config import ConfigError, ServerConfig
 from k3py.controllers.base import Controller
 from k3py.controllers.manager import CONTROLLERS, identity_user
+from k3py.dns import ClusterDns, DnsError, DnsSettings
+from k3py.dns.cluster import IDENTITY as DNS_IDENTITY
+from k3py.dns.cluster import IDENTITY_GROUPS as DNS_IDENTITY_GROUPS
 from k3py.pki import (
     Pki,
     PkiError,
@@ -91,6 +98,7 @@ from k3py.pki.serviceaccount import JWKS_PATH
 from k3py.scheduler import Scheduler
 from k3py.server.datastore import StoreHandle, open_datastore, prepare_data_dir
 from k3py.server.embedded import client_pair, label_control_plane, node_credentials
+from k3py.server.endpoints import keep_kubernetes_endpoints
 from k3py.server.errors import ServerError
 from k3py.server.health import PING, HealthCheck, health_routes
 from k3py.server.listener import Listener
@@ -147,6 +155,12 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         objects = ObjectStore(store, registry, config.service_cidr)
         await bootstrap(objects, config.https_listen_port)
         await register_local(objects)
+        advertised = node_ip(config.node_ip or config.advertise_address)
+        tasks.spawn(
+            "kubernetes-endpoints",
+            keep_kubernetes_endpoints(objects, advertised, config.https_listen_port),
+            critical=False,
+        )
         await install_custom_resources(objects)
         tasks.spawn("crd-controller", run_crd_controller(objects))
         tasks.spawn("apiservice-availability", keep_available(objects))
@@ -160,14 +174,20 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         authorize = Chain([privileged_groups, nodes, rbac.authorize])
         issuer = TokenIssuer(await asyncio.to_thread(_service_account_key, config))
         ca_pem = pki.server_ca.cert_pem.decode()
+        webhooks = WebhookAdmission(objects)
+        await webhooks.start()
+        cleanup.push_async_callback(webhooks.close)
         objects.admission += [
             EscalationCheck(rbac, authorize, objects),
             NodeRestriction(),
             ServiceAccountAdmission(objects),
             CsrAdmission(authorize),
             LimitRanger(objects),
+            webhooks.mutating,
+            webhooks.validating,
             ResourceQuotaAdmission(objects),  # last: it charges the finished object
         ]
+        objects.connect_admission.append(webhooks.connect)
         tasks.spawn("csr-approver", CsrApprover(objects, authorize, _server_names(config, pki)).run())
         tasks.spawn("csr-signer", CsrSigner(objects, pki).run())
         tasks.spawn("serviceaccount-defaults", NamespaceDefaults(objects, ca_pem).run())
@@ -214,6 +234,8 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             await _start_scheduler(pki, url, tasks, cleanup)
         if not config.disable_controller_manager:
             await _start_controllers(pki, url, tasks, cleanup)
+        if "coredns" not in config.disable:
+            await _start_dns(config, pki, url, advertised, tasks, cleanup)
         if not config.disable_agent:
             await _start_agent(config, pki, url, objects, tasks, cleanup)
 
@@ -303,12 +325,10 @@ async def _start_controllers(pki: Pki, url: str, tasks: Supervisor, cleanup: Asy
     for kind in CONTROLLERS:
         name, groups = identity_user(kind.identity)
         cert, key = await asyncio.to_thread(client_pair, pki, name, groups)
-        api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
-        await cleanup.enter_async_context(api)
-        clients.append((kind, api))
+        clients.append((kind, RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))))
     cert, key = await asyncio.to_thread(client_pair, pki, "system:kube-controller-manager", ())
     lease_api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
-    await cleanup.enter_async_context(lease_api)
+    await _open_clients(cleanup, [lease_api, *(api for _, api in clients)])
 
     async def lead() -> None:
         async with asyncio.TaskGroup() as group:
@@ -318,6 +338,46 @@ async def _start_controllers(pki: Pki, url: str, tasks: Supervisor, cleanup: Asy
     elector = LeaderElector(lease_api, "kube-system", "kube-controller-manager", _candidate())
     task = tasks.spawn("controller-manager", elector.run(lead))
     cleanup.push_async_callback(_cancel, task)  # before the clients close
+
+
+async def _start_dns(
+    config: ServerConfig, pki: Pki, url: str, ip: str, tasks: Supervisor, cleanup: AsyncExitStack
+) -> None:
+    """The cluster DNS on this server's node address: it reads as CoreDNS's service account and
+    writes its ``kube-dns`` Service as the supervisor (K3s applies its manifests so)."""
+    cert, key = await asyncio.to_thread(client_pair, pki, DNS_IDENTITY, DNS_IDENTITY_GROUPS)
+    reader = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+    cert, key = await asyncio.to_thread(client_pair, pki, "system:k3py-supervisor", ("system:masters",))
+    publisher = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+    await _open_clients(cleanup, [reader, publisher])
+    settings = DnsSettings(
+        node_ip=ip,
+        service_ip=str(config.cluster_dns),
+        node_name=None if config.disable_agent else config.node_name,
+    )
+
+    dns = ClusterDns(reader, publisher, settings)
+    try:
+        await dns.start()
+    except DnsError as exc:
+        log.error("%s", exc)  # the cluster works on without its DNS: say so, do not stop
+        return
+    task = tasks.spawn("cluster-dns", dns.run(), critical=False)
+    cleanup.push_async_callback(_cancel, task)  # before its clients close
+
+
+async def _open_clients(cleanup: AsyncExitStack, clients: list[RestClient]) -> None:
+    """Open API clients that are closed together at shutdown: each close waits a moment for its
+    TLS connections to finish, and those waits overlap instead of adding up."""
+    opened: list[RestClient] = []
+
+    async def close() -> None:
+        await asyncio.gather(*(api.__aexit__(None, None, None) for api in opened))
+
+    cleanup.push_async_callback(close)
+    for api in clients:
+        await api.__aenter__()
+        opened.append(api)
 
 
 def _candidate() -> str:
@@ -343,6 +403,7 @@ async def _start_agent(
         cluster_cidr=config.cluster_cidr,
         cluster_dns=str(config.cluster_dns),
         runtime_endpoint=config.container_runtime_endpoint,
+        disable_kube_proxy=config.disable_kube_proxy,
     )
     agent_stop = StopRequest()
     agent = tasks.spawn("agent", run_node(plan, credentials, agent_stop))
