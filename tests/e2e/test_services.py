@@ -137,3 +137,27 @@ def test_cluster_ip_node_port_and_reject(node: EphemeralCluster, ns: str) -> Non
         30,
         "a refused connection",
     )
+
+
+def test_pods_resolve_cluster_names_and_reach_the_api_server(node: EphemeralCluster, ns: str) -> None:  # noqa: F811
+    apply(node, ns, deployment("named", 1))
+    apply(node, ns, service("named", "named"))
+    apply(node, ns, pod_manifest("asker", {"name": "main", "command": ["sleep", "3600"]}))
+    kubectl(node, "rollout", "status", "-n", ns, "deployment/named", "--timeout=90s")
+    kubectl(node, "wait", "-n", ns, "--for=condition=Ready", "pod/asker", "--timeout=60s")
+    cluster_ip = get(node, "service", "named", "-n", ns)["spec"]["clusterIP"]
+
+    def lookup(name: str) -> str:
+        done = kubectl(node, "exec", "-n", ns, "asker", "--", "nslookup", name, check=False)
+        return done.stdout + done.stderr
+
+    # the short name through the pod's search path, then the full name, from kube-dns (10.43.0.10)
+    eventually(lambda: cluster_ip in lookup("named"), 60, f"named resolving to {cluster_ip}")
+    assert cluster_ip in lookup(f"named.{ns}.svc.cluster.local")
+    assert "10.43.0.1" in lookup("kubernetes.default")
+    assert "NXDOMAIN" in lookup(f"nothing-here.{ns}.svc.cluster.local")
+    # a name resolved in the pod leads to the page, and the API server answers on its Service
+    assert fetch_from_pod(node, ns, "asker", "named", 80).startswith("named-")
+    probe = "nc -w 2 10.43.0.1 443 </dev/null 2>&1; echo rc=$?"  # a refused connect is rc=1
+    done = kubectl(node, "exec", "-n", ns, "asker", "--", "sh", "-c", probe, check=False)
+    assert done.stdout.strip().endswith("rc=0"), done.stdout + done.stderr
