@@ -14,6 +14,7 @@ from k3py.controllers.deployment import DeploymentController
 from k3py.controllers.disruption import DisruptionController
 from k3py.controllers.endpoints import EndpointsController
 from k3py.controllers.endpointslice import EndpointSliceController
+from k3py.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from k3py.controllers.garbagecollector import GarbageCollector
 from k3py.controllers.job import JobController
 from k3py.controllers.namespace import NamespaceController
@@ -38,6 +39,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     DaemonSetController,
     EndpointsController,
     EndpointSliceController,
+    EndpointSliceMirroringController,
     NodeLifecycleController,
     ResourceQuotaController,
     DisruptionController,

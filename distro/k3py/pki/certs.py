@@ -48,7 +48,10 @@ class LeafSpec:
 
     def subject(self) -> x509.Name:
         attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in self.organizations]
-        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, self.common_name))
+        # No 64-character cap on the common name (RFC 5280's upper bound, which cryptography
+        # enforces and Go does not): service-account users such as
+        # system:serviceaccount:kube-system:endpointslicemirroring-controller are longer.
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, self.common_name, _validate=False))
         return x509.Name(attributes)
 
 
