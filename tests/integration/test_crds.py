@@ -298,9 +298,8 @@ async def test_invalid_crds_are_refused_with_upstream_messages(cluster: Cluster)
         'CustomResourceDefinition.apiextensions.k8s.io "crontabs.stable.example.com" is invalid: ['
         "spec.validation.openAPIV3Schema.properties[spec].properties[image].type: Required value: "
         "must not be empty for specified object fields, "
-        "spec.conversion.strategy: Forbidden: k3py does not call conversion webhooks: "
-        'use "None", which serves '
-        "every version from the same stored objects with only apiVersion changed]"
+        "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook, "
+        "spec.conversion.conversionReviewVersions: Required value]"
     )
 
 

@@ -100,14 +100,12 @@ def test_scope_and_names() -> None:
     assert found[3].startswith('spec.names.shortNames[0]: Invalid value: "w_1": a DNS-1035 label')
 
 
-def test_schemas_are_required_and_webhook_conversion_is_refused() -> None:
+def test_schemas_are_required_and_a_webhook_conversion_needs_its_client_config() -> None:
     obj = crd(conversion={"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"]}})
     del obj["spec"]["versions"][0]["schema"]
     assert messages(obj) == [
         "spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required",
-        "spec.conversion.strategy: Forbidden: k3py does not call conversion webhooks: "
-        'use "None", which serves '
-        "every version from the same stored objects with only apiVersion changed",
+        "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook",
     ]
 
 

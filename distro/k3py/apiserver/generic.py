@@ -127,6 +127,13 @@ class ConnectAdmission(Protocol):
     ) -> None: ...
 
 
+class Conversion(Protocol):
+    """Converts objects of a custom resource whose CRD converts by webhook to ``api_version``
+    (those already in it are returned as they are); refuses with an ``ApiError``."""
+
+    async def __call__(self, res: Resource, objs: list[Obj], api_version: str) -> list[Obj]: ...
+
+
 @dataclass(frozen=True)
 class DeleteOptions:
     user: User | None = None
@@ -214,6 +221,8 @@ class ObjectStore:
         self.registry = registry
         self.admission: list[Admission] = []
         self.connect_admission: list[ConnectAdmission] = []
+        self.conversion: Conversion | None = None
+        """Calls conversion webhooks (``strategy: Webhook`` CRDs); None: such CRDs' objects fail."""
         services = registry.lookup("", "v1", "services")
         self.services = (
             ServiceAllocator(backend, service_cidr, services)
@@ -245,12 +254,12 @@ class ObjectStore:
             ) from None
         if kv is None:
             raise errors.not_found(res, name)
-        return self._decode(res, kv)
+        return await self._read(res, kv)
 
     async def find(self, res: Resource, namespace: str, name: str) -> Obj | None:
         """The object as it is now, or None when there is none (``get`` without the 404)."""
         kv = await self.backend.get(res.key(namespace, name))
-        return self._decode(res, kv) if kv is not None else None
+        return await self._read(res, kv) if kv is not None else None
 
     async def list(self, res: Resource, namespace: str, opts: ListOptions) -> Obj:
         flt = Filter.parse(res, namespace, opts.label_selector, opts.field_selector)
@@ -316,6 +325,7 @@ class ObjectStore:
                 remaining = await self.backend.count(next_key, end) if not opts.continue_token else None
                 if remaining:
                     meta["remainingItemCount"] = remaining
+        items = await self._served(res, items)
         return {"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta, "items": items}
 
     async def watch(
@@ -366,7 +376,7 @@ class ObjectStore:
                             event, flt, lambda kv, rev=None: self._decode(res, kv, rev)
                         )
                         if changed is not None:
-                            yield kind, changed
+                            yield kind, (await self._served(res, [changed]))[0]
         except Compacted:
             raise errors.expired(
                 f"too old resource version: {after} ({self.backend.compact_revision + 1})"
@@ -420,7 +430,7 @@ class ObjectStore:
             meta["resourceVersion"] = ""
             return obj
         try:
-            kv = await self.backend.create(key, self._encode(res, obj))
+            kv = await self.backend.create(key, await self._stored(res, obj))
         except KeyExists:
             raise errors.already_exists(res, name) from None
         except StoreUnavailable as exc:
@@ -470,7 +480,7 @@ class ObjectStore:
             kv = await self.backend.get(key)
             if kv is None:
                 raise errors.not_found(res, name)
-            current = self._decode(res, kv)
+            current = await self._read(res, kv)
             new = change(copy.deepcopy(current))
             self.check_type(res, new)
             new_meta = objects.metadata(new)
@@ -508,7 +518,9 @@ class ObjectStore:
             if opts.dry_run:
                 return new
             try:
-                out = await self.backend.update(key, self._encode(res, new), expected_mod=kv.mod_revision)
+                out = await self.backend.update(
+                    key, await self._stored(res, new), expected_mod=kv.mod_revision
+                )
             except Conflict:
                 continue
             except KeyNotFound:
@@ -525,7 +537,7 @@ class ObjectStore:
             kv = await self.backend.get(key)
             if kv is None:
                 raise errors.not_found(res, name)
-            current = self._decode(res, kv)
+            current = await self._read(res, kv)
             if opts.user is not None:
                 await self._admit(
                     res,
@@ -572,7 +584,7 @@ class ObjectStore:
                 out = await self._delete_at(res, name, kv)
                 if out is None:
                     continue
-                return self._decode(res, out), True
+                return await self._read(res, out), True
             if meta.get("deletionTimestamp"):
                 return current, False  # already being deleted
             new = marked
@@ -589,7 +601,9 @@ class ObjectStore:
             if opts.dry_run:
                 return new, False
             try:
-                out = await self.backend.update(key, self._encode(res, new), expected_mod=kv.mod_revision)
+                out = await self.backend.update(
+                    key, await self._stored(res, new), expected_mod=kv.mod_revision
+                )
             except Conflict:
                 continue
             nm["resourceVersion"] = str(out.mod_revision)
@@ -629,7 +643,33 @@ class ObjectStore:
     @staticmethod
     def _decode(res: Resource, kv: KeyValue, rev: int | None = None) -> Obj:
         obj = decode(kv, rev)
-        return conversion.from_storage(res, obj) if res.stored_as else obj
+        if not res.stored_as or _webhook_converted(res):
+            return obj  # a webhook-converted custom resource is converted by _served
+        return conversion.from_storage(res, obj)
+
+    async def _read(self, res: Resource, kv: KeyValue, rev: int | None = None) -> Obj:
+        return (await self._served(res, [self._decode(res, kv, rev)]))[0]
+
+    async def _served(self, res: Resource, objs: builtins.list[Obj]) -> builtins.list[Obj]:
+        """Decoded objects in ``res``'s version: those of a CRD converting by webhook are
+        converted (all in one review), then pruned and defaulted; the others are already."""
+        if not _webhook_converted(res):
+            return objs
+        converted = await self._convert(res, objs, res.api_version)
+        return [conversion.from_storage(res, obj) for obj in converted]
+
+    async def _stored(self, res: Resource, obj: Obj) -> bytes:
+        """What to store for ``obj``: a CRD converting by webhook has it converted to its
+        storage version first."""
+        if _webhook_converted(res):
+            (obj,) = await self._convert(res, [obj], res.storage_version)
+            return encode(obj)
+        return self._encode(res, obj)
+
+    async def _convert(self, res: Resource, objs: builtins.list[Obj], api_version: str) -> builtins.list[Obj]:
+        if self.conversion is None:
+            raise errors.internal(f"conversion webhook for {res.group}/{res.kind} failed: not enabled")
+        return await self.conversion(res, objs, api_version)
 
     @staticmethod
     def _encode(res: Resource, obj: Obj) -> bytes:
@@ -683,6 +723,10 @@ class ObjectStore:
             raise errors.forbidden(
                 f"unable to create new content in namespace {namespace} because it is being terminated"
             )
+
+
+def _webhook_converted(res: Resource) -> bool:
+    return res.custom is not None and res.custom.conversion_webhook is not None
 
 
 def _keep_system_fields(new: Obj, current: Obj) -> None:

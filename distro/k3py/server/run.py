@@ -49,6 +49,7 @@ from k3py.apiserver.authz import Chain, privileged_groups
 from k3py.apiserver.binding import binding_routes
 from k3py.apiserver.bootstrap import bootstrap
 from k3py.apiserver.certificates import CsrAdmission, CsrApprover, CsrSigner
+from k3py.apiserver.crd_conversion import WebhookConverter
 from k3py.apiserver.crds import install_custom_resources, run_crd_controller
 from k3py.apiserver.eviction import eviction_routes
 from k3py.apiserver.generic import ObjectStore
@@ -177,6 +178,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         webhooks = WebhookAdmission(objects)
         await webhooks.start()
         cleanup.push_async_callback(webhooks.close)
+        objects.conversion = WebhookConverter(webhooks.client)
         objects.admission += [
             EscalationCheck(rbac, authorize, objects),
             NodeRestriction(),

@@ -8,8 +8,8 @@ subresources or printer columns is validated with them hoisted to ``spec.validat
 ``spec.subresources`` and ``spec.additionalPrinterColumns``, and the error paths say so, as
 upstream's do (``spec.validation.openAPIV3Schema.properties[spec].type: Required value: ...``).
 
-k3py converts between versions only with ``strategy: None``; a ``Webhook`` conversion is refused
-with a message that says why.
+``spec.conversion`` (``None``, or ``Webhook`` with its client config and review versions) is
+defaulted and validated by :mod:`k3py.api.crd.webhook_conversion`.
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from k3py.api.crd import model, schemacheck
+from k3py.api.crd import model, schemacheck, webhook_conversion
 from k3py.api.validation import (
     Cause,
     Shown,
     dns1035_errors,
     dns_subdomain_errors,
     duplicate,
-    forbidden,
     go_strings,
     immutable,
     invalid,
@@ -55,6 +54,8 @@ def default_crd(crd: Obj) -> None:
             names["listKind"] = f"{kind}List"
     if spec.get("conversion") is None:
         spec["conversion"] = {"strategy": "None"}
+    elif isinstance(spec["conversion"], dict):
+        webhook_conversion.default_conversion(spec["conversion"])
     for version in _versions(spec):
         scale = (
             (version.get("subresources") or {}).get("scale")
@@ -197,7 +198,10 @@ def _spec(spec: Obj) -> list[Cause]:
     if shared_fields is not None:
         schema = _dict(_dict(shared_schema).get("openAPIV3Schema")) if shared_schema is not None else None
         causes += _selectable_fields(shared_fields, schema, "spec.selectableFields")
-    causes += _conversion(_dict(spec.get("conversion")) if spec.get("conversion") is not None else None)
+    if spec.get("conversion") is not None:
+        causes += webhook_conversion.validate_conversion(
+            _dict(spec.get("conversion")), preserve_unknown_fields=spec.get("preserveUnknownFields") is True
+        )
     return causes
 
 
@@ -395,40 +399,6 @@ def _selectable_fields(fields: Any, schema: Obj | None, path: str) -> list[Cause
                 "FieldValueTooMany",
                 f"Too many: {len(seen)}: must have at most {MAX_SELECTABLE_FIELDS} items",
                 path,
-            )
-        )
-    return causes
-
-
-def _conversion(conversion: Obj | None) -> list[Cause]:
-    if conversion is None:
-        return []
-    strategy = conversion.get("strategy")
-    if not strategy:
-        return [required("spec.conversion.strategy")]
-    if strategy == "Webhook":
-        return [
-            forbidden(
-                "spec.conversion.strategy",
-                'k3py does not call conversion webhooks: use "None", which serves every version from the '
-                "same stored objects with only apiVersion changed",
-            )
-        ]
-    if strategy != "None":
-        return [not_supported("spec.conversion.strategy", strategy, ("None", "Webhook"))]
-    webhook = _dict(conversion.get("webhook"))
-    causes: list[Cause] = []
-    if webhook.get("clientConfig") is not None:
-        causes.append(
-            forbidden(
-                "spec.conversion.webhookClientConfig", "should not be set when strategy is not set to Webhook"
-            )
-        )
-    if webhook.get("conversionReviewVersions"):
-        causes.append(
-            forbidden(
-                "spec.conversion.conversionReviewVersions",
-                "should not be set when strategy is not set to Webhook",
             )
         )
     return causes

@@ -5,7 +5,8 @@ their schemas, subresources, printer columns and selectable fields -- and return
 the registry serves, each carrying a :class:`CustomResource` with what the generic store, the
 strategy, the printers and the selectors need. All versions share one set of objects, stored in
 the storage version (``stored_as``/``storage_version``, as built-ins that exist in several
-versions); reading converts by rewriting ``apiVersion`` (``conversion: None``).
+versions); reading converts by rewriting ``apiVersion`` (``conversion: None``), or through the
+CRD's conversion webhook (``conversion_webhook``, called by the API server).
 
 Also here: the CRD condition helpers and Kubernetes' version ordering (``v2`` before ``v1``
 before ``v1beta2`` before ``v1alpha1`` before anything else).
@@ -66,6 +67,9 @@ class CustomResource:
     """Field selector labels from ``selectableFields`` (``spec.color``)."""
     terminating: bool = False
     uid: str = field(default="")
+    conversion_webhook: Mapping[str, Any] | None = None
+    """The CRD's ``spec.conversion.webhook`` when its strategy is ``Webhook`` (None: versions
+    differ only in apiVersion)."""
 
     @property
     def fields(self) -> CustomResourceFields:
@@ -203,6 +207,7 @@ def _resource(crd: Obj, version: Obj) -> Resource:
             if isinstance(f, dict) and f.get("jsonPath")
         ),
         terminating=bool((crd.get("metadata") or {}).get("deletionTimestamp")),
+        conversion_webhook=_conversion_webhook(spec.get("conversion")),
     )
     return Resource(
         group=group,
@@ -219,6 +224,13 @@ def _resource(crd: Obj, version: Obj) -> Resource:
         storage_version=f"{group}/{storage_version(crd)}",
         custom=custom,
     )
+
+
+def _conversion_webhook(conversion: Any) -> Mapping[str, Any] | None:
+    if not isinstance(conversion, dict) or conversion.get("strategy") != "Webhook":
+        return None
+    webhook = conversion.get("webhook")
+    return webhook if isinstance(webhook, dict) else {}
 
 
 def _scale(scale: Any) -> ScalePaths | None:
