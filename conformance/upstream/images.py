@@ -16,6 +16,7 @@ architecture finds the report and its archives intact and does nothing.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import json
 import shutil
 import time
@@ -31,7 +32,7 @@ from rich.table import Table
 from build.report import sha256_of
 from build.runner import CommandFailed, CommandLog
 from build.targets import Target, load_target
-from conformance.upstream import catalog, golang, recipes, usage
+from conformance.upstream import catalog, golang, recipes, rootfs, usage
 from conformance.upstream.build import Suite
 from conformance.upstream.catalog import UpstreamImage
 from conformance.upstream.debs import DebianPackages
@@ -147,6 +148,12 @@ def read_report(path: Path, directory: Path) -> ImagesReport | None:
         return None
 
 
+def recipes_digest() -> str:
+    """What the images are made by: a changed recipe (or image layout) builds them again."""
+    modules = (recipes, rootfs, oci)
+    return hashlib.sha256(b"".join(Path(str(m.__file__)).read_bytes() for m in modules)).hexdigest()[:16]
+
+
 def report_problems(report: ImagesReport | None, key: dict[str, str]) -> list[str]:
     """Why a cached report cannot be reused (empty: it can): other inputs, or an archive changed."""
     if report is None:
@@ -209,6 +216,7 @@ def build_images(
         "module_sum": suite.manifest.module_sum,
         "e2e_test_sha256": suite.manifest.binaries["e2e.test"].sha256,
         "arch": target.name,
+        "recipes": recipes_digest(),
     }
     with exclusive(directory / ".lock"):
         report_path = directory / REPORT

@@ -15,8 +15,9 @@ What each image holds, against upstream's Dockerfile (``test/images/<name>/Docke
   link, porter's ``localhost.crt``/``.key``, ``/uploads``, the ``user-defined-in-image`` (1000) and
   ``group-defined-in-image`` (50000) accounts, on the busybox tree plus what the alpine base adds
   that tests call: ``curl``, ``dig``, ``getent``, ``nc`` (OpenBSD), ``bash`` from Debian with their
-  libraries. Not included: CoreDNS (``/coredns``, downloaded from GitHub upstream), iperf,
-  socat, iproute2's ``ss``, the fake registry's ``/var/registry``.
+  libraries; ``/bin/sh`` is bash (busybox-static's shell would run its own applets, its ``nc``
+  among them, before those programs). Not included: CoreDNS (``/coredns``, downloaded from
+  GitHub upstream), iperf, socat, iproute2's ``ss``, the fake registry's ``/var/registry``.
 - **pause** — catatonit (Debian) as ``catatonit -P``: :func:`build.payload.pause_image`.
 - **nginx** — Debian's nginx 1.22 (not 1.27/1.28) with its libraries, a config serving
   ``/usr/share/nginx/html`` on port 80 with logs on stdout/stderr, on the busybox tree.
@@ -213,6 +214,9 @@ def agnhost_tree(ws: Workshop, sources: list[str], notes: list[str]) -> ImageTre
     """What upstream's agnhost Dockerfile puts together, as far as it can be had offline."""
     tree = ws.busybox_tree(sources, AGNHOST_ACCOUNTS)
     ws.add_programs(tree, sources, AGNHOST_TOOLS)
+    # Debian's busybox-static shell runs its own applets before programs of the same name, so
+    # its ``sh`` would run busybox's nc (no -v, -z, -u) for OpenBSD's: sh is bash, as POSIX sh.
+    tree.symlink("/bin/sh", "bash")
     tree.copy("/agnhost", ws.go_program("./test/images/agnhost", "agnhost"), 0o755)
     tree.symlink("/agnhost-2", "agnhost")
     porter = ws.source / "test/images/agnhost/porter"
