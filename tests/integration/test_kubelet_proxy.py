@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import struct
 import subprocess
 import sys
@@ -667,7 +668,8 @@ async def test_nodes_proxy_reaches_the_kubelet(cluster: Cluster) -> None:
     assert (await kubectl(cluster, "get", "--raw", f"/api/v1/nodes/{NODE}/proxy/healthz"))[:2] == (0, "ok")
 
 
-async def test_pods_proxy_reaches_the_pod(cluster: Cluster) -> None:
+@pytest.mark.parametrize("scheme", ["", "https:"])
+async def test_pods_proxy_reaches_the_pod(cluster: Cluster, scheme: str, tmp_path: Path) -> None:
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text=f"pod says hi to {request.path_qs}")
 
@@ -675,9 +677,21 @@ async def test_pods_proxy_reaches_the_pod(cluster: Cluster) -> None:
     app.router.add_get("/{tail:.*}", hello)
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()  # the pod's IP is 127.0.0.1 here
+    context = None
+    if scheme:  # the pod's own certificate, from a CA nobody trusts: the proxy does not check it
+        now = datetime.now(UTC)
+        ca_key, key = new_key(), new_key()
+        ca = new_ca("a pod's own CA", ca_key, now)
+        spec = LeafSpec(
+            common_name="web", usage=SERVER_AUTH, ip_addresses=(ipaddress.ip_address("127.0.0.1"),)
+        )
+        (tmp_path / "tls.crt").write_bytes(certs_to_pem(issue(spec, key, ca, ca_key, now)))
+        (tmp_path / "tls.key").write_bytes(key_to_pem(key))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()  # the pod's IP is 127.0.0.1
     try:
-        path = f"/api/v1/namespaces/default/pods/web:{runner.addresses[0][1]}/proxy/some/where?x=1"
+        path = f"/api/v1/namespaces/default/pods/{scheme}web:{runner.addresses[0][1]}/proxy/some/where?x=1"
         assert await kubectl(cluster, "get", "--raw", path) == (0, "pod says hi to /some/where?x=1", "")
     finally:
         await runner.cleanup()

@@ -641,3 +641,23 @@ def test_documented_manifests_are_fixed_points(manifest: Obj) -> None:
     )
     once = defaulted(name, manifest)
     assert defaulted(name, once) == once
+
+
+@pytest.mark.parametrize("kind", ["rolebindings", "clusterrolebindings"])
+def test_role_bindings_get_the_rbac_api_group_where_it_is_left_empty(kind: str) -> None:
+    binding = {
+        "roleRef": {"kind": "Role", "name": "reader"},
+        "subjects": [
+            {"kind": "User", "name": "u"},
+            {"kind": "Group", "name": "g", "apiGroup": ""},
+            {"kind": "ServiceAccount", "name": "sa", "namespace": "ns"},
+        ],
+    }
+    done = defaulted(f"{kind}.rbac.authorization.k8s.io", binding)
+    assert done["roleRef"]["apiGroup"] == "rbac.authorization.k8s.io"
+    assert [s.get("apiGroup") for s in done["subjects"]] == [
+        "rbac.authorization.k8s.io",
+        "rbac.authorization.k8s.io",
+        None,
+    ]
+    assert defaulted(f"{kind}.rbac.authorization.k8s.io", done) == done

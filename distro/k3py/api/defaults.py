@@ -645,6 +645,20 @@ def _endpoints(obj: Obj) -> None:
                 port["protocol"] = "TCP"
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _role_binding(obj: Obj) -> None:
+    """``SetDefaults_RoleBinding`` and ``SetDefaults_Subject`` (rbac/v1): an empty API group is
+    RBAC's for the role and for User and Group subjects, the core group for service accounts."""
+    role_ref = _map(obj, "roleRef")
+    if role_ref is not None and _empty(role_ref, "apiGroup"):
+        role_ref["apiGroup"] = RBAC_GROUP
+    for subject in _maps(obj, "subjects"):
+        if _empty(subject, "apiGroup") and subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = RBAC_GROUP
+
+
 def _apiservice(obj: Obj) -> None:
     from k3py.api import apiregistration  # which imports validation, which imports this module
 
@@ -675,4 +689,6 @@ _BY_RESOURCE: dict[str, Callable[[Obj], None]] = {
     "persistentvolumeclaims": _claim,
     "persistentvolumes": _volume_object,
     "endpoints": _endpoints,
+    "rolebindings.rbac.authorization.k8s.io": _role_binding,
+    "clusterrolebindings.rbac.authorization.k8s.io": _role_binding,
 }

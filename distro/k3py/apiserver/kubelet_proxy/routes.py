@@ -143,6 +143,11 @@ class KubeletProxy:
         self.client = client
         self.check = check
         self._ssl = client.ssl_context()
+        # A pod's or service's own certificate is nobody's to vouch for: upstream's proxy
+        # transport for pods and services skips verification too.
+        self._unverified = ssl.create_default_context()
+        self._unverified.check_hostname = False
+        self._unverified.verify_mode = ssl.CERT_NONE
         self._session: aiohttp.ClientSession | None = None
         pods, nodes = store.registry.lookup("", "v1", "pods"), store.registry.lookup("", "v1", "nodes")
         services = store.registry.lookup("", "v1", "services")
@@ -276,7 +281,7 @@ class KubeletProxy:
             endpoint = Endpoint(endpoint.node, endpoint.host, port)
         secure = scheme != "http"
         path = "/" + request.match_info.get("path", "")
-        return await self._forward(request, endpoint, path, secure=secure)
+        return await self._forward(request, endpoint, path, tls=self._ssl if secure else None)
 
     async def pod_proxy(self, request: web.Request) -> web.StreamResponse:
         scheme, name, port = split_proxy_name(request.match_info["name"])
@@ -288,7 +293,7 @@ class KubeletProxy:
         secure = scheme == "https"
         endpoint = Endpoint(pod.get("spec", {}).get("nodeName", ""), ip, port or (443 if secure else 80))
         path = "/" + request.match_info.get("path", "")
-        return await self._forward(request, endpoint, path, secure=secure)
+        return await self._forward(request, endpoint, path, tls=self._unverified if secure else None)
 
     async def service_proxy(self, request: web.Request) -> web.StreamResponse:
         """``services/{name}/proxy``: to one ready address of the service's endpoints, picked at
@@ -300,16 +305,17 @@ class KubeletProxy:
         host, target = service_target(service, endpoints, port)
         secure = scheme == "https"
         path = "/" + request.match_info.get("path", "")
-        return await self._forward(request, Endpoint("", host, target), path, secure=secure)
+        tls = self._unverified if secure else None
+        return await self._forward(request, Endpoint("", host, target), path, tls=tls)
 
     async def _forward(
-        self, request: web.Request, endpoint: Endpoint, path: str, *, secure: bool
+        self, request: web.Request, endpoint: Endpoint, path: str, *, tls: ssl.SSLContext | None
     ) -> web.StreamResponse:
-        """An HTTP request to ``endpoint`` (kubelet TLS when ``secure``), the answer streamed back."""
+        """An HTTP request to ``endpoint`` (over ``tls`` when given), the answer streamed back."""
         path_qs = f"{path}?{request.query_string}" if request.query_string else path
-        context = self._ssl if secure else None
+        secure = tls is not None
         if is_upgrade(request):
-            target = Target(endpoint.host, endpoint.port, path_qs, context, endpoint.host if secure else None)
+            target = Target(endpoint.host, endpoint.port, path_qs, tls, endpoint.host if secure else None)
             try:
                 return await splice(request, target, drop_headers=_PRIVATE_HEADERS)
             except BackendError as exc:
@@ -323,7 +329,7 @@ class KubeletProxy:
                 url,
                 headers=headers,
                 data=body,
-                ssl=self._ssl if secure else False,
+                ssl=tls if tls is not None else False,
                 allow_redirects=False,
             ) as answer:
                 response = web.StreamResponse(status=answer.status, reason=answer.reason)
