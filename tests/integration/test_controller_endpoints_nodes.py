@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +18,7 @@ from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.endpoints import EndpointsController
 from k3py.controllers.endpointslice import EndpointSliceController
 from k3py.controllers.nodelifecycle import NodeLifecycleController
-from tests.e2e.cluster import Cluster
-from tests.integration.api_support import admin_api, exists, running, server, until
+from tests.integration.api_support import exists, running, until
 
 pytestmark = pytest.mark.slow
 
@@ -31,19 +28,6 @@ SERVICES = "/api/v1/namespaces/default/services"
 ENDPOINTS = "/api/v1/namespaces/default/endpoints"
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    # the test runs the components under test
-    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
-        yield started
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    async with admin_api(cluster) as client:
-        yield client
 
 
 def now() -> str:

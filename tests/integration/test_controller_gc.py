@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from k3py.controllers.garbagecollector import GarbageCollector
 from k3py.controllers.namespace import NamespaceController
 from k3py.controllers.podgc import PodGarbageCollector
 from tests.e2e.cluster import Cluster
-from tests.integration.api_support import admin_api, exists, running, server, until
+from tests.integration.api_support import admin_api, exists, running, until
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +30,6 @@ Obj = dict[str, Any]
 PODS = "/api/v1/namespaces/default/pods"
 REPLICASETS = "/apis/apps/v1/namespaces/default/replicasets"
 NODE = "node-a"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    # the test runs the components under test
-    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
-        yield started
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from k3py.controllers.cronjob import CronJobController
 from k3py.controllers.job import FAILURE_COUNT_KEY, FINALIZER, INDEX_KEY, JobController
 from k3py.controllers.ttl import TTLAfterFinishedController
 from tests.e2e.cluster import Cluster
-from tests.integration.api_support import admin_api, running, server, until
+from tests.integration.api_support import running, server, until
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +35,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     # the test runs the components under test
     with server(tmp_path, "--disable-controller-manager") as started:
         yield started
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    async with admin_api(cluster) as client:
-        yield client
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +33,6 @@ SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 NAME = "example-custom-endpoints"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
-        yield started
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    async with admin_api(cluster) as client:
-        yield client
 
 
 async def add_service(api: RestClient, name: str, selector: dict[str, str] | None = None) -> Obj:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,20 +20,13 @@ from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.daemonset import DaemonSetController, target_node
 from k3py.controllers.statefulset import StatefulSetController
 from tests.e2e.cluster import Cluster
-from tests.integration.api_support import admin_api, exists, running, server, until
+from tests.integration.api_support import admin_api, exists, running, until
 
 pytestmark = pytest.mark.slow
 
 Obj = dict[str, Any]
 NS = "default"
 PODS = f"/api/v1/namespaces/{NS}/pods"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    # the test runs the components under test
-    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
-        yield started
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.deployment import HASH_LABEL, REVISION, DeploymentController
 from k3py.controllers.replicaset import ReplicaSetController, ReplicationManager
 from tests.e2e.cluster import Cluster
-from tests.integration.api_support import admin_api, server, until
+from tests.integration.api_support import admin_api, until
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +28,6 @@ Obj = dict[str, Any]
 NS = "default"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 RSS = f"/apis/apps/v1/namespaces/{NS}/replicasets"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    # the test runs the components under test
-    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
-        yield started
 
 
 @pytest.fixture

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from k3py.client.leaderelection import LeaderElector
 from k3py.client.rest import Kubeconfig, RestClient
 from tests.e2e.cluster import Cluster
-from tests.integration.api_support import server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
-        yield started
 
 
 @pytest.fixture

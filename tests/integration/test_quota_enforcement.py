@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from k3py.client.rest import RestClient
 from k3py.controllers.resourcequota import ResourceQuotaController
 from k3py.storage.model import Backend
 from tests.e2e.cluster import Cluster
-from tests.integration.api_support import admin_api, running, server, until
+from tests.integration.api_support import running, server, until
 
 Obj = dict[str, Any]
 NS = "team"
@@ -239,12 +239,6 @@ async def test_changing_hard_limits_recounts(store: ObjectStore) -> None:
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     with server(tmp_path, "--disable-controller-manager") as started:
         yield started
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    async with admin_api(cluster) as client:
-        yield client
 
 
 QUOTAS = "/api/v1/namespaces/default/resourcequotas"

@@ -9,34 +9,20 @@ under test runs in the test's loop, under its own name all the same.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from k3py.client.rest import RestClient
 from k3py.scheduler import Scheduler
-from tests.e2e.cluster import Cluster
-from tests.integration.api_support import admin_api, running, server, until
+from tests.integration.api_support import running, until
 
 pytestmark = pytest.mark.slow
 
 Obj = dict[str, Any]
 NAME = "k3py-test-scheduler"
 PODS = "/api/v1/namespaces/default/pods"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with server(tmp_path, "--disable-scheduler", "--disable-controller-manager") as started:
-        yield started
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    async with admin_api(cluster) as client:
-        yield client
 
 
 @pytest.fixture

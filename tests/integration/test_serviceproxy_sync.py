@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,25 +18,12 @@ from k3py.agent.serviceproxy import ServiceProxy
 from k3py.agent.serviceproxy_rules import Ruleset
 from k3py.client.rest import RestClient
 from k3py.util.proc import CommandFailed
-from tests.e2e.cluster import Cluster
-from tests.integration.api_support import admin_api, server, until
+from tests.integration.api_support import until
 
 pytestmark = pytest.mark.slow
 
 SERVICES = "/api/v1/namespaces/default/services"
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with server(tmp_path, "--disable-controller-manager", "--disable-scheduler") as started:
-        yield started
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RestClient]:
-    async with admin_api(cluster) as client:
-        yield client
 
 
 class Recorder:
