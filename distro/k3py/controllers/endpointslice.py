@@ -20,7 +20,6 @@ its slice cache has caught up.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from k3py.client.rest import ApiStatusError, RestClient
@@ -39,6 +38,7 @@ from k3py.controllers.endpoints import (
     services_selecting,
     target_ref,
 )
+from k3py.controllers.expectations import Expectations
 from k3py.controllers.objects import deleting, pod_finished, pod_ready
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,6 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 MAX_ENDPOINTS_PER_SLICE = 100
 SLICES = "/apis/discovery.k8s.io/v1/endpointslices"
 STALE_RETRY = 0.1
-EXPECTATION_TIMEOUT = 30.0
-"""Seconds after which a write the cache never showed (someone else's change won) is forgotten."""
 """Seconds before a Service whose slice cache is behind this controller's writes is synced again."""
 
 
@@ -163,8 +161,7 @@ class EndpointSliceController(Controller):
         self.nodes = self.informer("/api/v1/nodes")
         self.slices = self.informer(SLICES, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
         self.triggers = TriggerTimes()
-        self._expected: dict[Key, dict[str, tuple[int, float]]] = {}
-        """Per Service, the slices written: the version the cache must reach (-1: deleted), and when."""
+        self.expected = Expectations()
         self.services.add_handler(lambda old, new: self.enqueue(new or old))
         self.pods.add_handler(self._pod_changed)
         self.slices.add_handler(self._slice_changed)
@@ -186,24 +183,8 @@ class EndpointSliceController(Controller):
         if not service:
             return
         key = (str(meta.get("namespace") or ""), str(service))
-        expected = self._expected.get(key, {})
-        name = str(meta.get("name"))
-        if name in expected and (new is None or _version(new) >= expected[name][0] >= 0):
-            del expected[name]
+        self.expected.observed(key, old, new)
         self.queue.add(key)
-
-    def _behind(self, key: Key) -> bool:
-        """Whether the slice cache still lacks some of this controller's writes for the Service."""
-        expected = self._expected.get(key)
-        if not expected:
-            return False
-        now = time.monotonic()
-        for name, (version, written) in list(expected.items()):
-            cached = self.slices.get(key[0], name)
-            caught_up = cached is None if version < 0 else cached is not None and _version(cached) >= version
-            if caught_up or now - written > EXPECTATION_TIMEOUT:
-                del expected[name]
-        return bool(expected)
 
     def _service_slices(self, namespace: str, service: str) -> list[Obj]:
         found = [
@@ -216,7 +197,7 @@ class EndpointSliceController(Controller):
 
     async def sync(self, key: Key) -> None:
         namespace, name = key
-        if self._behind(key):
+        if self.expected.behind(key, lambda name: self.slices.get(key[0], name)):
             # Expected soon (the watch is a moment behind the writes): look again shortly.
             log.debug("the EndpointSlice cache of %s/%s has not caught up yet", namespace, name)
             self.queue.add_after(key, STALE_RETRY)
@@ -314,10 +295,7 @@ class EndpointSliceController(Controller):
             metadata["name"] = meta["name"]
             metadata["resourceVersion"] = meta.get("resourceVersion")
             written = await self.api.update(f"{base}/{meta['name']}", body)
-        self._expected.setdefault(key, {})[str(written["metadata"]["name"])] = (
-            _version(written),
-            time.monotonic(),
-        )
+        self.expected.wrote(key, written)
 
     async def _delete(self, key: Key, old: Obj) -> None:
         meta = old["metadata"]
@@ -329,7 +307,7 @@ class EndpointSliceController(Controller):
             if exc.code != 404:
                 raise
             return
-        self._expected.setdefault(key, {})[str(meta["name"])] = (-1, time.monotonic())
+        self.expected.deleted(key, str(meta["name"]))
 
 
 class _Plan:
@@ -403,10 +381,3 @@ def _keep_placeholder(plan: _Plan, family: str, existing: list[Obj]) -> None:
             plan.delete = [s for s in plan.delete if s is not current]
             return
     plan.create.append((family, [], []))
-
-
-def _version(obj: Obj) -> int:
-    try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0

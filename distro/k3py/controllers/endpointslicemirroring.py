@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +41,7 @@ from k3py.controllers.endpointslice import (
     port_key,
     slice_ports,
 )
+from k3py.controllers.expectations import Expectations
 from k3py.controllers.objects import deleting, labels_of, meta_of, owner_reference, spec_of
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,6 @@ puts a port set's endpoints, up to the per-subset maximum, into a single slice).
 SLICES = "/apis/discovery.k8s.io/v1/endpointslices"
 STALE_RETRY = 0.1
 """Seconds before an Endpoints whose slice cache is behind this controller's writes is synced again."""
-EXPECTATION_TIMEOUT = 30.0
-"""Seconds after which a write the cache never showed (someone else's change won) is forgotten."""
 SERVER_FIELDS = frozenset({"deprecatedTopology", "hints", "zone"})
 """Endpoint fields this controller never writes, ignored when comparing."""
 
@@ -325,8 +323,7 @@ class EndpointSliceMirroringController(Controller):
         self.events = EventRecorder(
             api, "endpoint-slice-mirroring-controller", kind="Endpoints", api_version="v1"
         )
-        self._expected: dict[Key, dict[str, tuple[int, float]]] = {}
-        """Per Endpoints, the slices written: the version the cache must reach (-1: deleted), and when."""
+        self.expected = Expectations()
         self.services.add_handler(lambda old, new: self.enqueue(new or old))
         self.endpoints.add_handler(self._endpoints_changed)
         self.slices.add_handler(self._slice_changed)
@@ -345,24 +342,8 @@ class EndpointSliceMirroringController(Controller):
         if not owner:
             return
         key = (str(meta.get("namespace") or ""), owner)
-        expected = self._expected.get(key, {})
-        name = str(meta.get("name"))
-        if name in expected and (new is None or _version(new) >= expected[name][0] >= 0):
-            del expected[name]
+        self.expected.observed(key, old, new)
         self.queue.add(key)
-
-    def _behind(self, key: Key) -> bool:
-        """Whether the slice cache still lacks some of this controller's writes for the Endpoints."""
-        expected = self._expected.get(key)
-        if not expected:
-            return False
-        now = time.monotonic()
-        for name, (version, written) in list(expected.items()):
-            cached = self.slices.get(key[0], name)
-            caught_up = cached is None if version < 0 else cached is not None and _version(cached) >= version
-            if caught_up or now - written > EXPECTATION_TIMEOUT:
-                del expected[name]
-        return bool(expected)
 
     def _mirrored(self, key: Key) -> list[Obj]:
         return [
@@ -375,7 +356,7 @@ class EndpointSliceMirroringController(Controller):
 
     async def sync(self, key: Key) -> None:
         namespace, name = key
-        if self._behind(key):
+        if self.expected.behind(key, lambda name: self.slices.get(key[0], name)):
             log.debug("the EndpointSlice cache of %s/%s has not caught up yet", namespace, name)
             self.queue.add_after(key, STALE_RETRY)
             return
@@ -453,10 +434,7 @@ class EndpointSliceMirroringController(Controller):
             metadata["name"] = current["name"]
             metadata["resourceVersion"] = current.get("resourceVersion")
             written = await self.api.update(f"{base}/{current['name']}", body)
-        self._expected.setdefault(key, {})[str(written["metadata"]["name"])] = (
-            _version(written),
-            time.monotonic(),
-        )
+        self.expected.wrote(key, written)
         return True
 
     async def _delete(self, key: Key, old: Obj) -> None:
@@ -467,11 +445,4 @@ class EndpointSliceMirroringController(Controller):
             if exc.code != 404:
                 raise
             return
-        self._expected.setdefault(key, {})[name] = (-1, time.monotonic())
-
-
-def _version(obj: Obj) -> int:
-    try:
-        return int(meta_of(obj).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
+        self.expected.deleted(key, name)
