@@ -13,11 +13,9 @@ import asyncio
 import base64
 import ipaddress
 import socket
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,8 @@ from k3py.apiserver import errors
 from k3py.apiserver.authn import User
 from k3py.apiserver.generic import DeleteOptions, ObjectStore, WriteOptions
 from k3py.apiserver.webhooks import WebhookAdmission
-from k3py.pki.certs import SERVER_AUTH, LeafSpec, certs_to_pem, issue, key_to_pem, new_ca, new_key
 from k3py.storage.model import Backend
+from tests.integration.tls_support import serving, serving_tls
 
 Obj = dict[str, Any]
 NS = "team"
@@ -145,40 +143,15 @@ ANSWERS: dict[str, Callable[[Obj], Awaitable[Obj]]] = {
 }
 
 
-def _certificates(ca_name: str) -> tuple[bytes, bytes, bytes]:
-    """(CA PEM, serving certificate PEM, key PEM) for 127.0.0.1 and webhook.team.svc."""
-    now = datetime.now(UTC)
-    ca_key = new_key()
-    ca = new_ca(ca_name, ca_key, now)
-    key = new_key()
-    spec = LeafSpec(
-        common_name="webhook",
-        usage=SERVER_AUTH,
-        dns_names=(f"webhook.{NS}.svc",),
-        ip_addresses=(ipaddress.ip_address("127.0.0.1"),),
-    )
-    return certs_to_pem(ca), certs_to_pem(issue(spec, key, ca, ca_key, now)), key_to_pem(key)
-
-
 @pytest.fixture
 async def webhook_server(tmp_path: Path) -> AsyncIterator[WebhookServer]:
-    ca_pem, cert_pem, key_pem = _certificates("webhook-test-ca")
-    (tmp_path / "tls.crt").write_bytes(cert_pem)
-    (tmp_path / "tls.key").write_bytes(key_pem)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    server = WebhookServer(ca_pem)
+    tls = serving_tls(tmp_path, "webhook-test-ca", f"webhook.{NS}.svc")
+    server = WebhookServer(tls.ca_pem)
     app = web.Application()
     app.router.add_post("/{path:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    server.port = runner.addresses[0][1]
-    try:
+    async with serving(app, tls.context) as port:
+        server.port = port
         yield server
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
@@ -356,10 +329,10 @@ async def test_failure_policy_when_the_webhook_is_down(
 
 
 async def test_certificate_not_from_the_ca_bundle_fails(
-    admission: WebhookAdmission, webhook_server: WebhookServer
+    admission: WebhookAdmission, webhook_server: WebhookServer, tmp_path: Path
 ) -> None:
     store = admission.store
-    other_ca, _, _ = _certificates("another-ca")
+    other_ca = serving_tls(tmp_path, "another-ca").ca_pem
     config = {"url": webhook_server.url("/allow"), "caBundle": base64.b64encode(other_ca).decode()}
     await configure(
         store, "validating", "untrusted", webhook("untrusted.example.com", config, ["configmaps"])

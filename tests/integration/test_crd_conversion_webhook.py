@@ -17,11 +17,9 @@ import contextlib
 import ipaddress
 import json
 import socket
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +34,8 @@ from k3py.apiserver.crd_conversion import WebhookConverter
 from k3py.apiserver.crds import install_custom_resources, run_crd_controller
 from k3py.apiserver.generic import ObjectStore, WriteOptions
 from k3py.apiserver.webhook_client import WebhookClient
-from k3py.pki.certs import SERVER_AUTH, LeafSpec, certs_to_pem, issue, key_to_pem, new_ca, new_key
 from k3py.storage.model import Backend
+from tests.integration.tls_support import serving, serving_tls
 
 Obj = dict[str, Any]
 
@@ -120,40 +118,15 @@ class ConversionWebhook:
         )
 
 
-def _certificates() -> tuple[bytes, bytes, bytes]:
-    """(CA PEM, serving certificate PEM, key PEM) for 127.0.0.1 and converter.default.svc."""
-    now = datetime.now(UTC)
-    ca_key = new_key()
-    ca = new_ca("conversion-webhook-test-ca", ca_key, now)
-    key = new_key()
-    spec = LeafSpec(
-        common_name="converter",
-        usage=SERVER_AUTH,
-        dns_names=(f"converter.{NS}.svc",),
-        ip_addresses=(ipaddress.ip_address("127.0.0.1"),),
-    )
-    return certs_to_pem(ca), certs_to_pem(issue(spec, key, ca, ca_key, now)), key_to_pem(key)
-
-
 @pytest.fixture
 async def webhook(tmp_path: Path) -> AsyncIterator[ConversionWebhook]:
-    ca_pem, cert_pem, key_pem = _certificates()
-    (tmp_path / "tls.crt").write_bytes(cert_pem)
-    (tmp_path / "tls.key").write_bytes(key_pem)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    server = ConversionWebhook(ca_pem)
+    tls = serving_tls(tmp_path, "conversion-webhook-test-ca", f"converter.{NS}.svc")
+    server = ConversionWebhook(tls.ca_pem)
     app = web.Application()
     app.router.add_post("/{route:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    server.port = runner.addresses[0][1]
-    try:
+    async with serving(app, tls.context) as port:
+        server.port = port
         yield server
-    finally:
-        await runner.cleanup()
 
 
 # -- the API server -------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import ssl
 import struct
 import subprocess
 import sys
@@ -61,6 +60,7 @@ from tests.integration.containerd_support import (
     running_containerd,
     sandbox_config,
 )
+from tests.integration.tls_support import serving, serving_tls
 
 pytestmark = pytest.mark.slow
 
@@ -675,26 +675,11 @@ async def test_pods_proxy_reaches_the_pod(cluster: Cluster, scheme: str, tmp_pat
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    context = None
-    if scheme:  # the pod's own certificate, from a CA nobody trusts: the proxy does not check it
-        now = datetime.now(UTC)
-        ca_key, key = new_key(), new_key()
-        ca = new_ca("a pod's own CA", ca_key, now)
-        spec = LeafSpec(
-            common_name="web", usage=SERVER_AUTH, ip_addresses=(ipaddress.ip_address("127.0.0.1"),)
-        )
-        (tmp_path / "tls.crt").write_bytes(certs_to_pem(issue(spec, key, ca, ca_key, now)))
-        (tmp_path / "tls.key").write_bytes(key_to_pem(key))
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()  # the pod's IP is 127.0.0.1
-    try:
-        path = f"/api/v1/namespaces/default/pods/{scheme}web:{runner.addresses[0][1]}/proxy/some/where?x=1"
+    # the pod's own certificate, from a CA nobody trusts: the proxy does not check it
+    context = serving_tls(tmp_path, "a-pods-own-ca").context if scheme else None
+    async with serving(app, context) as port:  # the pod's IP is 127.0.0.1 here
+        path = f"/api/v1/namespaces/default/pods/{scheme}web:{port}/proxy/some/where?x=1"
         assert await kubectl(cluster, "get", "--raw", path) == (0, "pod says hi to /some/where?x=1", "")
-    finally:
-        await runner.cleanup()
 
 
 async def test_services_proxy_reaches_a_ready_endpoint(cluster: Cluster) -> None:
