@@ -459,7 +459,8 @@ def _shown(path: Path) -> str:
 @task(
     help={
         "suite": "native (our pytest suite), cncf (upstream e2e.test [Conformance]) or all (default: native)",
-        "focus": "only tests matching: a regular expression for cncf, a pytest -k expression for native",
+        "focus": "only tests matching: a regular expression for cncf (within its [Conformance] tests), "
+        "a pytest -k expression for native",
         "skip": "leave out tests matching (same syntax as --focus)",
         "nodes": "agents to start besides the server (default: 1; the suite needs two Ready nodes)",
         "parallel": "tests at a time: ginkgo processes or pytest-xdist workers (default: 2)",

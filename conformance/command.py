@@ -11,6 +11,7 @@ tear the cluster down (unless ``--keep``). The exit code is 0 only when nothing 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,18 +24,26 @@ from build.report import sha256_of
 from conformance import results
 from conformance.cluster import ClusterError, ClusterSpec, EphemeralCluster
 from conformance.results_model import ClusterInfo, RunMeta
-from conformance.runner import RunnerError, SuiteInterrupted, probe_cluster, run_native, run_upstream
+from conformance.runner import (
+    CONFORMANCE_FOCUS,
+    CONFORMANCE_LABEL,
+    RunnerError,
+    SuiteInterrupted,
+    probe_cluster,
+    run_native,
+    run_upstream,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ("native", "cncf")
 CONFORMANCE_DOC = ROOT / "docs" / "conformance.md"
 BLOCKERS = [
-    "No service proxy and no cluster DNS yet: Services have cluster IPs that nothing routes, and pods' "
-    "resolv.conf names a DNS server that does not answer; the network, DNS and most apps tests need them.",
-    "Controllers still missing (issue 9): ResourceQuota, LimitRange, PodDisruptionBudget and the "
-    "pods/eviction subresource; the scheduler has no preemption, pod affinity or topology spread.",
-    "A failing upstream test waits out its timeouts (often 5-15 minutes), so a full run with many "
-    "failures takes many hours on two cores.",
+    "No CEL: ValidatingAdmissionPolicy and CRD validation rules (x-kubernetes-validations) are not "
+    "evaluated, and webhook matchConditions only in their simplest form.",
+    "Test images that cannot be built offline (see `invoke conformance` output: the images report) "
+    "block the tests that use them.",
+    "A failing upstream test waits out its timeouts (often 2-15 minutes), so a run with many "
+    "failures takes hours on two cores.",
 ]
 
 
@@ -53,7 +62,20 @@ class Options:
 
 
 def run(options: Options, console: Console) -> int:
-    """Run the chosen suites against one ephemeral cluster; the exit code."""
+    """Run the chosen suites against one ephemeral cluster; the exit code. SIGTERM stops the run
+    as Ctrl-C does: the results so far are written and the cluster is torn down."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(options, console)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(options: Options, console: Console) -> int:
     suites = SUITES if options.suite == "all" else (options.suite,)
     if any(s not in SUITES for s in suites):
         raise ValueError(f"--suite {options.suite}: one of native, cncf, all")
@@ -127,7 +149,8 @@ def _one_suite(
                 upstream.ginkgo,  # type: ignore[attr-defined]
                 kubeconfig,
                 run_dir=run_dir,
-                focus=options.focus or r"\[Conformance\]",
+                focus=options.focus or CONFORMANCE_FOCUS,
+                label_filter=CONFORMANCE_LABEL,
                 skip=options.skip,
                 parallel=options.parallel,
                 console=console,

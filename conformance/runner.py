@@ -66,6 +66,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITE_DIR = ROOT / "conformance" / "suites"
 KUBECONFIG_ENV = "K3PY_CONFORMANCE_KUBECONFIG"
 CONFORMANCE_FOCUS = r"\[Conformance\]"
+CONFORMANCE_LABEL = "Conformance"
+"""The ginkgo label of upstream's conformance tests (``framework.ConformanceIt``)."""
 SERIAL = r"\[Serial\]"
 TIMEOUT = "24h"  # ginkgo's own default (1h) is shorter than a conformance run
 STOP_GRACE = 60.0  # ginkgo's interrupt grace period is 30s, and then it writes its report
@@ -93,6 +95,9 @@ class Phase:
     focus: str
     skip: str
     procs: int
+    label_filter: str = ""
+    """A ginkgo label filter on top of focus and skip (``Conformance``: a focus narrows the
+    conformance tests and never reaches beyond them, which one regular expression cannot say)."""
 
 
 def serial_focus(focus: str) -> str:
@@ -100,13 +105,16 @@ def serial_focus(focus: str) -> str:
     return f"(?:{focus}).*{SERIAL}|{SERIAL}.*(?:{focus})"
 
 
-def upstream_phases(focus: str = CONFORMANCE_FOCUS, skip: str = "", parallel: int = 4) -> list[Phase]:
-    """The parallel phase (``[Serial]`` skipped), then the serial one; together they run exactly ``focus``."""
+def upstream_phases(
+    focus: str = CONFORMANCE_FOCUS, skip: str = "", parallel: int = 4, label_filter: str = ""
+) -> list[Phase]:
+    """The parallel phase (``[Serial]`` skipped), then the serial one; together they run exactly
+    ``focus`` (within ``label_filter``)."""
     if parallel <= 1:
-        return [Phase("serial", focus, skip, 1)]
+        return [Phase("serial", focus, skip, 1, label_filter)]
     return [
-        Phase("parallel", focus, f"{SERIAL}|{skip}" if skip else SERIAL, parallel),
-        Phase("serial", serial_focus(focus), skip, 1),
+        Phase("parallel", focus, f"{SERIAL}|{skip}" if skip else SERIAL, parallel, label_filter),
+        Phase("serial", serial_focus(focus), skip, 1, label_filter),
     ]
 
 
@@ -126,6 +134,8 @@ def ginkgo_command(
     command += [f"--timeout={timeout}", "--no-color", "-v", f"--focus={phase.focus}"]
     if phase.skip:
         command.append(f"--skip={phase.skip}")
+    if phase.label_filter:
+        command.append(f"--label-filter={phase.label_filter}")
     command += [
         str(e2e_test),
         "--",
@@ -147,6 +157,7 @@ def run_upstream(
     focus: str = CONFORMANCE_FOCUS,
     skip: str = "",
     parallel: int = 4,
+    label_filter: str = "",
     timeout: str = TIMEOUT,
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
@@ -165,7 +176,7 @@ def run_upstream(
     returncode = 0
     with (run_dir / "e2e.log").open("w", encoding="utf-8") as e2e_log, _Display(console) as display:
         try:
-            for phase in upstream_phases(focus, skip, parallel):
+            for phase in upstream_phases(focus, skip, parallel, label_filter):
                 report_dir = run_dir / "phases" / phase.name
                 report_dir.mkdir(parents=True, exist_ok=True)
                 (report_dir / "junit_01.xml").unlink(missing_ok=True)
