@@ -159,7 +159,7 @@ def test_pods_get_pod_only_defaults_and_requests_from_limits() -> None:
     }
     spec = defaulted("pods", pod)["spec"]
     assert spec["enableServiceLinks"] is True
-    assert (spec["priority"], spec["preemptionPolicy"]) == (0, "PreemptLowerPriority")
+    assert "priority" not in spec  # the Priority admission plugin's (apiserver/priority.py)
     assert spec["containers"][0]["resources"] == {
         "limits": {"cpu": "500m", "memory": "128Mi"},
         "requests": {"cpu": "500m", "memory": "128Mi"},
@@ -181,24 +181,15 @@ def test_pods_get_pod_only_defaults_and_requests_from_limits() -> None:
     ]
 
 
-def test_pod_priority_for_system_classes_and_existing_tolerations() -> None:
+def test_pods_that_tolerate_everything_get_no_default_tolerations() -> None:
     spec = defaulted(
         "pods",
         {
             "metadata": {"name": "p"},
-            "spec": {
-                "priorityClassName": "system-node-critical",
-                "tolerations": [{"operator": "Exists"}],
-                "containers": [{"name": "c", "image": "x"}],
-            },
+            "spec": {"tolerations": [{"operator": "Exists"}], "containers": [{"name": "c", "image": "x"}]},
         },
     )["spec"]
-    assert spec["priority"] == 2000001000
-    assert spec["tolerations"] == [{"operator": "Exists"}]  # already tolerates everything
-    custom = defaulted(
-        "pods", {"metadata": {"name": "p"}, "spec": {"priorityClassName": "high", "containers": [{}]}}
-    )["spec"]
-    assert "priority" not in custom and "preemptionPolicy" not in custom
+    assert spec["tolerations"] == [{"operator": "Exists"}]
 
 
 def test_host_network_pods_publish_their_container_ports() -> None:

@@ -5,9 +5,9 @@ object, so a field a client drops comes back with its default. Each function mir
 upstream ``SetDefaults_*`` (pkg/apis/{core,apps,batch}/v1/defaults.go and the ``+default``
 markers of the v1 types), the v1 conversion quirks users see (``serviceAccount`` mirrors
 ``serviceAccountName``, ``stringData`` folds into ``data``, quantities come back canonical),
-the Job strategy's generated selector, and the two built-in admission plugins that need no
-other object (Priority without a PriorityClass, DefaultTolerationSeconds). Every function is
-idempotent: applying it twice gives what applying it once gives.
+the Job strategy's generated selector, and the built-in admission plugin that needs no other
+object (DefaultTolerationSeconds; Priority looks PriorityClasses up: ``apiserver/priority.py``).
+Every function is idempotent: applying it twice gives what applying it once gives.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ Obj = dict[str, Any]
 MAX_INT32 = 2**31 - 1
 DEFAULT_FILE_MODE = 0o644  # 420: secret, configMap, downwardAPI and projected volumes
 CLIENT_IP_AFFINITY_SECONDS = 10800
-SYSTEM_PRIORITIES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 NOT_READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 JOB_LABELS = (
     ("batch.kubernetes.io/controller-uid", "uid"),
@@ -330,19 +329,7 @@ def _pod(obj: Obj) -> None:
                         port["hostPort"] = port.get("containerPort")
     if _unset(spec, "enableServiceLinks"):
         spec["enableServiceLinks"] = True
-    _priority(spec)
     _default_tolerations(spec)
-
-
-def _priority(spec: Obj) -> None:
-    """The Priority admission plugin, for the classes it knows without looking any up."""
-    name = spec.get("priorityClassName") or ""
-    if name and name not in SYSTEM_PRIORITIES:
-        return  # resolving a PriorityClass object is not this module's business
-    if _unset(spec, "priority"):
-        spec["priority"] = SYSTEM_PRIORITIES.get(name, 0)
-    if _empty(spec, "preemptionPolicy"):
-        spec["preemptionPolicy"] = "PreemptLowerPriority"
 
 
 def _default_tolerations(spec: Obj) -> None:

@@ -57,6 +57,7 @@ from k3py.apiserver.kubelet_proxy.routes import KubeletClient
 from k3py.apiserver.limitranger import LimitRanger
 from k3py.apiserver.node_authz import NodeAuthorizer, NodeRestriction
 from k3py.apiserver.nodeipam import NodeIpam
+from k3py.apiserver.priority import PriorityAdmission, ensure_system_classes
 from k3py.apiserver.quota import ResourceQuotaAdmission
 from k3py.apiserver.rbac import EscalationCheck
 from k3py.apiserver.rbac import follow as follow_rbac
@@ -155,6 +156,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         pki = await asyncio.to_thread(_pki, config)
         objects = ObjectStore(store, registry, config.service_cidr)
         await bootstrap(objects, config.https_listen_port)
+        await ensure_system_classes(objects)
         await register_local(objects)
         advertised = node_ip(config.node_ip or config.advertise_address)
         tasks.spawn(
@@ -183,6 +185,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             EscalationCheck(rbac, authorize, objects),
             NodeRestriction(),
             ServiceAccountAdmission(objects),
+            PriorityAdmission(objects),
             CsrAdmission(authorize),
             LimitRanger(objects),
             webhooks.mutating,
