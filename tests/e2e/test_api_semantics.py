@@ -189,6 +189,35 @@ def test_node_port_services_get_ports_from_the_range(cluster: Cluster, namespace
     assert status == 201 and created["spec"]["clusterIP"] == "None"
 
 
+def test_service_type_changes_release_and_allocate_addresses(cluster: Cluster, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/services"
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "morph"},
+        "spec": {"type": "NodePort", "selector": {"app": "x"}, "ports": [{"name": "http", "port": 80}]},
+    }
+    _, created = call(cluster, "POST", path, body)
+    # to ExternalName, leaving the cluster IP and node port as they were: both are dropped
+    external = {
+        **created,
+        "spec": {**created["spec"], "type": "ExternalName", "externalName": "a.example.com"},
+    }
+    status, changed = call(cluster, "PUT", f"{path}/morph", external)
+    assert status == 200, changed
+    assert "clusterIP" not in changed["spec"] and "clusterIPs" not in changed["spec"]
+    assert "nodePort" not in changed["spec"]["ports"][0]
+    # back to ClusterIP: a new address is allocated
+    back = {**changed, "spec": {**changed["spec"], "type": "ClusterIP", "externalName": None}}
+    status, cluster_ip = call(cluster, "PUT", f"{path}/morph", back)
+    assert status == 200 and cluster_ip["spec"]["clusterIP"] and cluster_ip["spec"]["clusterIPs"]
+    # to NodePort: a node port is allocated, the cluster IP stays
+    node_port = {**cluster_ip, "spec": {**cluster_ip["spec"], "type": "NodePort"}}
+    status, exposed = call(cluster, "PUT", f"{path}/morph", node_port)
+    assert status == 200 and 30000 <= exposed["spec"]["ports"][0]["nodePort"] <= 32767
+    assert exposed["spec"]["clusterIP"] == cluster_ip["spec"]["clusterIP"]
+
+
 def test_events_are_one_set_of_objects_in_two_api_versions(cluster: Cluster, namespace: str) -> None:
     core_path = f"/api/v1/namespaces/{namespace}/events"
     new_path = f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"

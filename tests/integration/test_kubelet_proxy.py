@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import struct
 import subprocess
 import sys
@@ -680,6 +681,20 @@ async def test_pods_proxy_reaches_the_pod(cluster: Cluster, scheme: str, tmp_pat
     async with serving(app, context) as port:  # the pod's IP is 127.0.0.1 here
         path = f"/api/v1/namespaces/default/pods/{scheme}web:{port}/proxy/some/where?x=1"
         assert await kubectl(cluster, "get", "--raw", path) == (0, "pod says hi to /some/where?x=1", "")
+
+
+async def test_a_proxy_root_without_its_slash_is_redirected(cluster: Cluster) -> None:
+    context = ssl.create_default_context(cafile=str(cluster.tls / "server-ca.crt"))
+    context.load_cert_chain(cluster.tls / "client-admin.crt", cluster.tls / "client-admin.key")
+    async with aiohttp.ClientSession() as session:
+        for method in ("GET", "HEAD"):
+            url = f"{cluster.url}/api/v1/nodes/{NODE}/proxy?method={method}"
+            async with session.request(method, url, ssl=context, allow_redirects=False) as answer:
+                assert answer.status == 301
+                assert answer.headers["Location"] == f"/api/v1/nodes/{NODE}/proxy/?method={method}"
+        url = f"{cluster.url}/api/v1/nodes/no-such-node/proxy"
+        async with session.get(url, ssl=context, allow_redirects=False) as answer:
+            assert answer.status == 404  # the node is looked up first, as upstream
 
 
 async def test_services_proxy_reaches_a_ready_endpoint(cluster: Cluster) -> None:

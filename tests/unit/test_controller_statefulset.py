@@ -184,6 +184,16 @@ def test_scaling_down_deletes_from_the_highest_ordinal() -> None:
     assert plan_scale(parallel, live, condemned).delete == ["web-2", "web-1"]
 
 
+def test_ordered_scale_down_halts_at_an_unhealthy_pod_but_removes_the_first_unhealthy_one() -> None:
+    to_zero = statefulset(replicas=0)
+    sick = [pod(f"web-{i}", ready=False) for i in range(3)]
+    assert plan_scale(to_zero, {}, sick).delete == []  # web-2 waits for web-0, the first unhealthy
+    assert plan_scale(to_zero, {}, [pod("web-0", ready=False), pod("web-1")]).delete == ["web-1"]
+    assert plan_scale(to_zero, {}, [pod("web-0", ready=False)]).delete == ["web-0"]
+    parallel = statefulset(replicas=0, podManagementPolicy="Parallel")
+    assert plan_scale(parallel, {}, sick).delete == ["web-2", "web-1", "web-0"]
+
+
 def test_a_rolling_update_goes_down_from_the_top_and_stops_at_the_partition() -> None:
     sts = statefulset()
     old = {i: pod(f"web-{i}", "web-r1") for i in range(3)}

@@ -507,6 +507,13 @@ class ObjectStore:
             causes = strategy.validate(new, current, subresource)
             if causes:
                 raise errors.invalid(res.kind, res.group, name, causes)
+            if (
+                not subresource
+                and self.services is not None
+                and (res.group, res.plural) == ("", "services")
+                and self.services.needs_allocation(new.get("spec") or {})
+            ):
+                await self.services.allocate(new, current)
             if _finalized_deletion(res, new):
                 if opts.dry_run:
                     return new

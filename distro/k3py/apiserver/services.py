@@ -1,4 +1,6 @@
-"""Cluster IPs and node ports for Services, allocated when a Service is created.
+"""Cluster IPs and node ports for Services, allocated when a Service is created, and on an
+update that changes its type to one that needs them (ExternalName to ClusterIP, ClusterIP to
+NodePort).
 
 The first address of ``--service-cidr`` belongs to the ``kubernetes`` Service, as in every
 cluster. Allocation scans the Services that exist (a lock keeps two creations from taking
@@ -54,14 +56,19 @@ class ServiceAllocator:
                 return ips, ports
             start = page.next_key
 
-    async def allocate(self, obj: Obj) -> None:
-        """Fill ``spec.clusterIP(s)``, IP families and node ports of a Service being created."""
+    async def allocate(self, obj: Obj, old: Obj | None = None) -> None:
+        """Fill ``spec.clusterIP(s)``, IP families and node ports of a Service being created, or
+        updated from ``old`` (whose own addresses and ports it may keep)."""
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
         name = str((obj.get("metadata") or {}).get("name") or "")
         kind = spec.get("type", "ClusterIP")
         ips, ports = await self._in_use()
+        if old is not None:
+            old_ips, old_ports = _allocations(old.get("spec") or {})
+            ips -= old_ips
+            ports -= old_ports
         causes: list[Cause] = []
         if kind != "ExternalName":
             wanted = spec.get("clusterIP") or ""
@@ -105,6 +112,8 @@ class ServiceAllocator:
             family = "IPv6" if self.cidr.version == 6 else "IPv4"
             spec.setdefault("ipFamilies", [family])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
+            if spec.get("clusterIPs") and not spec.get("clusterIP"):
+                spec["clusterIP"] = spec["clusterIPs"][0]
         if kind in ("NodePort", "LoadBalancer"):
             for i, port in enumerate(spec.get("ports") or []):
                 if not isinstance(port, dict):
@@ -143,6 +152,16 @@ class ServiceAllocator:
         if causes:
             raise errors.invalid("Service", "", name, causes)
 
+    @staticmethod
+    def needs_allocation(spec: Obj) -> bool:
+        """Whether an updated Service lacks a cluster IP or node port its type needs."""
+        kind = spec.get("type", "ClusterIP")
+        if kind != "ExternalName" and not spec.get("clusterIP") and not spec.get("clusterIPs"):
+            return True
+        return kind in ("NodePort", "LoadBalancer") and any(
+            isinstance(p, dict) and not p.get("nodePort") for p in spec.get("ports") or []
+        )
+
     def _free_ip(self, used: set[str]) -> str | None:
         size = self.cidr.num_addresses
         first = 2  # .0 is the network, .1 the kubernetes service
@@ -166,3 +185,14 @@ class ServiceAllocator:
             if candidate not in used:
                 return candidate
         return next((p for p in NODE_PORTS if p not in used), None)
+
+
+def _allocations(spec: Obj) -> tuple[set[str], set[int]]:
+    """The cluster IPs and node ports a Service's spec holds."""
+    ips = {ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and ip != "None"}
+    ports = {
+        p["nodePort"]
+        for p in spec.get("ports") or []
+        if isinstance(p, dict) and isinstance(p.get("nodePort"), int)
+    }
+    return ips, ports

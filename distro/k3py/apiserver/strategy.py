@@ -28,7 +28,13 @@ _INITIAL_STATUS: dict[str, Obj] = {
     "persistentvolumeclaims": {"phase": "Pending"},
     "persistentvolumes": {"phase": "Pending"},
 }
-_STATUS_META_KEPT = ("labels", "annotations", "finalizers", "ownerReferences")
+_USER_META = ("labels", "annotations", "finalizers", "ownerReferences")
+"""The metadata a write may change, through the status subresource too (built-in resources)."""
+_STATUS_META_FROM_OLD: dict[str, tuple[str, ...]] = {
+    "pods": ("ownerReferences",),  # podStatusStrategy: old kubelets corrupt them
+    "deployments.apps": ("labels",),
+}
+"""Per resource, metadata its status strategy keeps from the stored object all the same."""
 
 
 def _spec_of(obj: Obj) -> Obj:
@@ -68,7 +74,12 @@ class Strategy:
             new["metadata"]["generation"] = generation
 
     def prepare_status_update(self, new: Obj, old: Obj) -> None:
-        """Only ``status`` changes through the status subresource (and metadata it may not touch stays)."""
+        """The status subresource writes ``status`` and the metadata users own (labels,
+        annotations, finalizers, owner references), as upstream's status strategies keep
+        ``spec`` and let metadata through; everything else stays as stored."""
+        self._status_only(new, old, keep_meta=_USER_META)
+
+    def _status_only(self, new: Obj, old: Obj, *, keep_meta: tuple[str, ...]) -> None:
         status = new.get("status")
         meta = new["metadata"]
         result = copy.deepcopy(old)
@@ -76,9 +87,14 @@ class Strategy:
             result.pop("status", None)
         else:
             result["status"] = status
-        for name in _STATUS_META_KEPT:
-            if name in old["metadata"]:
-                result["metadata"][name] = old["metadata"][name]
+        from_old = _STATUS_META_FROM_OLD.get(self.resource.name, ())
+        for name in keep_meta:
+            if name in from_old:
+                continue
+            if name in meta:
+                result["metadata"][name] = meta[name]
+            else:
+                result["metadata"].pop(name, None)
         if "managedFields" in meta:
             result["metadata"]["managedFields"] = meta["managedFields"]
         new.clear()
@@ -118,9 +134,14 @@ class Strategy:
 
 
 def _keep_allocations(new: Obj, old: Obj) -> None:
-    """An update that leaves out the cluster IP or node ports keeps the allocated ones."""
+    """An update that leaves out the cluster IP or node ports keeps the allocated ones; one that
+    changes the type drops what the new type cannot have and the client left as it was
+    (upstream's ``dropTypeDependentFields``)."""
     spec, old_spec = new.get("spec"), old.get("spec") or {}
-    if not isinstance(spec, dict) or spec.get("type", "ClusterIP") != old_spec.get("type", "ClusterIP"):
+    if not isinstance(spec, dict):
+        return
+    if spec.get("type", "ClusterIP") != old_spec.get("type", "ClusterIP"):
+        _drop_type_dependent_fields(spec, old_spec)
         return
     if not spec.get("clusterIP") and old_spec.get("clusterIP"):
         for name in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
@@ -136,6 +157,27 @@ def _keep_allocations(new: Obj, old: Obj) -> None:
             previous = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
             if previous is not None and previous.get("nodePort"):
                 port["nodePort"] = previous["nodePort"]
+
+
+def _drop_type_dependent_fields(spec: Obj, old_spec: Obj) -> None:
+    kind = spec.get("type", "ClusterIP")
+    if kind == "ExternalName":
+        for name in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if name in spec and spec.get(name) == old_spec.get(name):
+                del spec[name]
+    if kind not in ("NodePort", "LoadBalancer"):
+        old_ports = [p for p in old_spec.get("ports") or [] if isinstance(p, dict)]
+        for i, port in enumerate(spec.get("ports") or []):
+            if (
+                isinstance(port, dict)
+                and i < len(old_ports)
+                and port.get("nodePort") == old_ports[i].get("nodePort")
+            ):
+                port.pop("nodePort", None)
+    if kind != "LoadBalancer":
+        for name in ("healthCheckNodePort", "allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if name in spec and spec.get(name) == old_spec.get(name):
+                del spec[name]
 
 
 class _CertificateSigningRequests(Strategy):
@@ -232,7 +274,9 @@ class _CustomResources(Strategy):
         new["metadata"]["generation"] = generation
 
     def prepare_status_update(self, new: Obj, old: Obj) -> None:
-        super().prepare_status_update(new, old)
+        """Custom resources' status subresource writes ``status`` only, metadata included
+        (``customResourceStatusStrategy``)."""
+        self._status_only(new, old, keep_meta=())
         custom.normalize(self.custom, new)
 
     def validate(self, obj: Obj, old: Obj | None, subresource: str = "") -> list[Cause]:

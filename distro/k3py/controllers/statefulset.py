@@ -227,15 +227,26 @@ def plan_scale(sts: Obj, pods: dict[int, Obj], condemned: list[Obj]) -> Plan:
             continue
         if monotonic and (deleting(pod) or not running_and_ready(pod)):
             return plan
-    for pod in sorted(condemned, key=lambda p: ordinal_of(sts, p) or 0, reverse=True):
+    # upstream's firstUnhealthyPod: the lowest unhealthy ordinal, kept pods before condemned ones
+    condemned = sorted(condemned, key=lambda p: ordinal_of(sts, p) or 0)
+    kept = [pods[o] for o in sorted(pods) if start <= o < start + count_]
+    first_unhealthy = next((p for p in [*kept, *condemned] if not _healthy(p)), None)
+    for pod in reversed(condemned):
         if deleting(pod):
             if monotonic:
                 return plan
             continue
+        if monotonic and not _healthy(pod) and pod is not first_unhealthy:
+            return plan  # waits for the pod to be Running and Ready before scaling it down
         plan.delete.append(str(meta_of(pod).get("name")))
         if monotonic:
             return plan
     return plan
+
+
+def _healthy(pod: Obj) -> bool:
+    """``isHealthy``: running, ready and not being deleted."""
+    return running_and_ready(pod) and not deleting(pod)
 
 
 def plan_update(sts: Obj, pods: dict[int, Obj], update: str) -> str | None:

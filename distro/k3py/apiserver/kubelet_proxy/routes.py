@@ -314,6 +314,10 @@ class KubeletProxy:
         """An HTTP request to ``endpoint`` (over ``tls`` when given), the answer streamed back."""
         path_qs = f"{path}?{request.query_string}" if request.query_string else path
         secure = tls is not None
+        if "path" not in request.match_info and request.method in ("GET", "HEAD") and not is_upgrade(request):
+            # upstream's proxyRedirectsforRootPath: ``.../proxy`` is ``.../proxy/`` (issue 4958)
+            query = f"?{request.query_string}" if request.query_string else ""
+            return web.Response(status=301, headers={"Location": f"{request.path}/{query}"})
         if is_upgrade(request):
             target = Target(endpoint.host, endpoint.port, path_qs, tls, endpoint.host if secure else None)
             try:
