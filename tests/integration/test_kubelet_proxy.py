@@ -683,6 +683,29 @@ async def test_pods_proxy_reaches_the_pod(cluster: Cluster, scheme: str, tmp_pat
         assert await kubectl(cluster, "get", "--raw", path) == (0, "pod says hi to /some/where?x=1", "")
 
 
+async def test_proxied_pages_and_redirects_link_back_through_the_proxy(cluster: Cluster) -> None:
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text='<a href="/rewriteme">test</a>', content_type="text/html")
+
+    async def moved(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "/there"})
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_get("/go", moved)
+    async with serving(app) as port:
+        base = f"/api/v1/namespaces/default/pods/web:{port}/proxy"
+        code, out, _ = await kubectl(cluster, "get", "--raw", f"{base}/")
+        assert code == 0 and out == f'<a href="{base}/rewriteme">test</a>'
+        context = ssl.create_default_context(cafile=str(cluster.tls / "server-ca.crt"))
+        context.load_cert_chain(cluster.tls / "client-admin.crt", cluster.tls / "client-admin.key")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{cluster.url}{base}/go", ssl=context, allow_redirects=False) as answer,
+        ):
+            assert answer.status == 302 and answer.headers["Location"] == f"{base}/there"
+
+
 async def test_a_proxy_root_without_its_slash_is_redirected(cluster: Cluster) -> None:
     context = ssl.create_default_context(cafile=str(cluster.tls / "server-ca.crt"))
     context.load_cert_chain(cluster.tls / "client-admin.crt", cluster.tls / "client-admin.key")

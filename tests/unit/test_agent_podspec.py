@@ -206,6 +206,17 @@ def test_qos_and_conditions() -> None:
     }
 
 
+def test_conditions_others_own_are_kept() -> None:
+    disrupted = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}
+    mine = {"type": "Ready", "status": "True"}
+    evicted = pod()
+    evicted["status"] = {"conditions": [disrupted, mine]}
+    views = [_view("a", {"terminated": {"exitCode": 137}})]
+    conditions = podstatus.conditions(evicted, [], views, sandbox_ready=False, pod_phase="Failed")
+    assert disrupted in conditions
+    assert [c["status"] for c in conditions if c["type"] == "Ready"] == ["False"]
+
+
 def test_atomic_writer_swaps_whole_sets(tmp_path: Path) -> None:
     assert write_atomically(tmp_path, {"a": (b"1", 0o644), "sub/b": (b"2", 0o600)})
     assert (tmp_path / "a").read_text() == "1" and (tmp_path / "sub" / "b").read_text() == "2"

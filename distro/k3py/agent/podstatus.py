@@ -146,6 +146,12 @@ def condition(kind: str, ok: bool, previous: list[Obj], reason: str = "", messag
     return out
 
 
+KUBELET_CONDITIONS = frozenset(
+    {"PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"}
+)
+"""The pod conditions the kubelet writes (``PodConditionsByKubelet``); it keeps all others."""
+
+
 def conditions(
     pod: Obj,
     init: list[ContainerView],
@@ -190,5 +196,6 @@ def conditions(
     else:
         out.append(condition("Ready", ready, previous, ready_reason, ready_message))
     out += scheduled
-    out += [c for c in previous if c.get("type") in gates]
+    # conditions others own (readiness gates, an eviction's DisruptionTarget) are kept as they are
+    out += [c for c in previous if c.get("type") not in KUBELET_CONDITIONS]
     return out

@@ -357,6 +357,17 @@ def _no_more_checks(name: str) -> list[str]:
     return []
 
 
+def _ip_address_name_errors(name: str) -> list[str]:
+    """``ValidateIPAddressName``: an IPAddress is named by its address, in canonical form."""
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
+    if str(address) != name:
+        return [f'must be in canonical form ("{address}")']
+    return []
+
+
 def _name_check(resource: Resource) -> Callable[[str], list[str]]:
     """The ``ValidateNameFunc`` of the kind (on top of the path-segment rules every name has)."""
     if resource.group == "rbac.authorization.k8s.io":
@@ -367,6 +378,8 @@ def _name_check(resource: Resource) -> Callable[[str], list[str]]:
         return _no_more_checks  # "We don't care what you call your certificate requests" (upstream)
     if resource.group == "" and resource.plural == "services":
         return dns1035_errors
+    if (resource.group, resource.plural) == ("networking.k8s.io", "ipaddresses"):
+        return _ip_address_name_errors
     if (resource.group, resource.plural) in (("", "namespaces"), ("apps", "statefulsets")):
         return dns_label_errors
     return dns_subdomain_errors

@@ -33,6 +33,7 @@ unreachable kubelet 500 with the dial error, a kubelet error status carried over
 
 from __future__ import annotations
 
+import gzip
 import logging
 import random
 import ssl
@@ -49,6 +50,7 @@ from k3py.apiserver import errors
 from k3py.apiserver.authn import REQUEST_USER
 from k3py.apiserver.authz import Attributes
 from k3py.apiserver.generic import ObjectStore
+from k3py.apiserver.kubelet_proxy.rewrite import rewrite_html, rewrite_url
 from k3py.apiserver.kubelet_proxy.translate import (
     Streams,
     translate,
@@ -291,7 +293,8 @@ class KubeletProxy:
         if not ip:
             raise errors.unavailable(f'pod "{name}" has no IP address yet')
         secure = scheme == "https"
-        endpoint = Endpoint(pod.get("spec", {}).get("nodeName", ""), ip, port or (443 if secure else 80))
+        port = port or first_container_port(pod) or (443 if secure else 80)
+        endpoint = Endpoint(pod.get("spec", {}).get("nodeName", ""), ip, port)
         path = "/" + request.match_info.get("path", "")
         return await self._forward(request, endpoint, path, tls=self._unverified if secure else None)
 
@@ -336,10 +339,21 @@ class KubeletProxy:
                 ssl=tls if tls is not None else False,
                 allow_redirects=False,
             ) as answer:
-                response = web.StreamResponse(status=answer.status, reason=answer.reason)
+                prefix = request.path[: len(request.path) - len(path)] if request.path.endswith(path) else ""
+                headers_out = []
                 for key, value in answer.headers.items():
+                    if key.lower() == "location" and prefix:
+                        value = rewrite_url(value, prefix, (request.host,))
                     if key.lower() not in _HOP_BY_HOP:
-                        response.headers.add(key, value)
+                        headers_out.append((key, value))
+                encoding = answer.headers.get("Content-Encoding", "").lower()
+                if prefix and _is_html(answer.headers) and encoding in ("", "identity", "gzip"):
+                    page = _rewritten(await answer.read(), encoding, prefix, request.host)
+                    return web.Response(
+                        status=answer.status, reason=answer.reason, body=page, headers=headers_out
+                    )
+                response = web.StreamResponse(status=answer.status, reason=answer.reason)
+                response.headers.extend(headers_out)
                 await response.prepare(request)
                 try:
                     async for chunk in answer.content.iter_any():
@@ -446,6 +460,28 @@ def split_proxy_name(raw: str, *, named_port: bool = False) -> tuple[str, str, i
     if port and not named_port:
         raise errors.bad_request(f"invalid port {port!r} in {raw!r}")
     return scheme, name, port if named_port else 0
+
+
+def _is_html(headers: Mapping[str, str]) -> bool:
+    return headers.get("Content-Type", "").split(";")[0].strip().lower() == "text/html"
+
+
+def _rewritten(page: bytes, encoding: str, prefix: str, host: str) -> bytes:
+    """A proxied HTML page with its links under ``prefix`` (gzip kept when it came so)."""
+    raw = gzip.decompress(page) if encoding == "gzip" else page
+    text = rewrite_html(raw.decode("utf-8", "surrogateescape"), lambda url: rewrite_url(url, prefix, (host,)))
+    out = text.encode("utf-8", "surrogateescape")
+    return gzip.compress(out) if encoding == "gzip" else out
+
+
+def first_container_port(pod: Obj) -> int:
+    """The port a pod proxy request without one goes to: the first container's first port (0:
+    none), as upstream's ``ResourceLocation`` for pods."""
+    for container in pod.get("spec", {}).get("containers") or []:
+        ports = container.get("ports") or []
+        if ports and isinstance(ports[0].get("containerPort"), int):
+            return int(ports[0]["containerPort"])
+    return 0
 
 
 def service_target(service: Obj, endpoints: Obj, port: int | str) -> tuple[str, int]:
