@@ -42,4 +42,5 @@ def test_informer_events_clear_writes_and_deletions() -> None:
 def test_a_write_the_cache_never_shows_is_forgotten() -> None:
     expected = Expectations(timeout=0.0)
     expected.wrote(KEY, slice_("a", 7))
-    assert not expected.behind(KEY, {}.get)
+    nothing: dict[str, Obj] = {}
+    assert not expected.behind(KEY, nothing.get)

@@ -11,8 +11,8 @@ from k3py.controllers.nodelifecycle import (
     eviction_delay,
     mark_unknown,
     reconcile_taints,
-    rfc3339,
 )
+from k3py.controllers.objects import rfc3339
 
 Obj = dict[str, Any]
 NOW = 1_800_000_000.0

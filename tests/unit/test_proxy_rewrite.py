@@ -21,7 +21,7 @@ def test_absolute_paths_of_this_server_go_under_the_proxy() -> None:
 def test_only_url_attributes_of_start_tags_change() -> None:
     page = (
         '<html><a href="/rewriteme">test</a> <A HREF=/x class="/keep">y</A>'
-        "<img src='/i.png' alt=\"/alt\"><!-- <a href=\"/in-comment\"> -->"
+        '<img src=\'/i.png\' alt="/alt"><!-- <a href="/in-comment"> -->'
         '<script src="/s.js">var a = "<a href=\\"/in-script\\">";</script><p title="/t">/text</p></html>'
     )
     done = rewrite_html(page, under)
