@@ -304,3 +304,9 @@ def test_autoscaling_v1_and_v2_share_their_objects(cluster: Cluster, namespace: 
             "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
         }
     ]
+
+
+def test_the_default_service_cidr_is_ready(cluster: Cluster) -> None:
+    status, cidr = call(cluster, "GET", "/apis/networking.k8s.io/v1/servicecidrs/kubernetes/status")
+    assert status == 200 and cidr["spec"]["cidrs"] == ["10.43.0.0/16"]
+    assert [(c["type"], c["status"]) for c in cidr["status"]["conditions"]] == [("Ready", "True")]
