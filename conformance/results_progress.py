@@ -120,11 +120,11 @@ class GinkgoOutput:
         if found := _FAILED.match(line):
             event = self._finish(self._block_name, "failed", float(found.group(2)))
             self._name_next = not self._block_name
-            return event
+            return None if self._name_next else event  # the event comes with the name
         if found := _SKIPPED.match(line):
             event = self._finish(self._block_name, "skipped", float(found.group(2)))
             self._name_next = not self._block_name
-            return event
+            return None if self._name_next else event
         if found := _SUITE_NODE.match(line):
             name = found.group(1).strip()
             self._seen.append(_Seen(name, "failed", float(found.group(3))))
@@ -139,7 +139,10 @@ class GinkgoOutput:
         if self._open is not None:
             if self._name_next and line.strip():
                 self._name_next = False
-                self._open.name = self._last_failure = _spec_name(line.strip())
+                self._open.name = _spec_name(line.strip())
+                if self._open.status == "failed":
+                    self._last_failure = self._open.name
+                return SpecEvent(self._open.name, self._open.status, self._open.seconds)
             elif len(self._open.message) < MESSAGE_LINES:
                 self._open.message.append(line)
         return None
