@@ -358,3 +358,29 @@ async def test_a_cronjob_creates_a_job_on_schedule(api: RestClient, jobs: JobCon
         await until(seen_complete)
         assert "SawCompletedJob" in await reasons(api, "every")
         assert "SuccessfulCreate" in await reasons(api, "every")
+
+
+async def test_a_job_adopts_matching_orphans_and_releases_pods_it_no_longer_selects(
+    api: RestClient, jobs: JobController
+) -> None:
+    await api.create(JOBS, job_body("adopt", parallelism=2, completions=4))
+    pods = await live_pods(api, "adopt", 2)
+    job = await api.get(f"{JOBS}/adopt")
+    orphan = pods[0]
+    path = f"{PODS}/{orphan['metadata']['name']}"
+    await api.patch(path, {"metadata": {"ownerReferences": None}}, "merge")
+
+    async def adopted() -> bool:
+        refs = (await api.get(path))["metadata"].get("ownerReferences") or []
+        return [(r["kind"], r["uid"], r.get("controller")) for r in refs] == [
+            ("Job", job["metadata"]["uid"], True)
+        ]
+
+    await until(adopted)
+    await api.patch(path, {"metadata": {"labels": None}}, "merge")
+
+    async def released() -> bool:
+        meta = (await api.get(path))["metadata"]
+        return not meta.get("ownerReferences") and FINALIZER not in (meta.get("finalizers") or [])
+
+    await until(released)

@@ -30,10 +30,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from k3py.api.selectors import LabelSelector, SelectorError, from_label_selector_object
 from k3py.client.events import EventRecorder
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
-from k3py.controllers.objects import controller_uid, deleting, parse_time, phase, pod_ready, rfc3339
+from k3py.controllers.claims import PodClaims, owners_selecting
+from k3py.controllers.objects import (
+    controller_ref,
+    controller_uid,
+    deleting,
+    parse_time,
+    phase,
+    pod_ready,
+    rfc3339,
+)
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +270,13 @@ class JobController(Controller):
         self.events = EventRecorder(api, "job-controller", kind="Job", api_version="batch/v1")
         self.jobs = self.informer("/apis/batch/v1/jobs")
         self.pods = self.informer("/api/v1/pods")
+        self.claims = PodClaims(
+            api,
+            "batch/v1",
+            "Job",
+            lambda ns, name: f"/apis/batch/v1/namespaces/{ns}/jobs/{name}",
+            finalizer=FINALIZER,
+        )
         self.jobs.add_handler(self._job_changed)
         self.pods.add_handler(self._pod_changed)
         self._backoff: dict[str, _Backoff] = {}
@@ -277,6 +294,9 @@ class JobController(Controller):
         if pod is None:
             return
         meta = pod.get("metadata") or {}
+        if controller_ref(pod) is None and new is not None and not deleting(pod):
+            for job in owners_selecting(pod, self.jobs.items(), job_selector):
+                self.enqueue(job)  # an orphan its selector matches: the Job may adopt it
         for ref in meta.get("ownerReferences") or []:
             if ref.get("controller") is True and ref.get("kind") == "Job":
                 expected = self._expected.get(str(ref.get("uid")))
@@ -284,13 +304,22 @@ class JobController(Controller):
                     expected.names.discard(str(meta.get("name")))
                 self.queue.add((str(meta.get("namespace") or ""), str(ref.get("name") or "")))
 
-    def _pods_of(self, job: Obj) -> _Pods:
-        meta = job["metadata"]
+    async def _claimed(self, job: Obj) -> list[Obj]:
+        """The Job's pods, after adopting the orphans its selector matches and releasing the
+        pods it no longer matches (``getPodsForJob``)."""
+        namespace = job["metadata"]["namespace"]
+        candidates = [p for p in self.pods.items() if (p.get("metadata") or {}).get("namespace") == namespace]
+        try:
+            selector = job_selector(job)
+        except SelectorError as exc:
+            log.warning("Job %s/%s has an invalid selector: %s", namespace, job["metadata"]["name"], exc)
+            return [p for p in candidates if controller_uid(p) == job["metadata"]["uid"]]
+        return await self.claims.claim(job, selector, candidates)
+
+    def _pods_of(self, job: Obj, owned: list[Obj]) -> _Pods:
         found = _Pods()
-        for pod in self.pods.items():
+        for pod in owned:
             pmeta = pod.get("metadata") or {}
-            if pmeta.get("namespace") != meta["namespace"] or controller_uid(pod) != meta["uid"]:
-                continue
             found.by_uid[str(pmeta.get("uid"))] = pod
             if phase(pod) in ("Succeeded", "Failed") or is_failed(pod, job):
                 found.finished.append(pod)
@@ -329,7 +358,7 @@ class JobController(Controller):
             await self._release_orphans(namespace, name)
             return
         uid = str(job["metadata"]["uid"])
-        pods = self._pods_of(job)
+        pods = self._pods_of(job, await self._claimed(job))
         if is_finished(job) or job["metadata"].get("deletionTimestamp"):
             await self._remove_finalizers([p for p in pods.by_uid.values() if FINALIZER in _finalizers(p)])
             self._backoff.pop(uid, None)
@@ -675,6 +704,15 @@ class JobController(Controller):
         meta = job["metadata"]
         path = f"/apis/batch/v1/namespaces/{meta['namespace']}/jobs/{meta['name']}/status"
         return await self.api.update(path, job)
+
+
+def job_path(namespace: str, name: str) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"
+
+
+def job_selector(job: Obj) -> LabelSelector:
+    """The Job's ``spec.selector`` (generated from its uid unless ``manualSelector``)."""
+    return from_label_selector_object((job.get("spec") or {}).get("selector"))
 
 
 def failure_count(pod: Obj) -> int:

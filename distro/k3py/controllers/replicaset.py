@@ -39,6 +39,7 @@ from k3py.api.selectors import (
 from k3py.client.events import EventRecorder
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
+from k3py.controllers.claims import PodClaims, owners_selecting
 from k3py.controllers.objects import (
     controller_ref,
     deleting,
@@ -360,6 +361,7 @@ class ReplicaSetController(Controller):
         self.events = EventRecorder(
             api, self.name, kind=self.workload.kind, api_version=self.workload.api_version
         )
+        self.claims = PodClaims(api, self.workload.api_version, self.workload.kind, self.workload.path)
         self.owners.add_handler(self._on_owner)
         self.pods.add_handler(self._on_pod)
 
@@ -390,21 +392,8 @@ class ReplicaSetController(Controller):
                     self.queue.add(key)
             elif not gone and not deleting(pod):
                 # An orphan: every owner that selects it may adopt it.
-                for owner in self._selecting(pod):
+                for owner in owners_selecting(pod, self.owners.items(), self.workload.selector):
                     self.enqueue(owner)
-
-    def _selecting(self, pod: Obj) -> list[Obj]:
-        namespace, pod_labels = meta_of(pod).get("namespace"), labels_of(pod)
-        found = []
-        for owner in self.owners.items():
-            if meta_of(owner).get("namespace") != namespace:
-                continue
-            try:
-                if self.workload.selector(owner).matches(pod_labels):
-                    found.append(owner)
-            except SelectorError:
-                continue
-        return found
 
     # -- sync ---------------------------------------------------------------------------------
 
@@ -420,7 +409,7 @@ class ReplicaSetController(Controller):
             log.warning("%s %s/%s has an invalid selector: %s", self.workload.kind, namespace, name, exc)
             return
         active = [p for p in self.pods.items() if meta_of(p).get("namespace") == namespace and pod_active(p)]
-        pods = await self._claim(owner, selector, active)
+        pods = await self.claims.claim(owner, selector, active)
         error: Exception | None = None
         diff = len(pods) - int((owner.get("spec") or {}).get("replicas", 1) or 0)
         if not deleting(owner) and self.expectations.satisfied(key, lambda n: self.pods.get(namespace, n)):
@@ -428,63 +417,6 @@ class ReplicaSetController(Controller):
         await self._write_status(key, owner, pods, error, diff)
         if error is not None:
             raise error
-
-    async def _claim(self, owner: Obj, selector: LabelSelector, pods: list[Obj]) -> list[Obj]:
-        """Keep, release and adopt pods (``ControllerRefManager.ClaimPods``)."""
-        uid, claimed = uid_of(owner), []
-        checked = False
-        for pod in pods:
-            ref = controller_ref(pod)
-            matches = selector.matches(labels_of(pod))
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if matches:
-                    claimed.append(pod)
-                elif not deleting(owner):
-                    await self._release(owner, pod)
-                continue
-            if deleting(owner) or not matches:
-                continue
-            if not checked:
-                await self._can_adopt(owner)
-                checked = True
-            adopted = await self._adopt(owner, pod)
-            if adopted is not None:
-                claimed.append(adopted)
-        return claimed
-
-    async def _can_adopt(self, owner: Obj) -> None:
-        """A fresh read: an owner being deleted (or replaced) must not adopt."""
-        info = meta_of(owner)
-        fresh = await self.api.get(self.workload.path(str(info.get("namespace")), str(info["name"])))
-        if uid_of(fresh) != uid_of(owner):
-            raise RuntimeError(f"original {self.workload.kind} {info['name']} is gone: uid changed")
-        if deleting(fresh):
-            raise RuntimeError(f"{self.workload.kind} {info['name']} is being deleted: cannot adopt pods")
-
-    def _pod_path(self, pod: Obj) -> str:
-        return f"/api/v1/namespaces/{meta_of(pod).get('namespace')}/pods/{meta_of(pod)['name']}"
-
-    async def _adopt(self, owner: Obj, pod: Obj) -> Obj | None:
-        ref = owner_reference(owner, self.workload.api_version, self.workload.kind)
-        patch = {"metadata": {"ownerReferences": [ref], "uid": uid_of(pod)}}
-        try:
-            return await self.api.patch(self._pod_path(pod), patch, "strategic")
-        except ApiStatusError as exc:
-            if exc.code in (404, 409, 422):
-                return None  # gone, or changed under us: the next sync sees it again
-            raise
-
-    async def _release(self, owner: Obj, pod: Obj) -> None:
-        patch = {
-            "metadata": {"ownerReferences": [{"$patch": "delete", "uid": uid_of(owner)}], "uid": uid_of(pod)}
-        }
-        try:
-            await self.api.patch(self._pod_path(pod), patch, "strategic")
-        except ApiStatusError as exc:
-            if exc.code not in (404, 409, 422):
-                raise
 
     async def _manage(self, key: Key, owner: Obj, pods: list[Obj], diff: int) -> Exception | None:
         if diff < 0:
@@ -517,7 +449,7 @@ class ReplicaSetController(Controller):
         async def delete_one(pod: Obj) -> None:
             pod_name = meta_of(pod)["name"]
             try:
-                await self.api.delete(self._pod_path(pod))
+                await self.api.delete(f"/api/v1/namespaces/{key[0]}/pods/{pod_name}")
             except ApiStatusError as exc:
                 if exc.code == 404:
                     return
