@@ -66,10 +66,37 @@ def hash_revision(data: Obj, collision_count: int | None = None) -> str:
 
 
 def template_patch(owner: Obj) -> Obj:
-    """A revision's data: the patch that restores the owner's pod template."""
-    template = copy.deepcopy((owner.get("spec") or {}).get("template") or {})
+    """A revision's data: the patch that restores the owner's pod template, as upstream's
+    ``getPatch`` writes it (the template as Go's typed encoding gives it, keys sorted at every
+    level), so that clients comparing a revision's raw data with their own encoding of the set
+    (``daemon.Match``) find it equal."""
+    template = _as_go_encodes(copy.deepcopy((owner.get("spec") or {}).get("template") or {}))
     template["$patch"] = "replace"
-    return {"spec": {"template": template}}
+    data: Obj = _sorted({"spec": {"template": template}})
+    return data
+
+
+def _as_go_encodes(template: Obj) -> Obj:
+    """The struct fields Go writes even when empty: ``metadata.creationTimestamp`` (null) and
+    each container's ``resources`` ({})."""
+    meta = template.get("metadata")
+    template["metadata"] = meta = meta if isinstance(meta, dict) else {}
+    meta.setdefault("creationTimestamp", None)
+    spec = template.get("spec")
+    template["spec"] = spec = spec if isinstance(spec, dict) else {}
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for container in spec.get(key) or []:
+            if isinstance(container, dict):
+                container.setdefault("resources", {})
+    return template
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
 
 
 def apply_revision(owner: Obj, revision: Obj) -> Obj:
@@ -77,6 +104,8 @@ def apply_revision(owner: Obj, revision: Obj) -> Obj:
     restored = copy.deepcopy(owner)
     template = copy.deepcopy(((revision.get("data") or {}).get("spec") or {}).get("template") or {})
     template.pop("$patch", None)
+    if isinstance(template.get("metadata"), dict) and template["metadata"].get("creationTimestamp") is None:
+        template["metadata"].pop("creationTimestamp", None)  # Go's zero time, written as null
     restored.setdefault("spec", {})["template"] = template
     return restored
 
