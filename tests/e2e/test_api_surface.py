@@ -44,6 +44,12 @@ def test_no_alpha_group_version_is_listed_anywhere(cluster: Cluster) -> None:
     assert "deployments" in resources
 
 
+def test_discovery_roots_are_the_same_with_a_trailing_slash(cluster: Cluster) -> None:
+    for root in ("/api", "/apis"):
+        plain, slashed = cluster.request("GET", root), cluster.request("GET", root + "/")
+        assert slashed[0] == 200 and json.loads(slashed[2]) == json.loads(plain[2])
+
+
 def test_every_ga_group_version_of_the_default_profile_is_served(cluster: Cluster) -> None:
     selection = select(load(), Profile())
     ga = {gv.group_version for gv in selection.groupversions() if gv.stability == "ga"}

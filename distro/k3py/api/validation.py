@@ -357,6 +357,22 @@ def _no_more_checks(name: str) -> list[str]:
     return []
 
 
+def _trust_bundle_name_check(signer: str) -> Callable[[str], list[str]]:
+    """``ValidateClusterTrustBundleName``: a signer's bundles are named ``<signer, / as :>:<name>``."""
+
+    def check(name: str) -> list[str]:
+        if not signer:
+            if ":" in name:
+                return ['ClusterTrustBundle without signer name must not have ":" in its name']
+            return dns_subdomain_errors(name)
+        prefix = signer.replace("/", ":") + ":"
+        if not name.startswith(prefix):
+            return [f"ClusterTrustBundle for signerName {signer} must be named with prefix {prefix}"]
+        return dns_subdomain_errors(name.removeprefix(prefix))
+
+    return check
+
+
 def _ip_address_name_errors(name: str) -> list[str]:
     """``ValidateIPAddressName``: an IPAddress is named by its address, in canonical form."""
     try:
@@ -390,7 +406,7 @@ def _metadata(resource: Resource, obj: Obj, old: Obj | None) -> Causes:
     old_meta = _dict(old.get("metadata")) if old is not None else None
     causes: Causes = []
     if old is None:
-        name_causes = _object_name(resource, meta)
+        name_causes = _object_name(resource, meta, _dict(obj.get("spec")))
         if name_causes and not meta.get("name"):
             return name_causes
         causes += name_causes
@@ -418,10 +434,12 @@ def _metadata(resource: Resource, obj: Obj, old: Obj | None) -> Causes:
     return causes
 
 
-def _object_name(resource: Resource, meta: Obj) -> Causes:
+def _object_name(resource: Resource, meta: Obj, spec: Obj) -> Causes:
     name, generate = meta.get("name"), meta.get("generateName")
     causes: Causes = []
     check = _name_check(resource)
+    if (resource.group, resource.plural) == ("certificates.k8s.io", "clustertrustbundles"):
+        check = _trust_bundle_name_check(str(spec.get("signerName") or ""))
     if isinstance(generate, str) and generate:
         prefix = generate[:-2] + "a" if len(generate) > 1 and generate.endswith("-") else generate
         causes += [invalid("metadata.generateName", generate, msg) for msg in check(prefix)]

@@ -189,7 +189,9 @@ class Api:
             web.get("/openapi/v3", self.openapi_v3_index),
             web.get("/openapi/v3/{path:.+}", self.openapi_v3),
             web.get("/api", self.core_discovery),
+            web.get("/api/", self.core_discovery),  # the trailing slash is the same document upstream
             web.get("/apis", self.groups_discovery),
+            web.get("/apis/", self.groups_discovery),
             web.route("*", "/api/{version}", self.group_version_discovery_core),
             web.route("*", "/apis/{group}", self.group_discovery),
             web.route("*", "/apis/{group}/{version}", self.group_version_discovery),
