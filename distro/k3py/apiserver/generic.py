@@ -284,6 +284,7 @@ class ObjectStore:
         limit = max(0, opts.limit)
         items: list[Obj] = []
         next_key: bytes | None = None
+        at_latest = rev == 0
         try:
             while True:
                 want = limit - len(items) if limit else 0
@@ -322,7 +323,10 @@ class ObjectStore:
         if next_key is not None:
             meta["continue"] = _continue_token(rev, next_key)
             if flt.everything:
-                remaining = await self.backend.count(next_key, end) if not opts.continue_token else None
+                # counted now: exact for a list at the newest revision (a first page, or one that
+                # continues an expired token), left out for a page of an older snapshot
+                counted = at_latest or not opts.continue_token
+                remaining = await self.backend.count(next_key, end) if counted else None
                 if remaining:
                     meta["remainingItemCount"] = remaining
         items = await self._served(res, items)
