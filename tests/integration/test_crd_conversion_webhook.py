@@ -482,3 +482,18 @@ async def test_a_webhook_reached_through_its_service(cluster: Cluster, webhook: 
     assert_v2(await cluster.json("GET", path("v2", "cr-instance-1")), "cr-instance-1")
     (call,) = webhook.calls("/crdconvert")
     assert call["desiredAPIVersion"] == f"{GROUP}/v2"
+
+
+async def test_field_selectors_match_in_the_version_asked_for(
+    cluster: Cluster, webhook: ConversionWebhook
+) -> None:
+    crd = hostport_crd(webhook.client_config("/convert"))
+    crd["spec"]["versions"][1]["selectableFields"] = [{"jsonPath": ".host"}, {"jsonPath": ".port"}]
+    await cluster.serve(crd)
+    for name, host_port in (("a", "host1:80"), ("b", "host1:8080"), ("c", "host2:80")):
+        await cluster.json("POST", path("v1"), {**v1_object(name), "hostPort": host_port}, status=201)
+    listed = await cluster.json("GET", path("v2"), params={"fieldSelector": "host=host1"})
+    assert [o["metadata"]["name"] for o in listed["items"]] == ["a", "b"]
+    assert all(o["apiVersion"] == f"{GROUP}/v2" for o in listed["items"])
+    listed = await cluster.json("GET", path("v2"), params={"fieldSelector": "host=host1,port=80"})
+    assert [o["metadata"]["name"] for o in listed["items"]] == ["a"]
