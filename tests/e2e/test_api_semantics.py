@@ -310,3 +310,18 @@ def test_the_default_service_cidr_is_ready(cluster: Cluster) -> None:
     status, cidr = call(cluster, "GET", "/apis/networking.k8s.io/v1/servicecidrs/kubernetes/status")
     assert status == 200 and cidr["spec"]["cidrs"] == ["10.43.0.0/16"]
     assert [(c["type"], c["status"]) for c in cidr["status"]["conditions"]] == [("Ready", "True")]
+
+
+def test_apply_patches_report_repeated_keys_and_unknown_fields_as_upstream(
+    cluster: Cluster, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps/applied?fieldManager=me"
+    headers = {"Content-Type": "application/apply-patch+yaml"}
+    repeated = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: '1'\n  a: '2'\n"
+    status, _, body = cluster.request("PATCH", path + "&fieldValidation=Strict", repeated, headers)
+    assert status == 400 and 'line 7: key \\"a\\" already set in map' in body.decode()
+    status, answer_headers, _ = cluster.request("PATCH", path + "&fieldValidation=Warn", repeated, headers)
+    assert status == 201 and "already set in map" in str(answer_headers)
+    unknown = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\nbogus: 1\n"
+    status, _, body = cluster.request("PATCH", path, unknown, headers)
+    assert status == 400 and ".bogus: field not declared in schema" in body.decode()

@@ -13,6 +13,8 @@ import copy
 import json
 from typing import Any
 
+import yaml
+
 from k3py.api.crd import pruning
 from k3py.api.crd.model import OBJECT_META
 from k3py.api.resources import Resource
@@ -88,6 +90,40 @@ def duplicate_fields(raw: bytes) -> list[str]:
     except ValueError:
         return []
     return found
+
+
+class _DuplicateKeys(yaml.SafeLoader):
+    """A YAML loader that notes each key a mapping repeats, with its line (1-based)."""
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[int, str]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue
+            if key in seen:
+                shown = json.dumps(key) if isinstance(key, str) else key
+                line = key_node.start_mark.line + 1
+                self.duplicates.append((line, f"line {line}: key {shown} already set in map"))
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_duplicates(raw: bytes) -> list[str]:
+    """Keys a YAML document repeats in one mapping, as go-yaml's strict decoding reports them
+    (``line 9: key "foo" already set in map``); none for YAML that does not parse."""
+    loader = _DuplicateKeys(raw)
+    try:
+        loader.get_single_data()
+    except yaml.YAMLError:
+        return []
+    finally:
+        loader.dispose()
+    return [message for _, message in sorted(loader.duplicates)]  # in document order
 
 
 def problems(resource: Resource, obj: Any, raw: bytes | None) -> list[str]:
