@@ -31,6 +31,7 @@ from k3py.agent.events import Recorder
 from k3py.agent.kubelet_api import ContainerLocation
 from k3py.agent.volumes import teardown_pod_dir
 from k3py.agent.worker import EXITED, RUNNING, Instance, PodWorker
+from k3py.api.selectors import SelectorError, from_label_selector_object
 from k3py.client.informer import Informer
 from k3py.client.rest import ApiStatusError, RestClient
 
@@ -319,6 +320,35 @@ class Kubelet:
             if exc.code == 404:
                 return None
             raise ConfigError(f'cannot get {kind.lower()} "{name}": {exc}') from None
+
+    async def trust_bundles(self, source: Obj) -> list[str]:
+        """The trust bundles a projected ``clusterTrustBundle`` source names: one by ``name``,
+        or every bundle of ``signerName`` its ``labelSelector`` matches (no selector: none)."""
+        path = "/apis/certificates.k8s.io/v1/clustertrustbundles"
+        if name := source.get("name"):
+            try:
+                return [str((await self.api.get(f"{path}/{name}")).get("spec", {}).get("trustBundle") or "")]
+            except ApiStatusError as exc:
+                if exc.code == 404:
+                    return []
+                raise ConfigError(f'cannot get clustertrustbundle "{name}": {exc}') from None
+        signer, raw = source.get("signerName"), source.get("labelSelector")
+        if not signer or raw is None:
+            return []
+        try:
+            selector = from_label_selector_object(raw)
+        except SelectorError as exc:
+            raise ConfigError(f"clusterTrustBundle labelSelector: {exc}") from None
+        try:
+            listed = await self.api.list(path)
+        except ApiStatusError as exc:
+            raise ConfigError(f"cannot list clustertrustbundles: {exc}") from None
+        return [
+            str(b.get("spec", {}).get("trustBundle") or "")
+            for b in listed["items"]
+            if b.get("spec", {}).get("signerName") == signer
+            and selector.matches((b.get("metadata") or {}).get("labels") or {})
+        ]
 
     async def env_sources(self, pod: Obj, container: Obj) -> Callable[[str, str], Obj | None]:
         """A lookup over the config maps and secrets ``container``'s environment names."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -35,6 +36,10 @@ Fetch = Callable[[str, str], Awaitable[Obj | None]]
 """``fetch(kind, name)``: a ConfigMap or Secret of the pod's namespace (None: not found)."""
 TokenSource = Callable[[str, str, int], Awaitable[tuple[str, float]]]
 """``token(service_account, audience, seconds)`` → (token, expiry as a UNIX time)."""
+BundleSource = Callable[[Obj], Awaitable[list[str]]]
+"""``bundles(projection)``: the ``spec.trustBundle`` of each ClusterTrustBundle a projected
+``clusterTrustBundle`` source names (by ``name``, or by ``signerName`` and ``labelSelector``)."""
+PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s.*?-----END \1-----", re.DOTALL)
 
 DEFAULT_MODE = 0o644
 DATA_DIR = "..data"
@@ -60,6 +65,7 @@ class PodVolumes:
     fetch: Fetch
     token: TokenSource
     node_allocatable: Mapping[str, str] = field(default_factory=dict)
+    bundles: BundleSource | None = None
     paths: dict[str, Path] = field(default_factory=dict)
     read_only: set[str] = field(default_factory=set)
     """Volumes the kubelet writes from API objects: always mounted read-only."""
@@ -191,7 +197,20 @@ class PodVolumes:
             elif (part := item.get("serviceAccountToken")) is not None:
                 token = await self._service_account_token(part)
                 files[part["path"]] = (token.encode(), mode if source.get("defaultMode") else 0o600 | mode)
+            elif (part := item.get("clusterTrustBundle")) is not None:
+                files[part["path"]] = (await self._trust_anchors(part), mode)
         return files
+
+    async def _trust_anchors(self, source: Obj) -> bytes:
+        """The certificates of the ClusterTrustBundles ``source`` selects, each once, sorted (as
+        the upstream kubelet writes them, so the file does not change from one start to the
+        next); none found is an error unless the source is optional."""
+        found = await self.bundles(source) if self.bundles is not None else []
+        blocks = sorted({match.group(0).strip() + "\n" for pem in found for match in PEM_BLOCK.finditer(pem)})
+        if not blocks and not source.get("optional"):
+            wanted = source.get("name") or f"signer {source.get('signerName')}"
+            raise ConfigError(f"no ClusterTrustBundle found for {wanted}")
+        return "".join(blocks).encode()
 
     async def _service_account_token(self, source: Obj) -> str:
         account = (self.pod.get("spec") or {}).get("serviceAccountName") or "default"

@@ -236,6 +236,7 @@ class PodWorker:
                 self._fetch,
                 self._token,
                 self.kubelet.allocatable,
+                self.kubelet.trust_bundles,
             )
         try:
             await self.volumes.refresh(self.pod)
