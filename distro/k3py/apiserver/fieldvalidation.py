@@ -73,22 +73,42 @@ def _walk(node: Node, value: Any, path: str, found: list[str], drop: bool) -> No
                 _walk(items, child, f"{path}[{i}]", found, drop)
 
 
-def duplicate_fields(raw: bytes) -> list[str]:
-    """Paths of keys that occur twice in one JSON object of ``raw`` (invalid JSON: none)."""
-    found: list[str] = []
+class _Keys(dict[str, Any]):
+    """A decoded JSON object that remembers the keys it held more than once."""
 
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    repeated: list[str]
+
+
+def duplicate_fields(raw: bytes) -> list[str]:
+    """Paths (``spec.replicas``, ``spec.containers[0].name``) of keys that occur twice in one
+    JSON object of ``raw``, as upstream's strict decoding names them (invalid JSON: none)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> _Keys:
         seen: set[str] = set()
+        obj = _Keys(pairs)
+        obj.repeated = []
         for key, _ in pairs:
-            if key in seen:
-                found.append(key)
+            if key in seen and key not in obj.repeated:
+                obj.repeated.append(key)
             seen.add(key)
-        return dict(pairs)
+        return obj
 
     try:
-        json.loads(raw, object_pairs_hook=hook)
+        decoded = json.loads(raw, object_pairs_hook=hook)
     except ValueError:
         return []
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, _Keys):
+            found.extend(f"{path}.{key}" if path else key for key in value.repeated)
+            for key, child in value.items():
+                walk(child, f"{path}.{key}" if path else key)
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                walk(child, f"{path}[{i}]")
+
+    walk(decoded, "")
     return found
 
 

@@ -13,3 +13,11 @@ def test_repeated_keys_are_reported_with_their_line_as_go_yaml_does() -> None:
     ]
     assert yaml_duplicates(b"a: 1\nb: 2\n") == []
     assert yaml_duplicates(b"a: [unclosed\n") == []
+
+
+def test_repeated_json_keys_are_named_by_their_path() -> None:
+    from k3py.apiserver.fieldvalidation import duplicate_fields
+
+    raw = b'{"a": 1, "spec": {"replicas": 1, "replicas": 2, "c": [{"n": 1}, {"n": 1, "n": 2}]}, "a": 2}'
+    assert duplicate_fields(raw) == ["a", "spec.replicas", "spec.c[1].n"]
+    assert duplicate_fields(b"{not json") == []
