@@ -145,6 +145,32 @@ async def test_foreground_cascade_keeps_the_owner_until_its_pods_are_gone(
     await asyncio.wait_for(waiting, 30)
 
 
+async def test_a_cycle_of_owners_deleted_in_the_foreground_does_not_wait_on_itself(
+    api: RestClient, gc: Controller
+) -> None:
+    pods = {}
+    for name in ("p1", "p2", "p3"):
+        body = {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        pods[name] = await api.create(PODS, body)
+    for dependent, owner in (("p1", "p3"), ("p2", "p1"), ("p3", "p2")):
+        ref = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": owner,
+            "uid": pods[owner]["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        await api.patch(f"{PODS}/{dependent}", {"metadata": {"ownerReferences": [ref]}}, "strategic")
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+    await api.delete(f"{PODS}/p1", options)
+
+    async def all_gone() -> bool:
+        return not (await api.list(PODS))["items"]
+
+    await until(all_gone, within=60)
+
+
 async def test_orphan_cascade_leaves_the_pods_without_their_owner(
     cluster: Cluster, api: RestClient, gc: Controller
 ) -> None:

@@ -8,7 +8,8 @@ graph of owners and dependents keyed by uid. Each queued uid is looked at in tur
   from its dependents, then loses the finalizer (``propagationPolicy: Orphan``);
 * an owner being deleted with the ``foregroundDeletion`` finalizer has its dependents that
   block it (``blockOwnerDeletion``) deleted in the foreground, and loses the finalizer once
-  they are all gone (``propagationPolicy: Foreground``);
+  they are all gone (``propagationPolicy: Foreground``); a dependent that has such a dependent
+  itself stops blocking its owners first, so a cycle of owners cannot wait on itself;
 * a dependent whose owners are all gone (or whose uid no longer matches) is deleted
   (``propagationPolicy: Background``, the default); one whose owners are all waiting for their
   dependents is deleted in the foreground; one that still has a live owner only loses its
@@ -342,6 +343,10 @@ class GarbageCollector(Controller):
         for gone in previous - current:
             self._unindex(gone, node.uid)
             self._touch(gone)  # an owner waiting for this dependent may be done
+        if before is not None:
+            for owner in current:
+                if before.blocks(owner) and not node.blocks(owner):
+                    self._touch(owner)  # nor does it block that owner any more
         for owner in current:
             self.dependents.setdefault(owner, set()).add(node.uid)
         if node.owners or (node.deleting and {ORPHAN, FOREGROUND} & set(node.finalizers)):
@@ -416,7 +421,31 @@ class GarbageCollector(Controller):
             await self._unlink(node, set(arg))
         elif action == "delete":
             assert isinstance(arg, str)
+            if verdict.waiting and self._cycle_risk(node):
+                await self._unblock(node)
             await self._delete(node, arg)
+
+    def _cycle_risk(self, node: Node) -> bool:
+        """A dependent of ``node`` waits for its own dependents too: the owners may form a
+        cycle (upstream's detection, false positives included)."""
+        return any(
+            (dep := self.nodes.get(uid)) is not None and dep.waiting_for_dependents
+            for uid in self.dependents.get(node.uid, ())
+        )
+
+    async def _unblock(self, node: Node) -> None:
+        """Make ``node``'s owner references non-blocking, so that a cycle of owners deleted in
+        the foreground cannot wait on itself forever."""
+
+        def change(meta: Obj) -> bool:
+            refs = meta.get("ownerReferences") or []
+            if not any(r.get("blockOwnerDeletion") for r in refs):
+                return False
+            meta["ownerReferences"] = [{**r, "blockOwnerDeletion": False} for r in refs]
+            return True
+
+        await self._update_meta(node, change)
+        log.info("%s: %s no longer blocks its owners (a possible cycle)", self.name, _describe(node))
 
     async def _verdict(self, node: Node) -> Verdict:
         solid: list[str] = []
