@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from k3py.api import defaults, objects
+from k3py.api import cel, defaults, objects
 from k3py.api.defaults import canonical_quantity, quantity_value
 from k3py.api.resources import Resource
 from k3py.api.selectors import (
@@ -3374,6 +3374,52 @@ def _binding(obj: Obj, old: Obj | None, *, kinds: tuple[str, ...]) -> Causes:
     return causes
 
 
+# -- admission webhook configurations ------------------------------------------------------------
+
+MAX_MATCH_CONDITIONS = 64
+
+
+def _webhook_configuration(obj: Obj, old: Obj | None) -> Causes:
+    """The ``matchConditions`` part of ``ValidateValidatingWebhookConfiguration`` (and of its
+    mutating twin): each expression must at least parse as CEL. Expressions the stored object
+    already had are not re-checked on update, as upstream compiles those leniently."""
+    stored = {
+        str(c.get("expression", "")).strip()
+        for hook in _dicts((old or {}).get("webhooks"))
+        for c in _dicts(hook.get("matchConditions"))
+    }
+    causes: Causes = []
+    for i, hook in enumerate(_dicts(obj.get("webhooks"))):
+        field = f"webhooks[{i}].matchConditions"
+        causes += _match_conditions(_list(hook.get("matchConditions")), field, stored)
+    return causes
+
+
+def _match_conditions(conditions: list[Any], field: str, stored: set[str]) -> Causes:
+    causes: Causes = []
+    if len(conditions) > MAX_MATCH_CONDITIONS:
+        message = f"Too many: {len(conditions)}: must have at most {MAX_MATCH_CONDITIONS} items"
+        causes.append(Cause("FieldValueTooMany", message, field))
+    names: set[str] = set()
+    for j, condition in enumerate(conditions):
+        path = f"{field}[{j}]"
+        condition = _dict(condition)
+        expression = _str(condition.get("expression")).strip()
+        if not expression:
+            causes.append(required(f"{path}.expression"))
+        elif expression not in stored and (error := cel.check(expression)) is not None:
+            causes.append(invalid(f"{path}.expression", expression, f"compilation failed: {error}"))
+        name = _str(condition.get("name"))
+        if not name:
+            causes.append(required(f"{path}.name"))
+        else:
+            causes += _qualified_name(name, f"{path}.name")
+            if name in names:
+                causes.append(duplicate(f"{path}.name", name))
+            names.add(name)
+    return causes
+
+
 _BY_RESOURCE: dict[str, Validator] = {
     "roles.rbac.authorization.k8s.io": _role,
     "clusterroles.rbac.authorization.k8s.io": _cluster_role,
@@ -3399,4 +3445,6 @@ _BY_RESOURCE: dict[str, Validator] = {
     "daemonsets.apps": _daemonset,
     "jobs.batch": _job,
     "cronjobs.batch": _cronjob,
+    "mutatingwebhookconfigurations.admissionregistration.k8s.io": _webhook_configuration,
+    "validatingwebhookconfigurations.admissionregistration.k8s.io": _webhook_configuration,
 }

@@ -4,7 +4,8 @@ No ``$ref``, ``id``, ``patternProperties``, ``definitions``, ``dependencies``, `
 or ``uniqueItems``; ``properties`` and ``additionalProperties`` not together; no ``default`` in the
 root's ``metadata``, ``apiVersion`` or ``kind``; list and map types (``x-kubernetes-list-type``,
 ``-list-map-keys``, ``-map-type``) consistent with the node's type and items; a
-``x-kubernetes-validations`` rule present (rules are not compiled: k3py has no CEL).
+``x-kubernetes-validations`` rule present and parsing as CEL (:mod:`k3py.api.cel`; rules are
+not type-checked or evaluated).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from k3py.api import cel
 from k3py.api.crd.pruning import Schema
-from k3py.api.validation import Cause, forbidden, go_strings, invalid, not_supported, required
+from k3py.api.selectors import go_quote
+from k3py.api.validation import Cause, Shown, forbidden, go_strings, invalid, not_supported, required
 
 _TYPES: Final = ("array", "boolean", "integer", "number", "object", "string")
 _META: Final = ("metadata", "kind", "apiVersion")
@@ -171,9 +174,35 @@ def _extensions(s: Schema, path: str) -> list[Cause]:
     if list_type in ("set", "map") and items is not None:
         causes += _map_set_items(items, list_type, keys, path)
     for i, rule in enumerate(s.get("x-kubernetes-validations") or ()):
-        if isinstance(rule, Mapping) and not str(rule.get("rule") or "").strip():
-            causes.append(required(f"{path}.x-kubernetes-validations[{i}].rule", "rule is not specified"))
+        if isinstance(rule, Mapping):
+            causes += _validation_rule(rule, f"{path}.x-kubernetes-validations[{i}].rule")
     return causes
+
+
+def _validation_rule(rule: Schema, field: str) -> list[Cause]:
+    """A rule is required and must parse as CEL (it is neither type-checked nor evaluated)."""
+    text = str(rule.get("rule") or "")
+    if not text.strip():
+        return [required(field, "rule is not specified")]
+    error = cel.check(text)
+    return [] if error is None else [invalid(field, Shown(_go_rule(rule)), f"compilation failed: {error}")]
+
+
+def _go_rule(rule: Schema) -> str:
+    """``%#v`` of an ``apiextensions.ValidationRule``, the value upstream's message shows."""
+
+    def text(key: str) -> str:
+        return go_quote(str(rule.get(key) or ""))
+
+    def pointer(key: str, go_type: str) -> str:
+        return f"({go_type})(nil)" if rule.get(key) is None else f"({go_type})(0xc000000000)"
+
+    return (
+        f"apiextensions.ValidationRule{{Rule:{text('rule')}, Message:{text('message')}, "
+        f"MessageExpression:{text('messageExpression')}, "
+        f"Reason:{pointer('reason', '*apiextensions.FieldValueErrorReason')}, "
+        f"FieldPath:{text('fieldPath')}, OptionalOldSelf:{pointer('optionalOldSelf', '*bool')}}}"
+    )
 
 
 def _map_list(s: Schema, items: Schema | None, keys: list[str], path: str) -> list[Cause]:
