@@ -284,7 +284,6 @@ class ObjectStore:
         limit = max(0, opts.limit)
         items: list[Obj] = []
         next_key: bytes | None = None
-        at_latest = rev == 0
         # a webhook-converted resource is filtered in the version asked for, as its selectable
         # fields are that version's (the objects of a page go to the webhook together)
         convert_first = _webhook_converted(res) and not flt.everything
@@ -326,10 +325,9 @@ class ObjectStore:
         if next_key is not None:
             meta["continue"] = _continue_token(rev, next_key)
             if flt.everything:
-                # counted now: exact for a list at the newest revision (a first page, or one that
-                # continues an expired token), left out for a page of an older snapshot
-                counted = at_latest or not opts.continue_token
-                remaining = await self.backend.count(next_key, end) if counted else None
+                # counted among the keys there are now: exact at the newest revision, an estimate
+                # for a page of an older snapshot (what the field promises: "estimating the size")
+                remaining = await self.backend.count(next_key, end)
                 if remaining:
                     meta["remainingItemCount"] = remaining
         if not convert_first:
