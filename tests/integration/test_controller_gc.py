@@ -256,12 +256,16 @@ async def test_kubectl_delete_namespace_waits_until_it_is_emptied_and_gone(
     async with running(NamespaceController(api, recheck=0.2)):
         deleting = asyncio.create_task(kubectl(cluster, "delete", "namespace", "team"))
         await until(lambda: terminating(api, "/api/v1/namespaces/team/pods/p"))  # given its grace period
-        await until(lambda: gone(api, "/api/v1/namespaces/team/configmaps/c"))
-        await until(lambda: gone(api, WIDGETS.format("team") + "/w"))
+        await asyncio.sleep(1.0)
+        # pods go first: the rest stays while the pod terminates
+        assert await exists(api, "/api/v1/namespaces/team/configmaps/c")
+        assert await exists(api, WIDGETS.format("team") + "/w")
         ns = await api.get("/api/v1/namespaces/team")
         assert ns["status"]["phase"] == "Terminating"
         assert not deleting.done()  # kubectl waits for the namespace to go
         await finish(api, "/api/v1/namespaces/team/pods/p")
+        await until(lambda: gone(api, "/api/v1/namespaces/team/configmaps/c"))
+        await until(lambda: gone(api, WIDGETS.format("team") + "/w"))
         await asyncio.wait_for(deleting, 30)
         assert await gone(api, "/api/v1/namespaces/team")
     await kubectl(cluster, "create", "namespace", "team")
@@ -296,11 +300,12 @@ async def test_a_namespace_reports_its_progress_and_waits_for_other_finalizers(
         assert conditions["NamespaceDeletionDiscoveryFailure"]["reason"] == "ResourcesDiscovered"
         assert conditions["NamespaceDeletionContentFailure"]["reason"] == "ContentDeleted"
         assert conditions["NamespaceFinalizersRemaining"]["status"] == "False"
-        assert await gone(api, "/api/v1/namespaces/held/configmaps/c")
+        assert await exists(api, "/api/v1/namespaces/held/configmaps/c")  # pods go first
         assert await terminating(api, "/api/v1/namespaces/held/pods/p")
         assert ns["spec"]["finalizers"] == ["kubernetes"]  # not finalized while content remains
         await finish(api, "/api/v1/namespaces/held/pods/p")
         await until(lambda: reported("ContentRemoved"))
+        assert await gone(api, "/api/v1/namespaces/held/configmaps/c")
 
         async def finalized() -> bool:
             return not (await api.get("/api/v1/namespaces/held")).get("spec", {}).get("finalizers")

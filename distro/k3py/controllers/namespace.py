@@ -3,7 +3,8 @@
 As kube-controller-manager's ``namespace`` controller: a namespace with a
 ``deletionTimestamp`` is ``Terminating``; the controller finds every namespaced resource through
 discovery (custom resources included), deletes what the namespace still holds (in the
-background propagation, pods with their grace period: their kubelets finish them), and reports
+background propagation, pods with their grace period: their kubelets finish them; pods first,
+everything else once they are gone), and reports
 how it goes in the namespace's conditions (``NamespaceDeletionDiscoveryFailure``,
 ``NamespaceDeletionGroupVersionParsingFailure``, ``NamespaceDeletionContentFailure``,
 ``NamespaceContentRemaining``, ``NamespaceFinalizersRemaining``). While content remains it looks
@@ -159,10 +160,15 @@ class NamespaceController(Controller):
         return found
 
     async def _delete_content(self, namespace: str, resources: list[ApiResource]) -> Content:
+        """Delete what the namespace holds, pods first: nothing else goes while a pod remains
+        (upstream's OrderedNamespaceDeletion), so a pod never outlives what it uses."""
         content = Content()
-        for r in resources:
+        pods = [r for r in resources if (r.group, r.plural) == ("", "pods")]
+        for r in [*pods, *(r for r in resources if r not in pods)]:
             if not r.namespaced or not r.allows("list", "delete"):
                 continue
+            if r not in pods and content.remaining.get("pods.", 0):
+                break  # the rest waits for the pods to be gone
             try:
                 listed = await self.api.list(r.collection(namespace))
                 for item in listed.get("items") or []:
