@@ -297,7 +297,7 @@ async def test_a_good_request_for_any_qualified_signer_is_accepted(store: Object
 # -- the approval and status subresources ---------------------------------------------------------
 
 
-async def test_approval_changes_only_the_conditions(store: ObjectStore) -> None:
+async def test_approval_changes_only_the_conditions_and_user_metadata(store: ObjectStore) -> None:
     await create(store, csr("appr", request_pem()))
 
     def change(current: Obj) -> Obj:
@@ -315,7 +315,7 @@ async def test_approval_changes_only_the_conditions(store: ObjectStore) -> None:
     )
     stored = await get(store, "appr")
     for obj in (approved, stored):
-        assert "labels" not in obj["metadata"]
+        assert obj["metadata"]["labels"] == {"sneaky": "yes"}  # metadata goes through, as upstream
         assert obj["spec"]["username"] == BOOTSTRAP.name
         assert obj["spec"]["usages"] == CLIENT_USAGES
         assert "certificate" not in obj["status"]

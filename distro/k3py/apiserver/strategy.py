@@ -101,19 +101,18 @@ class Strategy:
         new.update(result)
 
     def prepare_approval_update(self, new: Obj, old: Obj) -> None:
-        """Only ``status.conditions`` changes through the approval subresource (CSRs)."""
+        """The approval subresource (CSRs) writes ``status.conditions`` and, as the status
+        subresource, the metadata users own."""
         wanted = new.get("status")
-        managed = new["metadata"].get("managedFields")
-        result = copy.deepcopy(old)
-        result_status = result.setdefault("status", {})
-        if isinstance(wanted, dict) and "conditions" in wanted:
-            result_status["conditions"] = wanted["conditions"]
+        conditions = wanted.get("conditions") if isinstance(wanted, dict) else None
+        self._status_only(new, old, keep_meta=_USER_META)
+        result_status = new.setdefault("status", {})
+        result_status.clear()
+        result_status.update(copy.deepcopy(old.get("status") or {}))
+        if conditions is not None:
+            result_status["conditions"] = conditions
         else:
             result_status.pop("conditions", None)
-        if managed is not None:
-            result["metadata"]["managedFields"] = managed
-        new.clear()
-        new.update(result)
 
     def validate(self, obj: Obj, old: Obj | None, subresource: str = "") -> list[Cause]:
         return validation.validate(self.resource, obj, old)
