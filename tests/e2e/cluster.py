@@ -122,7 +122,9 @@ def wait_ready(cluster: Cluster) -> None:
     pytest.fail(f"k3py server not ready within {START_TIMEOUT}s:\n{cluster.log.read_text()}")
 
 
-def start(base: Path, *extra: str) -> Cluster:
+def start(base: Path, *extra: str, dns: bool = False) -> Cluster:
+    """A ``k3py server`` without its agent; without its cluster DNS too unless ``dns`` (which
+    would listen on port 53 of this host's address)."""
     data_dir, kubeconfig, log = base / "data", base / "k3py.yaml", base / "server.log"
     port = free_port()
     command = [
@@ -133,6 +135,7 @@ def start(base: Path, *extra: str) -> Cluster:
         "--https-listen-port", str(port),
         "--write-kubeconfig", str(kubeconfig),
         "--disable-agent",
+        *(() if dns else ("--disable", "coredns")),
         *extra,
     ]  # fmt: skip
     with log.open("wb") as out:

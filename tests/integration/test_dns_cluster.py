@@ -31,7 +31,7 @@ SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--node-ip", "127.0.0.1")
+    started = start(tmp_path, "--node-ip", "127.0.0.1", dns=True)
     try:
         yield started
     finally:
