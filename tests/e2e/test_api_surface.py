@@ -44,8 +44,8 @@ def test_no_alpha_group_version_is_listed_anywhere(cluster: Cluster) -> None:
     assert "deployments" in resources
 
 
-def test_discovery_roots_are_the_same_with_a_trailing_slash(cluster: Cluster) -> None:
-    for root in ("/api", "/apis"):
+def test_discovery_documents_are_the_same_with_a_trailing_slash(cluster: Cluster) -> None:
+    for root in ("/api", "/apis", "/api/v1", "/apis/apps", "/apis/apps/v1"):
         plain, slashed = cluster.request("GET", root), cluster.request("GET", root + "/")
         assert slashed[0] == 200 and json.loads(slashed[2]) == json.loads(plain[2])
 

@@ -497,3 +497,22 @@ async def test_field_selectors_match_in_the_version_asked_for(
     assert all(o["apiVersion"] == f"{GROUP}/v2" for o in listed["items"])
     listed = await cluster.json("GET", path("v2"), params={"fieldSelector": "host=host1,port=80"})
     assert [o["metadata"]["name"] for o in listed["items"]] == ["a"]
+
+
+async def test_field_selected_watches_match_in_the_version_asked_for(
+    cluster: Cluster, webhook: ConversionWebhook
+) -> None:
+    crd = hostport_crd(webhook.client_config("/convert"))
+    crd["spec"]["versions"][1]["selectableFields"] = [{"jsonPath": ".host"}]
+    await cluster.serve(crd)
+    rv = (await cluster.json("GET", path("v2")))["metadata"]["resourceVersion"]
+    params = {"watch": "1", "timeoutSeconds": "10", "fieldSelector": "host=host1", "resourceVersion": rv}
+    response = await cluster.request("GET", path("v2"), params=params)
+    assert response.status == 200
+    for name, host_port in (("other", "host2:80"), ("mine", "host1:80")):
+        await cluster.json("POST", path("v1"), {**v1_object(name), "hostPort": host_port}, status=201)
+    line = await asyncio.wait_for(response.content.readline(), 5)
+    event = json.loads(line)
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "mine")
+    assert event["object"]["host"] == "host1"
+    response.close()

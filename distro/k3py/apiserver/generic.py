@@ -374,19 +374,35 @@ class ObjectStore:
             yield "ADDED", obj
         if send_initial:
             yield "BOOKMARK", bookmark(res, after, initial_end=True)
+        convert_first = _webhook_converted(res) and not flt.everything  # as list does
         try:
             async with self.backend.watch(prefix, after=after) as stream:
                 async for batch in stream:
                     for event in batch:
-                        kind, changed = _translate(
-                            event, flt, lambda kv, rev=None: self._decode(res, kv, rev)
-                        )
+                        if convert_first:
+                            kind, changed = await self._translate_served(res, event, flt)
+                        else:
+                            kind, changed = _translate(
+                                event, flt, lambda kv, rev=None: self._decode(res, kv, rev)
+                            )
+                            if changed is not None:
+                                changed = (await self._served(res, [changed]))[0]
                         if changed is not None:
-                            yield kind, (await self._served(res, [changed]))[0]
+                            yield kind, changed
         except Compacted:
             raise errors.expired(
                 f"too old resource version: {after} ({self.backend.compact_revision + 1})"
             ) from None
+
+    async def _translate_served(self, res: Resource, event: Any, flt: Filter) -> tuple[str, Obj | None]:
+        """:func:`_translate` on the objects in the version asked for (both sent to the webhook
+        in one review), for selectors on a webhook-converted resource."""
+        rev = event.kv.mod_revision
+        current = None if event.type is EventType.DELETE else event.kv
+        kvs = [kv for kv in (event.prev, current) if kv is not None]
+        decoded = [self._decode(res, kv, rev if kv is event.prev else None) for kv in kvs]
+        served = {id(kv): obj for kv, obj in zip(kvs, await self._served(res, decoded), strict=True)}
+        return _translate(event, flt, lambda kv, rev=None: served[id(kv)])
 
     # -- writes ------------------------------------------------------------------------------
 

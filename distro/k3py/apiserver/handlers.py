@@ -193,8 +193,11 @@ class Api:
             web.get("/apis", self.groups_discovery),
             web.get("/apis/", self.groups_discovery),
             web.route("*", "/api/{version}", self.group_version_discovery_core),
+            web.route("*", "/api/{version}/", self.group_version_discovery_core),
             web.route("*", "/apis/{group}", self.group_discovery),
+            web.route("*", "/apis/{group}/", self.group_discovery),
             web.route("*", "/apis/{group}/{version}", self.group_version_discovery),
+            web.route("*", "/apis/{group}/{version}/", self.group_version_discovery),
             web.route("*", "/api/{version}/{rest:.+}", self.core_resource),
             web.route("*", "/apis/{group}/{version}/{rest:.+}", self.group_resource),
         ]
