@@ -77,11 +77,13 @@ def template_patch(owner: Obj) -> Obj:
 
 
 def _as_go_encodes(template: Obj) -> Obj:
-    """The struct fields Go writes even when empty: ``metadata.creationTimestamp`` (null) and
-    each container's ``resources`` ({})."""
+    """The template as Go's typed encoding writes it: struct fields even when empty
+    (``metadata``, ``spec``, each container's ``resources``: {}), a zero
+    ``metadata.creationTimestamp`` left out (``omitzero``)."""
     meta = template.get("metadata")
     template["metadata"] = meta = meta if isinstance(meta, dict) else {}
-    meta.setdefault("creationTimestamp", None)
+    if meta.get("creationTimestamp") is None:
+        meta.pop("creationTimestamp", None)
     spec = template.get("spec")
     template["spec"] = spec = spec if isinstance(spec, dict) else {}
     for key in ("initContainers", "containers", "ephemeralContainers"):
