@@ -443,6 +443,7 @@ async def test_patches_and_server_side_apply(crontabs: Cluster) -> None:
         f"{CRONTABS}/s?fieldManager=tester",
         data=applied_yaml,
         headers={"Content-Type": "application/apply-patch+yaml"},
+        status=201,  # created by the apply
     )
     assert applied["spec"] == {"cronSpec": "* * * * *", "replicas": 1}
     assert [m["manager"] for m in applied["metadata"]["managedFields"]] == ["tester"]

@@ -1,6 +1,6 @@
 """Cluster DNS in a real ``k3py server`` (no agent), asked over UDP and TCP on loopback.
 
-The server runs with ``--node-ip 127.0.0.1``, so its DNS listens on 127.0.0.1 port 53 (hence
+The server runs with ``--node-ip 127.0.0.9``, so its DNS listens on 127.0.0.9 port 53 (hence
 root) and the endpoints it writes for ``kube-dns`` and ``kubernetes`` name that address. Every
 name asked is a cluster name: nothing is forwarded off the host.
 """
@@ -24,14 +24,16 @@ from tests.integration.dns_support import query_tcp, query_udp
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 Obj = dict[str, Any]
-DNS = ("127.0.0.1", 53)
+NODE_IP = "127.0.0.9"
+"""A loopback address of this test's own: other servers of a test run may hold 127.0.0.1:53."""
+DNS = (NODE_IP, 53)
 SERVICES = "/api/v1/namespaces/default/services"
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--node-ip", "127.0.0.1", dns=True)
+    started = start(tmp_path, "--node-ip", NODE_IP, dns=True)
     try:
         yield started
     finally:
@@ -79,7 +81,7 @@ async def test_server_publishes_kube_dns_and_kubernetes_endpoints(api: RestClien
     }
     assert service["metadata"]["labels"]["k8s-app"] == "kube-dns"
     endpoints = await api.get(f"{kube_dns}/endpoints/kube-dns")
-    assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == ["127.0.0.1"]
+    assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == [NODE_IP]
     await until(
         lambda: exists(api, "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices/kube-dns")
     )
@@ -91,10 +93,10 @@ async def test_server_publishes_kube_dns_and_kubernetes_endpoints(api: RestClien
     kubernetes = await api.get("/api/v1/namespaces/default/endpoints/kubernetes")
     port = (await api.get(f"{SERVICES}/kubernetes"))["spec"]["ports"][0]["targetPort"]
     assert kubernetes["subsets"] == [
-        {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+        {"addresses": [{"ip": NODE_IP}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
     ]
     api_slice = await api.get(f"{SLICES}/kubernetes")
-    assert api_slice["endpoints"][0]["addresses"] == ["127.0.0.1"]
+    assert api_slice["endpoints"][0]["addresses"] == [NODE_IP]
     assert api_slice["ports"] == [{"name": "https", "port": port, "protocol": "TCP"}]
     assert api_slice["metadata"]["labels"]["kubernetes.io/service-name"] == "kubernetes"
     await asyncio.sleep(1.5)  # the endpoint controllers must leave both alone

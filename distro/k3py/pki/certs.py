@@ -11,6 +11,7 @@ identifier pointing at its CA.
 from __future__ import annotations
 
 import ipaddress
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,7 +52,9 @@ class LeafSpec:
         # No 64-character cap on the common name (RFC 5280's upper bound, which cryptography
         # enforces and Go does not): service-account users such as
         # system:serviceaccount:kube-system:endpointslicemirroring-controller are longer.
-        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, self.common_name, _validate=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # cryptography still warns about the length
+            attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, self.common_name, _validate=False))
         return x509.Name(attributes)
 
 
