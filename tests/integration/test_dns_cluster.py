@@ -1,7 +1,8 @@
 """Cluster DNS in a real ``k3py server`` (no agent), asked over UDP and TCP on loopback.
 
-The server runs with ``--node-ip 127.0.0.9``, so its DNS listens on 127.0.0.9 port 53 (hence
-root) and the endpoints it writes for ``kube-dns`` and ``kubernetes`` name that address. Every
+Each server runs with a loopback ``--node-ip`` of its own (127.0.0.9, 127.0.0.10), so its DNS
+listens there on port 53 (hence root) and the endpoints it writes for ``kube-dns`` and
+``kubernetes`` name that address. Every
 name asked is a cluster name: nothing is forwarded off the host.
 """
 
@@ -25,15 +26,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 Obj = dict[str, Any]
 NODE_IP = "127.0.0.9"
-"""A loopback address of this test's own: other servers of a test run may hold 127.0.0.1:53."""
+"""The loopback address the names test's server listens on: other servers of a test run may hold
+127.0.0.1:53, and the tests of this module may run at once on two workers."""
 DNS = (NODE_IP, 53)
+ENDPOINTS_NODE_IP = "127.0.0.10"
+"""The address of the endpoints test's server."""
 SERVICES = "/api/v1/namespaces/default/services"
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = start(tmp_path, "--node-ip", NODE_IP, dns=True)
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    node_ip = NODE_IP if request.node.name == "test_cluster_names_resolve" else ENDPOINTS_NODE_IP
+    started = start(tmp_path, "--node-ip", node_ip, dns=True)
     try:
         yield started
     finally:
@@ -81,7 +86,7 @@ async def test_server_publishes_kube_dns_and_kubernetes_endpoints(api: RestClien
     }
     assert service["metadata"]["labels"]["k8s-app"] == "kube-dns"
     endpoints = await api.get(f"{kube_dns}/endpoints/kube-dns")
-    assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == [NODE_IP]
+    assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == [ENDPOINTS_NODE_IP]
     await until(
         lambda: exists(api, "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices/kube-dns")
     )
@@ -93,10 +98,13 @@ async def test_server_publishes_kube_dns_and_kubernetes_endpoints(api: RestClien
     kubernetes = await api.get("/api/v1/namespaces/default/endpoints/kubernetes")
     port = (await api.get(f"{SERVICES}/kubernetes"))["spec"]["ports"][0]["targetPort"]
     assert kubernetes["subsets"] == [
-        {"addresses": [{"ip": NODE_IP}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+        {
+            "addresses": [{"ip": ENDPOINTS_NODE_IP}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }
     ]
     api_slice = await api.get(f"{SLICES}/kubernetes")
-    assert api_slice["endpoints"][0]["addresses"] == [NODE_IP]
+    assert api_slice["endpoints"][0]["addresses"] == [ENDPOINTS_NODE_IP]
     assert api_slice["ports"] == [{"name": "https", "port": port, "protocol": "TCP"}]
     assert api_slice["metadata"]["labels"]["kubernetes.io/service-name"] == "kubernetes"
     await asyncio.sleep(1.5)  # the endpoint controllers must leave both alone
