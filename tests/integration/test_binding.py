@@ -163,6 +163,7 @@ async def test_refusals(client: TestClient[Any, Any]) -> None:
         "target.name: Required value]"
     )
     assert wrong_kind[0] == 400
+    assert wrong_kind[1]["message"] == "the kind in the data (Pod) does not match the expected kind (Binding)"
     assert gated[0] == 409
     assert gated[1]["message"].endswith("pod gated has non-empty .spec.schedulingGates")
     assert dry[0] == 201

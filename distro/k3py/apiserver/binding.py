@@ -27,7 +27,7 @@ from k3py.api import objects
 from k3py.api.resources import Resource
 from k3py.apiserver import errors
 from k3py.apiserver.generic import Obj, ObjectStore, decode, encode
-from k3py.apiserver.handlers import decode_body, read_body, respond
+from k3py.apiserver.handlers import read_subresource_body, respond
 from k3py.apiserver.request import negotiate
 from k3py.storage import Conflict, KeyNotFound
 
@@ -197,24 +197,7 @@ def _check_preconditions(pods: Resource, pod: Obj, uid: str, resource_version: s
 
 
 async def _binding_body(request: web.Request, namespace: str) -> Obj:
-    raw = await read_body(request)
-    body = decode_body(raw, request.headers.get("Content-Type", "application/json"))
-    if not isinstance(body, dict):
-        raise errors.bad_request("Object 'Kind' is missing in the request body: expected a JSON object")
-    kind, api_version = body.get("kind"), body.get("apiVersion")
-    if kind and kind != "Binding":
-        raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind (Binding)")
-    if api_version and api_version != "v1":
-        raise errors.bad_request(
-            f"the API version in the data ({api_version}) does not match the expected API version (v1)"
-        )
-    meta = body.get("metadata")
-    if meta is not None and not isinstance(meta, dict):
-        raise errors.bad_request("metadata: expected an object")
-    if isinstance(meta, dict) and meta.get("namespace") not in (None, "", namespace):
-        raise errors.bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request"
-        )
+    body = await read_subresource_body(request, namespace, "Binding", ("v1",))
     target = body.get("target")
     if target is not None and not isinstance(target, dict):
         raise errors.bad_request("target: expected an object")

@@ -40,7 +40,7 @@ from k3py.api.resources import Resource
 from k3py.api.selectors import SelectorError, from_label_selector_object
 from k3py.apiserver import errors
 from k3py.apiserver.generic import DeleteOptions, ListOptions, Obj, ObjectStore, WriteOptions
-from k3py.apiserver.handlers import decode_body, read_body, respond
+from k3py.apiserver.handlers import read_subresource_body, respond
 from k3py.apiserver.request import negotiate
 
 POD_EVICTION_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/eviction"
@@ -388,25 +388,7 @@ def _options(raw: Any, request_dry_run: list[str]) -> Options:
 
 
 async def _eviction_body(request: web.Request, namespace: str) -> Obj:
-    raw = await read_body(request)
-    body = decode_body(raw, request.headers.get("Content-Type", "application/json"))
-    if not isinstance(body, dict):
-        raise errors.bad_request("Object 'Kind' is missing in the request body: expected a JSON object")
-    kind, api_version = body.get("kind"), body.get("apiVersion")
-    if kind and kind != "Eviction":
-        raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind (Eviction)")
-    if api_version and api_version not in EVICTION_VERSIONS:
-        raise errors.bad_request(
-            f"the API version in the data ({api_version}) does not match the expected API version (policy/v1)"
-        )
-    meta = body.get("metadata")
-    if meta is not None and not isinstance(meta, dict):
-        raise errors.bad_request("metadata: expected an object")
-    if isinstance(meta, dict) and meta.get("namespace") not in (None, "", namespace):
-        raise errors.bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request"
-        )
-    return body
+    return await read_subresource_body(request, namespace, "Eviction", EVICTION_VERSIONS)
 
 
 def _dry_run(request: web.Request) -> list[str]:

@@ -102,6 +102,36 @@ async def read_body(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
+async def read_subresource_body(
+    request: web.Request, namespace: str, kind: str, api_versions: tuple[str, ...]
+) -> dict[str, Any]:
+    """The body a subresource POST carries (a Binding, an Eviction): a JSON object whose kind,
+    apiVersion (the first of ``api_versions`` is the one named in errors) and namespace, when
+    given, are the request's, as upstream's decoding checks them."""
+    raw = await read_body(request)
+    body = decode_body(raw, request.headers.get("Content-Type", "application/json"))
+    if not isinstance(body, dict):
+        raise errors.bad_request("Object 'Kind' is missing in the request body: expected a JSON object")
+    given_kind, api_version = body.get("kind"), body.get("apiVersion")
+    if given_kind and given_kind != kind:
+        raise errors.bad_request(
+            f"the kind in the data ({given_kind}) does not match the expected kind ({kind})"
+        )
+    if api_version and api_version not in api_versions:
+        raise errors.bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version "
+            f"({api_versions[0]})"
+        )
+    meta = body.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise errors.bad_request("metadata: expected an object")
+    if isinstance(meta, dict) and meta.get("namespace") not in (None, "", namespace):
+        raise errors.bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    return body
+
+
 def decode_body(raw: bytes, content_type: str) -> Any:
     """JSON or YAML, by Content-Type; a clear 400 for anything malformed."""
     mime = content_type.split(";", 1)[0].strip().lower()
