@@ -321,3 +321,62 @@ async def test_daemonset_runs_one_pod_per_eligible_node(api: RestClient, kubelet
         assert {p["metadata"]["labels"]["pod-template-generation"] for p in found} == {"2"}
         assert sorted(p["spec"]["nodeName"] for p in found) == ["n1", "n2", "n3"]
         assert any(r == "SuccessfulDelete" for r, _ in await events(api, "agent"))
+
+
+async def test_daemonset_revisions_through_a_controllerrevision_lifecycle(
+    api: RestClient, kubelet: FakeKubelet
+) -> None:
+    """Upstream's ControllerRevision lifecycle: revisions written by hand next to the controller's."""
+    await add_node(api, "n1")
+    sets = f"/apis/apps/v1/namespaces/{NS}/daemonsets"
+    revisions = f"/apis/apps/v1/namespaces/{NS}/controllerrevisions"
+    body = {
+        "metadata": {"name": "life", "labels": {"daemonset-name": "life"}},
+        "spec": {"selector": {"matchLabels": {"app": "life"}}, "template": template("life", "busybox:1")},
+    }
+    ds = await api.create(sets, body)
+    kubelet.running.set()
+
+    async def count_is(n: int) -> bool:
+        listed = await api.list(revisions, label_selector="app=life")
+        return len(listed["items"]) == n
+
+    async with running(DaemonSetController(api)):
+        await until(lambda: count_is(1))
+        [initial] = (await api.list(revisions))["items"]
+        handmade = {
+            "metadata": {
+                "name": "life-5f8c7d9b6",
+                "labels": {"app": "life", "controller-revision-hash": "5f8c7d9b6"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "DaemonSet",
+                        "name": "life",
+                        "uid": ds["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "data": initial["data"],
+            "revision": initial["revision"] + 1,
+        }
+        await api.create(revisions, handmade)
+        await until(lambda: count_is(2))
+        await api.delete(f"{revisions}/{initial['metadata']['name']}")
+        await until(lambda: count_is(1))
+        await asyncio.sleep(1)
+        [kept] = (await api.list(revisions))["items"]
+        assert kept["metadata"]["name"] == "life-5f8c7d9b6", "a handmade revision of the template is current"
+        updated = {"metadata": {"labels": {"life-5f8c7d9b6": "updated"}}}
+        await api.patch(f"{revisions}/life-5f8c7d9b6", updated)
+        patch = {"spec": {"template": {"spec": {"terminationGracePeriodSeconds": 1}}}}
+        await api.patch(f"{sets}/life", patch, "strategic")
+        await until(lambda: count_is(2))
+        await api.delete(f"{revisions}?labelSelector=life-5f8c7d9b6%3Dupdated")
+        await until(lambda: count_is(1))
+        await asyncio.sleep(1)
+        [last] = (await api.list(revisions))["items"]
+        assert last["revision"] == 3
+        assert last["data"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 1

@@ -111,6 +111,19 @@ def test_a_revision_is_named_after_its_owner_and_restores_the_template() -> None
     assert not equal_revision(revision, new_revision(changed, "StatefulSet", 3, None))
 
 
+def test_revisions_with_the_same_data_are_equal_unless_their_numeric_hashes_differ() -> None:
+    revision = new_revision(statefulset(), "StatefulSet", 1, None)
+    handmade = copy.deepcopy(revision)
+    del handmade["metadata"]["labels"][REVISION_HASH_LABEL]
+    assert equal_revision(revision, handmade), "a missing hash label compares data only"
+    handmade["metadata"]["labels"][REVISION_HASH_LABEL] = "zz7b"
+    assert equal_revision(revision, handmade), "a safe-encoded hash is not a number: data only"
+    numbered = [copy.deepcopy(revision), copy.deepcopy(revision)]
+    numbered[0]["metadata"]["labels"][REVISION_HASH_LABEL] = "12"
+    numbered[1]["metadata"]["labels"][REVISION_HASH_LABEL] = "13"
+    assert not equal_revision(*numbered), "two numeric hashes must agree"
+
+
 def test_revision_numbers_and_order() -> None:
     revisions = [{"metadata": {"name": n}, "revision": r} for n, r in (("b", 2), ("a", 5), ("c", 1))]
     assert next_revision_number(revisions) == 6

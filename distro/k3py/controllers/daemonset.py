@@ -24,6 +24,7 @@ that a sync that runs before the informer catches up does not do the same work t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -40,10 +41,10 @@ from k3py.controllers.base import Controller, Key
 from k3py.controllers.history import (
     POD_REVISION_LABEL,
     REVISION_HASH_LABEL,
-    equal_revision,
-    find_equal_revisions,
+    equal_data,
     new_revision,
     next_revision_number,
+    revision_number,
     sort_revisions,
 )
 from k3py.controllers.objects import (
@@ -515,28 +516,70 @@ class DaemonSetController(Controller):
     # -- revisions --------------------------------------------------------------------------------
 
     async def _revision(self, ds: Obj, revisions: list[Obj]) -> tuple[Obj, int]:
-        """``constructHistory``: the revision of the current template, created when new."""
+        """``constructHistory``: the revision of the current template, created when new.
+
+        Revisions whose data puts back the current template are current (whatever their name or
+        labels: one written by hand counts too); the one with the highest number is kept, the
+        others are deleted, and it is renumbered past every other revision when it is not already.
+        """
         collisions = int((ds.get("status") or {}).get("collisionCount") or 0)
-        number = next_revision_number(revisions)
-        wanted = self._new_revision(ds, number, collisions)
-        equal = find_equal_revisions(revisions, wanted)
         namespace = meta_of(ds).get("namespace")
-        if equal and equal_revision(revisions[-1], wanted):
-            return revisions[-1], collisions
-        if equal:
-            path = f"{REVISIONS.format(namespace)}/{meta_of(equal[-1])['name']}"
-            return await self.api.patch(path, {"revision": number}), collisions
+        wanted = self._new_revision(ds, 0, collisions)
+        current: list[Obj] = []
+        old: list[Obj] = []
+        for revision in revisions:
+            revision = await self._with_unique_label(revision)
+            (current if equal_data(revision, wanted) else old).append(revision)
+        number = next_revision_number(old)
+        if not current:
+            return await self._snapshot(ds, number, collisions), collisions
+        keep = await self._dedup(ds, current)
+        if revision_number(keep) < number:
+            path = f"{REVISIONS.format(namespace)}/{meta_of(keep)['name']}"
+            keep = await self.api.patch(path, {"revision": number})
+        return keep, collisions
+
+    async def _with_unique_label(self, revision: Obj) -> Obj:
+        """A revision without the pods' hash label gets its name there (upstream's way of
+        labelling one it did not write)."""
+        if POD_REVISION_LABEL in (meta_of(revision).get("labels") or {}):
+            return revision
+        path = f"{REVISIONS.format(meta_of(revision).get('namespace'))}/{meta_of(revision)['name']}"
+        patch = {"metadata": {"labels": {POD_REVISION_LABEL: meta_of(revision)["name"]}}}
+        return await self.api.patch(path, patch)
+
+    async def _snapshot(self, ds: Obj, number: int, collisions: int) -> Obj:
+        """A new revision of the current template; a name taken by other data is a hash
+        collision, counted (the status write records it) and hashed again."""
+        namespace = meta_of(ds).get("namespace")
         while True:
             wanted = self._new_revision(ds, number, collisions)
             try:
-                return await self.api.create(REVISIONS.format(namespace), wanted), collisions
+                return await self.api.create(REVISIONS.format(namespace), wanted)
             except ApiStatusError as exc:
                 if exc.code != 409:
                     raise
             found = await self.api.get(f"{REVISIONS.format(namespace)}/{meta_of(wanted)['name']}")
-            if equal_revision(found, wanted) and controller_uid(found) == meta_of(ds).get("uid"):
-                return found, collisions
+            if equal_data(found, wanted):
+                return found
             collisions += 1
+
+    async def _dedup(self, ds: Obj, current: list[Obj]) -> Obj:
+        """``dedupCurHistories``: the current revision with the highest number; the others'
+        pods are relabelled to it and the others deleted."""
+        keep = max(current, key=revision_number)
+        hash_ = (meta_of(keep).get("labels") or {}).get(POD_REVISION_LABEL)
+        for duplicate in current:
+            if duplicate is keep:
+                continue
+            stale = (meta_of(duplicate).get("labels") or {}).get(POD_REVISION_LABEL)
+            for pod in self._owned(self.pods.items(), ds):
+                if (meta_of(pod).get("labels") or {}).get(POD_REVISION_LABEL) == stale:
+                    path = f"{PODS.format(meta_of(pod).get('namespace'))}/{meta_of(pod)['name']}"
+                    with contextlib.suppress(ApiStatusError):
+                        await self.api.patch(path, {"metadata": {"labels": {POD_REVISION_LABEL: hash_}}})
+            await self._delete_revision(duplicate)
+        return keep
 
     @staticmethod
     def _new_revision(ds: Obj, number: int, collisions: int) -> Obj:
@@ -557,13 +600,15 @@ class DaemonSetController(Controller):
             and (meta_of(r).get("labels") or {}).get(POD_REVISION_LABEL) not in used
         ]
         for revision in history[: max(0, len(history) - limit)]:
-            try:
-                await self.api.delete(
-                    f"{REVISIONS.format(meta_of(ds).get('namespace'))}/{meta_of(revision)['name']}"
-                )
-            except ApiStatusError as exc:
-                if exc.code != 404:
-                    raise
+            await self._delete_revision(revision)
+
+    async def _delete_revision(self, revision: Obj) -> None:
+        path = f"{REVISIONS.format(meta_of(revision).get('namespace'))}/{meta_of(revision)['name']}"
+        try:
+            await self.api.delete(path)
+        except ApiStatusError as exc:
+            if exc.code != 404:
+                raise
 
     # -- pods -------------------------------------------------------------------------------------
 

@@ -160,11 +160,28 @@ def sort_revisions(revisions: Iterable[Obj]) -> list[Obj]:
 
 
 def equal_revision(left: Obj, right: Obj) -> bool:
-    """``EqualRevision``: the same hash label and the same data."""
-    left_hash = ((left.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL)
-    right_hash = ((right.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL)
-    if left_hash != right_hash:
+    """``EqualRevision``: the same data, and the same hash where both hash labels are numbers.
+
+    Upstream only compares hash labels that parse as decimal 32-bit integers; the safe-encoded
+    hashes it writes never do, so in practice two revisions are equal when their data is.
+    """
+    left_hash, right_hash = _numeric_hash(left), _numeric_hash(right)
+    if left_hash is not None and right_hash is not None and left_hash != right_hash:
         return False
+    return equal_data(left, right)
+
+
+def _numeric_hash(revision: Obj) -> int | None:
+    label = ((revision.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL)
+    try:
+        value = int(str(label), 10)
+    except ValueError:
+        return None
+    return value & 0xFFFFFFFF if -(2**31) <= value < 2**31 else None
+
+
+def equal_data(left: Obj, right: Obj) -> bool:
+    """Whether two revisions put back the same template (the DaemonSet's ``Match``)."""
     return go_json(left.get("data")) == go_json(right.get("data"))
 
 
