@@ -280,7 +280,7 @@ async def test_openapi_documents_follow_crds(crontabs: Cluster) -> None:
         "GET", "/openapi/v2", headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
     )
     assert proto.status == 200 and b"com.example.stable.v1.CronTab" in await proto.read()
-    await crontabs.json("DELETE", f"{CRDS}/crontabs.stable.example.com", status=202)
+    await crontabs.json("DELETE", f"{CRDS}/crontabs.stable.example.com", status=200)
 
     async def gone() -> bool:
         return "apis/stable.example.com/v1" not in (await crontabs.json("GET", "/openapi/v3"))["paths"]
@@ -536,7 +536,7 @@ async def test_deleting_a_crd_deletes_its_objects_then_itself(crontabs: Cluster)
     held = crontab("held")
     held["metadata"]["finalizers"] = ["example.com/hold"]
     await crontabs.json("POST", CRONTABS, held, status=201)
-    deleting = await crontabs.json("DELETE", f"{CRDS}/crontabs.stable.example.com", status=202)
+    deleting = await crontabs.json("DELETE", f"{CRDS}/crontabs.stable.example.com", status=200)
     assert deleting["metadata"]["finalizers"] == ["customresourcecleanup.apiextensions.k8s.io"]
 
     async def in_progress() -> Obj | None:
@@ -589,7 +589,7 @@ async def test_crds_are_served_again_after_a_restart(crontabs: Cluster, backend:
 
 async def test_names_freed_by_a_deleted_crd_go_to_the_next(crontabs: Cluster) -> None:
     await crontabs.create_crd(crontab_crd(names={"plural": "crontables", "kind": "CronTab"}))
-    await crontabs.json("DELETE", f"{CRDS}/crontabs.stable.example.com", status=202)
+    await crontabs.json("DELETE", f"{CRDS}/crontabs.stable.example.com", status=200)
     crd = await crontabs.established("crontables.stable.example.com")
     assert crd["status"]["acceptedNames"]["kind"] == "CronTab"
     await crontabs.json("GET", "/apis/stable.example.com/v1/namespaces/default/crontables")
@@ -597,7 +597,7 @@ async def test_names_freed_by_a_deleted_crd_go_to_the_next(crontabs: Cluster) ->
 
 async def test_a_crd_that_was_never_established_is_deleted_at_once(crontabs: Cluster) -> None:
     await crontabs.create_crd(crontab_crd(names={"plural": "crontables", "kind": "CronTab"}))
-    await crontabs.json("DELETE", f"{CRDS}/crontables.stable.example.com", status=202)
+    await crontabs.json("DELETE", f"{CRDS}/crontables.stable.example.com", status=200)
 
     async def gone() -> bool:
         return await _status_is(crontabs, f"{CRDS}/crontables.stable.example.com", 404)
@@ -644,6 +644,21 @@ async def test_a_deleted_namespace_keeps_its_custom_resources_until_it_is_emptie
     await crontabs.json("DELETE", f"{crontabs_path}/a", status=200)
     await crontabs.json("PUT", "/api/v1/namespaces/team/finalize", {**ns, "spec": {}}, status=200)
     await crontabs.json("GET", "/api/v1/namespaces/team", status=404)
+
+
+async def test_a_delete_left_pending_answers_200_unless_cascading_was_asked(crontabs: Cluster) -> None:
+    """Upstream answers 202 only for a pending delete given ``orphanDependents: false``."""
+    path = "/apis/stable.example.com/v1/namespaces/default/crontabs"
+    for name in ("kept", "cascaded"):
+        body = crontab(name)
+        body["metadata"]["finalizers"] = ["example.com/hold"]
+        await crontabs.json("POST", path, body, status=201)
+    kept = await crontabs.json("DELETE", f"{path}/kept", status=200)
+    assert kept["metadata"]["deletionTimestamp"]
+    await crontabs.json("DELETE", f"{path}/cascaded", {"orphanDependents": False}, status=202)
+    for name in ("kept", "cascaded"):
+        await crontabs.json("PATCH", f"{path}/{name}", {"metadata": {"finalizers": None}}, headers=MERGE)
+        await crontabs.json("GET", f"{path}/{name}", status=404)
 
 
 # -- what a CRD may not do ----------------------------------------------------------------------
@@ -808,7 +823,7 @@ async def test_a_crd_over_a_built_in_is_not_served_and_its_deletion_keeps_the_bu
         )
         assert conditions["Established"]["status"] == "False"
         await crontabs.json("GET", f"/apis/{group}/{version}/namespaces/default/{plural}", status=404)
-        await crontabs.json("DELETE", f"{CRDS}/{name}", status=202)
+        await crontabs.json("DELETE", f"{CRDS}/{name}", status=200)
 
         async def gone(name: str = name) -> bool:
             return await _status_is(crontabs, f"{CRDS}/{name}", 404)
@@ -837,7 +852,7 @@ async def test_deleting_a_crd_over_a_built_in_says_why_nothing_is_deleted(cronta
     key = b"/registry/apiextensions.k8s.io/customresourcedefinitions/networkpolicies.networking.k8s.io"
     await crontabs.store.backend.create(key, json.dumps(row).encode())
     await crontabs.json("GET", "/apis/networking.k8s.io/v9/namespaces/default/networkpolicies", status=404)
-    await crontabs.json("DELETE", f"{CRDS}/networkpolicies.networking.k8s.io", status=202)
+    await crontabs.json("DELETE", f"{CRDS}/networkpolicies.networking.k8s.io", status=200)
 
     async def skipped() -> Obj | None:
         terminating = await _terminating(crontabs, "networkpolicies.networking.k8s.io")

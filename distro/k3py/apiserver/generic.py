@@ -142,6 +142,8 @@ class DeleteOptions:
     propagation_policy: str = ""
     precondition_uid: str = ""
     precondition_resource_version: str = ""
+    cascade_asked: bool = False
+    """``orphanDependents: false`` given: the one case a delete left pending answers 202."""
 
 
 @dataclass

@@ -486,9 +486,9 @@ class Api:
             if target.resource.group:
                 status["details"]["group"] = target.resource.group
             return respond(status, media=media)
-        # A namespace marked Terminating is answered 200, as upstream answers it.
-        terminating = target.resource.plural == "namespaces" and not target.resource.group
-        return respond(obj, status=200 if deleted or terminating else 202, media=media)
+        # A delete left pending (finalizers, grace, a terminating namespace) answers 200; upstream
+        # keeps 202 for the one case it always did: dependents explicitly not orphaned.
+        return respond(obj, status=202 if not deleted and opts.cascade_asked else 200, media=media)
 
     async def delete_collection(self, request: web.Request, target: Target) -> web.Response:
         media = negotiate(request.headers.get("Accept", ""))
@@ -856,6 +856,8 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
         raise errors.bad_request(f'propagationPolicy: Unsupported value: "{policy}"')
     if not policy and (_bool(q.get("orphanDependents")) or body.get("orphanDependents") is True):
         policy = "Orphan"
+    orphan = q.get("orphanDependents") or body.get("orphanDependents")
+    cascade_asked = orphan is False or (isinstance(orphan, str) and orphan.lower() == "false")
     pre = body.get("preconditions") or {}
     dry = q.getall("dryRun", []) or body.get("dryRun") or []
     return DeleteOptions(
@@ -865,6 +867,7 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
         propagation_policy=str(policy),
         precondition_uid=str(pre.get("uid") or ""),
         precondition_resource_version=str(pre.get("resourceVersion") or ""),
+        cascade_asked=cascade_asked,
     )
 
 
