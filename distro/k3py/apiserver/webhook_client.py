@@ -100,7 +100,7 @@ class WebhookClient:
             server_hostname=target.server_name if context is not None else None,
             allow_redirects=False,
         ) as answer:
-            raw = await answer.content.read(RESPONSE_LIMIT + 1)
+            raw = await read_at_most(answer.content, RESPONSE_LIMIT + 1)
             if len(raw) > RESPONSE_LIMIT:
                 raise CallError(f'failed to call webhook: Post "{target.url}": response body too large')
             if answer.status != 200:
@@ -250,3 +250,17 @@ def _describe(exc: BaseException, target: Target) -> str:
             return f"{dial}: connect: connection refused"
         return f"{dial}: {cause.strerror or cause}"
     return str(exc) or type(exc).__name__
+
+
+async def read_at_most(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, or its first ``limit`` bytes when it is longer (``read(n)`` alone returns
+    whatever has arrived so far, which may be part of an answer)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
