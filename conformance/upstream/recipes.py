@@ -10,7 +10,8 @@ kubelet and containerd report the tag that was asked for).
 What each image holds, against upstream's Dockerfile (``test/images/<name>/Dockerfile``):
 
 - **busybox** — Debian's busybox-static, one ``/bin/<applet>`` link per applet, accounts and
-  directories of Docker's busybox image (``/tmp`` 1777). Upstream: Docker's ``busybox:1.37.0``.
+  directories of Docker's busybox image (``/tmp`` 1777); ``/bin/sh`` is Debian's static bash.
+  Upstream: Docker's ``busybox:1.37.0``.
 - **agnhost** — ``go build ./test/images/agnhost`` (CGO off) at ``/agnhost``, ``/agnhost-2``
   link, porter's ``localhost.crt``/``.key``, ``/uploads``, the ``user-defined-in-image`` (1000) and
   ``group-defined-in-image`` (50000) accounts, on the busybox tree plus what the alpine base adds
@@ -93,6 +94,7 @@ AGNHOST_TOOLS = (
     ("netcat-openbsd", "bin/nc.openbsd", "/usr/bin/nc"),
     ("bash", "bin/bash", "/bin/bash"),
 )
+BUSYBOX_SHELL = ("bash-static", "bin/bash-static", "/bin/bash")
 DNS_TOOLS = (
     ("bind9-dnsutils", "usr/bin/dig", "/usr/bin/dig"),
     ("libc-bin", "usr/bin/getent", "/usr/bin/getent"),
@@ -203,10 +205,18 @@ class Workshop:
 def busybox(ws: Workshop, reference: str) -> Made:
     sources: list[str] = []
     tree = ws.busybox_tree(sources)
+    # Debian's busybox 1.35 shell drops environment variables whose names are not shell names
+    # (``data-1``), which busybox 1.37's keeps for the programs it runs and tests read back
+    # with ``sh -c env``: sh is Debian's static bash, which keeps them too.
+    ws.add_programs(tree, sources, (BUSYBOX_SHELL,))
+    tree.symlink("/bin/sh", "bash")
     return Made(
         ws.image(reference, "busybox", tree, cmd=("sh",)),
         sources,
-        ["Debian's busybox-static instead of Docker's busybox:1.37.0 (other applet set, same layout)"],
+        [
+            "Debian's busybox-static instead of Docker's busybox:1.37.0 (other applet set, same layout)",
+            "/bin/sh is Debian's static bash (busybox 1.35's shell drops variables such as data-1)",
+        ],
     )
 
 

@@ -178,6 +178,8 @@ def make_deb(debs: Path, name: str, version: str, files: dict[str, bytes | str],
     )
 
 
+STATIC_PROGRAM = Path("/bin/busybox")
+"""A statically linked program of the host (Debian's busybox-static), standing in for static bash."""
 FAKE_BUSYBOX = b"#!/bin/sh\n[ \"$1\" = --list ] && printf 'sh\\nls\\ncat\\nbusybox\\n'\n"
 
 
@@ -193,9 +195,12 @@ def layer_of(archive: Path) -> tuple[dict[str, object], dict[str, tarfile.TarInf
 
 
 @needs_dpkg
+@pytest.mark.skipif(not STATIC_PROGRAM.exists(), reason="needs Debian's busybox-static")
 def test_busybox_image_from_a_package_fixture(tmp_path: Path) -> None:
     packages_dir = tmp_path / "packages"
     make_deb(packages_dir / "debs", "busybox-static", "1:1.35.0-0test", {"bin/busybox": FAKE_BUSYBOX})
+    bash = {"bin/bash-static": STATIC_PROGRAM.read_bytes()}
+    make_deb(packages_dir / "debs", "bash-static", "5.2-0test", bash)
     target = load_target("amd64")
     with CommandLog(tmp_path / "images.log") as log:
         workshop = recipes.Workshop(
@@ -227,9 +232,11 @@ def test_busybox_image_from_a_package_fixture(tmp_path: Path) -> None:
         "Labels": {recipes.LABEL_RECIPE: "busybox", recipes.LABEL_REFERENCE: reference},
     }
     assert data["bin/busybox"] == FAKE_BUSYBOX and members["bin/busybox"].mode == 0o755
-    assert {name: members[name].linkname for name in ("bin/sh", "bin/ls", "bin/cat")} == dict.fromkeys(
-        ("bin/sh", "bin/ls", "bin/cat"), "busybox"
+    assert {name: members[name].linkname for name in ("bin/ls", "bin/cat")} == dict.fromkeys(
+        ("bin/ls", "bin/cat"), "busybox"
     )
+    assert members["bin/sh"].linkname == "bash", "sh keeps variables whose names are not shell names"
+    assert data["bin/bash"] == STATIC_PROGRAM.read_bytes(), "a static program comes alone"
     assert members["tmp"].isdir() and members["tmp"].mode == 0o1777
     assert members["root"].mode == 0o700
     passwd = data["etc/passwd"].decode()
@@ -237,7 +244,10 @@ def test_busybox_image_from_a_package_fixture(tmp_path: Path) -> None:
     assert "nobody:x:65534:65534:" in passwd
     assert "nogroup:x:65534:" in data["etc/group"].decode()
     assert all(member.uid == 0 and member.mtime == 1_700_000_000 for member in members.values())
-    assert made.sources == ["busybox-static 1:1.35.0-0test (Debian, 4 applets)"]
+    assert made.sources == [
+        "busybox-static 1:1.35.0-0test (Debian, 4 applets)",
+        "bash-static 5.2-0test (Debian): /bin/bash",
+    ]
 
 
 HOST_LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
