@@ -12,6 +12,7 @@ SPDY/3.1 to run ``echo``, ``cat`` and a port-forward echo.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import ipaddress
 import json
@@ -41,7 +42,7 @@ from cryptography import x509
 from k3py.agent import airgap
 from k3py.agent.cri import Runtime
 from k3py.agent.kubelet_api import ContainerLocation, KubeletApi, KubeletBackend, api_authorizer
-from k3py.client.rest import Credentials, RestClient
+from k3py.client.rest import Credentials, Kubeconfig, RestClient
 from k3py.pki import kubeconfig, write_kubeconfig
 from k3py.pki.certs import (
     CLIENT_AUTH,
@@ -512,6 +513,25 @@ async def test_kubectl_logs_follow_until_the_container_stops(cluster: Cluster) -
     await asyncio.sleep(1)
     cluster.backend.running = False
     assert await asyncio.wait_for(follow, 30) == (0, "hello\nworld\nmore\n", "")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "decode"),
+    [("binary.k8s.io", lambda m: m.data), ("base64.binary.k8s.io", lambda m: base64.b64decode(m.data))],
+)
+async def test_a_log_read_over_websocket(cluster: Cluster, protocol: str, decode: Any) -> None:
+    """Upstream's ``wsstream``: the log in messages of the asked subprotocol, then a close."""
+    config = Kubeconfig.load(cluster.kubeconfig)
+    url = f"{cluster.url}/api/v1/namespaces/default/pods/web/log?container=app"
+    connector = aiohttp.TCPConnector(ssl=config.credentials.ssl_context())
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.ws_connect(url, protocols=(protocol,)) as ws,
+    ):
+        assert ws.protocol == protocol
+        received = b"".join([decode(message) async for message in ws])
+    assert received == b"hello\nworld\n"
+    assert ws.close_code == aiohttp.WSCloseCode.OK
 
 
 async def test_a_user_without_pods_log_gets_403(cluster: Cluster, tmp_path: Path) -> None:

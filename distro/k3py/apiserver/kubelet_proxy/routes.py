@@ -33,6 +33,7 @@ unreachable kubelet 500 with the dial error, a kubelet error status carried over
 
 from __future__ import annotations
 
+import base64
 import gzip
 import logging
 import random
@@ -63,6 +64,9 @@ from k3py.client.rest import Credentials
 from k3py.pki import Pki
 
 log = logging.getLogger(__name__)
+
+WEBSOCKET_STREAM_PROTOCOLS = ("binary.k8s.io", "base64.binary.k8s.io")
+"""What a streamed response (a pod's log) speaks over WebSocket, as upstream's ``wsstream``."""
 
 Obj = dict[str, Any]
 DEFAULT_KUBELET_PORT = 10250
@@ -204,6 +208,8 @@ class KubeletProxy:
             async with self.session().get(url) as answer:
                 if not 200 <= answer.status <= 206:
                     raise kubelet_error(answer.status, await answer.content.read(ERROR_BODY_LIMIT), name)
+                if is_websocket(request):
+                    return await stream_over_websocket(request, answer.content, f"{namespace}/{name}")
                 response = web.StreamResponse(headers={"Content-Type": "text/plain"})
                 await response.prepare(request)
                 try:
@@ -373,6 +379,31 @@ class KubeletProxy:
         if not node_name:
             raise errors.bad_request(f"pod {pod['metadata']['name']} does not have a host assigned")
         return node_endpoint(await self.store.get(self.nodes, "", node_name))
+
+
+def is_websocket(request: web.Request) -> bool:
+    return is_upgrade(request) and request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+async def stream_over_websocket(
+    request: web.Request, body: aiohttp.StreamReader, what: str
+) -> web.WebSocketResponse:
+    """A streamed body as upstream's ``wsstream`` reader sends it: each chunk one binary message
+    (``binary.k8s.io``, or no subprotocol) or one base64 text message (``base64.binary.k8s.io``),
+    then a normal close."""
+    ws = web.WebSocketResponse(protocols=WEBSOCKET_STREAM_PROTOCOLS, autoping=True)
+    await ws.prepare(request)
+    as_text = ws.ws_protocol == "base64.binary.k8s.io"
+    try:
+        async for chunk in body.iter_any():
+            if as_text:
+                await ws.send_str(base64.b64encode(chunk).decode("ascii"))
+            else:
+                await ws.send_bytes(chunk)
+    except (ConnectionError, aiohttp.ClientPayloadError) as exc:
+        log.debug("log stream of %s ended: %s", what, exc)
+    await ws.close()
+    return ws
 
 
 def node_endpoint(node: Obj) -> Endpoint:
