@@ -20,6 +20,7 @@ from k3py.api.cel.nodes import (
     CreateMap,
     CreateMessage,
     Expr,
+    FieldInit,
     Ident,
     Index,
     Literal,
@@ -108,9 +109,7 @@ INVALID = [
     ('"\\U00110000"', 1, 2, "invalid unicode code point"),
     ("rb'x'", 1, 3, "mismatched input"),
     ("if", 1, 1, "reserved identifier: if"),
-    ("a.while", 1, 3, "reserved identifier: while"),
     ("namespace == 'x'", 1, 1, "reserved identifier: namespace"),
-    ("M{return: 1}", 1, 3, "reserved identifier: return"),
     ("in", 1, 1, "mismatched input 'in'"),
     ("a.true", 1, 3, "mismatched input 'true' expecting IDENTIFIER"),
     ("9223372036854775808", 1, 1, "invalid int literal"),
@@ -131,6 +130,29 @@ INVALID = [
 @pytest.mark.parametrize("text", VALID)
 def test_valid_expressions_parse(text: str) -> None:
     assert parse(text) is not None
+
+
+def test_logical_chains_are_balanced_and_other_chains_limited() -> None:
+    a, b, c, d = (Ident(n) for n in "abcd")
+    assert parse("a || b || c || d") == Binary("||", Binary("||", a, b), Binary("||", c, d))
+    assert parse("a && b && c") == Binary("&&", Binary("&&", a, b), c)
+    deep = parse(" || ".join(f"x == {i}" for i in range(5000)))
+    depth, stack = 0, [(deep, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, Binary) and node.op == "||":
+            depth = max(depth, level)
+            stack += [(node.left, level + 1), (node.right, level + 1)]
+    assert depth == 13  # ceil(log2(5000))
+    assert parse(" + ".join(["1"] * MAX_NESTING)) is not None
+    with pytest.raises(CelSyntaxError, match=f"expression recursion limit exceeded: {MAX_NESTING}"):
+        parse(" + ".join(["1"] * (MAX_NESTING + 2)))
+
+
+def test_reserved_words_are_valid_fields_and_methods() -> None:
+    assert parse("a.while") == Select(Ident("a"), "while")
+    assert parse("M{return: 1}") == CreateMessage("M", (FieldInit("return", Literal("int", 1)),))
+    assert parse("c.namespace('x')") == Call("namespace", (Literal("string", "x"),), Ident("c"))
 
 
 @pytest.mark.parametrize(("text", "line", "column", "message"), INVALID)
@@ -249,7 +271,8 @@ _IDENTS = st.sampled_from(["a", "b", "_x", "self", "object", "request", "x1", "i
 _LITERALS = st.one_of(
     st.integers(0, 2**63 - 1).map(str),
     st.integers(0, 2**64 - 1).map(lambda n: f"{n}u"),
-    st.integers(0, 2**64 - 1).map(lambda n: f"{n:#x}"),
+    st.integers(0, 2**63 - 1).map(lambda n: f"{n:#x}"),
+    st.integers(0, 2**64 - 1).map(lambda n: f"{n:#x}u"),
     st.floats(0, 1e300, allow_nan=False).map(
         lambda f: repr(f) if any(c in repr(f) for c in ".e") else f"{f!r}.0"
     ),

@@ -1,8 +1,10 @@
 """The CEL syntax tree: one frozen dataclass per expression form of the language definition.
 
-Nodes carry the offset of the token they start at (``offset``, not part of equality) so that
-later stages can report positions. Macros (``has``, ``all``, ``exists``, ``map`` ...) stay
-ordinary calls: the parser checks their argument shapes but does not expand them.
+Nodes carry an offset (``offset``, not part of equality) so that later stages can report
+positions where cel-go reports them: an operator's token (``>``, ``?``, ``.``, ``[``), a call's
+name (its ``(`` follows it), otherwise the token the node starts at. Macros (``has``, ``all``,
+``exists``, ``map`` ...) stay ordinary calls: the parser checks their argument shapes but does
+not expand them.
 """
 
 from __future__ import annotations

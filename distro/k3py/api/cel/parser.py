@@ -13,9 +13,11 @@
                    | "(" Expr ")" | "[" [ExprList] [","] "]" | "{" [MapInits] [","] "}" | LITERAL ;
 
 plus the optional syntax Kubernetes enables (``a.?b``, ``a[?k]``, ``[?x]``, ``{?k: v}``,
-``T{?f: v}``). The binary levels are parsed by precedence climbing over an explicit stack, so
-Python's stack grows only with real nesting (parentheses, brackets, calls, ``?:``), which is
-capped at :data:`MAX_NESTING`; :data:`MAX_LENGTH` caps the text. Reserved words as names, a
+``T{?f: v}``). The binary levels are parsed by precedence climbing over an explicit stack;
+chains of ``||`` and ``&&`` become balanced trees (as in cel-go), so the tree, and the stack of
+whatever walks it, grows only with real nesting (parentheses, brackets, calls, ``?:``, chains of
+other operators), which is capped at :data:`MAX_NESTING`; :data:`MAX_LENGTH` caps the text.
+Reserved words as names (not as fields: ``check.namespace('x')`` is valid, as in cel-go), a
 malformed ``has()`` and a comprehension macro whose variable is not a simple name are refused
 as cel-go refuses them while parsing. Nothing here evaluates or type-checks.
 """
@@ -61,6 +63,7 @@ _PRIMARY_START: Final = (
     "{'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', "
     "NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}"
 )
+_LOGICAL: Final = frozenset({"||", "&&"})
 _COMPREHENSIONS: Final = {"all": (2,), "exists": (2,), "exists_one": (2,), "filter": (2,), "map": (2, 3)}
 _MAX_INT: Final = 2**63 - 1
 _MAX_UINT: Final = 2**64 - 1
@@ -137,25 +140,32 @@ class _Parser:
         if self.depth > MAX_NESTING:
             raise self.error(start, f"expression recursion limit exceeded: {MAX_NESTING}")
         result = self.binary()
-        if self.accept("?"):
+        if question := self.accept("?"):
             then = self.binary()
             self.expect(":")
-            result = Conditional(result, then, self.expr(), start.offset)
+            result = Conditional(result, then, self.expr(), question.offset)
         self.depth -= 1
         return result
 
     def binary(self) -> Expr:
         operands = [self.unary()]
         ops: list[Token] = []
+        chained = 0
         while self.peek().kind in _PRECEDENCE:
             op = self.next()
+            chained += op.kind not in _LOGICAL
             while ops and _PRECEDENCE[ops[-1].kind] >= _PRECEDENCE[op.kind]:
                 _reduce(operands, ops)
             ops.append(op)
             operands.append(self.unary())
         while ops:
             _reduce(operands, ops)
-        return operands[0]
+        result = _balance(operands[0])
+        if self.depth + chained > MAX_NESTING and (deep := _too_deep(result, MAX_NESTING - self.depth)):
+            raise CelSyntaxError(
+                self.text, deep.offset, f"expression recursion limit exceeded: {MAX_NESTING}"
+            )
+        return result
 
     def unary(self) -> Expr:
         ops: list[Token] = []
@@ -177,7 +187,7 @@ class _Parser:
             token = self.peek()
             if self.accept("."):
                 optional = self.accept("?") is not None
-                name = self.name()
+                name = self.expect("IDENTIFIER", "IDENTIFIER")  # reserved words are valid fields
                 if not optional and self.accept("("):
                     result = self.call(name, self.arguments(), result)
                 else:
@@ -275,7 +285,7 @@ class _Parser:
         fields: list[FieldInit] = []
         while not self.accept("}"):
             optional = self.accept("?") is not None
-            name = self.name()
+            name = self.expect("IDENTIFIER", "IDENTIFIER")
             self.expect(":")
             fields.append(FieldInit(name.text, self.expr(), optional))
             if not self.accept(","):
@@ -294,6 +304,43 @@ class _Parser:
             if not isinstance(variable, Ident) or variable.name.startswith("."):
                 raise CelSyntaxError(self.text, _offset(variable), "argument must be a simple name")
         return Call(dot + name.text, args, target, name.offset)
+
+
+def _balance(expr: Expr) -> Expr:
+    """A chain ``a || b || c || d`` as a balanced tree, as cel-go builds it, so that long chains
+    of ``||`` and ``&&`` nest only logarithmically."""
+    if not isinstance(expr, Binary) or expr.op not in _LOGICAL:
+        return expr
+    terms: list[Expr] = []
+    ops: list[Binary] = []
+    node: Expr = expr
+    while isinstance(node, Binary) and node.op == expr.op:
+        terms.append(node.right)
+        ops.append(node)
+        node = node.left
+    terms.append(node)
+    terms.reverse()
+    ops.reverse()
+    return _balanced([_balance(t) for t in terms], ops, 0, len(ops) - 1)
+
+
+def _too_deep(expr: Expr, limit: int) -> Binary | None:
+    """The first operator found nested more than ``limit`` operators deep, if any."""
+    stack: list[tuple[Expr, int]] = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Binary):
+            if depth > limit:
+                return node
+            stack.extend(((node.left, depth + 1), (node.right, depth + 1)))
+    return None
+
+
+def _balanced(terms: list[Expr], ops: list[Binary], lo: int, hi: int) -> Expr:
+    mid = (lo + hi + 1) // 2
+    left = terms[mid] if mid == lo else _balanced(terms, ops, lo, mid - 1)
+    right = terms[mid + 1] if mid == hi else _balanced(terms, ops, mid + 1, hi)
+    return Binary(ops[mid].op, left, right, ops[mid].offset)
 
 
 def _reduce(operands: list[Expr], ops: list[Token]) -> None:
