@@ -1,4 +1,5 @@
-"""Local APIServices, their availability and kube-aggregator's APIService validation.
+"""Local APIServices, their availability, the checks of remote ones that need no call, and
+kube-aggregator's APIService validation.
 
 The registration and status tests run against a real SQLite store through the generic
 ObjectStore, as the server does at start; the rest are pure functions.
@@ -16,10 +17,10 @@ import pytest
 from k3py.api.apiregistration import (
     MANAGED_LABEL,
     PRIORITIES,
-    availability,
     default_apiservice,
     local_apiservices,
     set_condition,
+    static_availability,
     validate_apiservice,
     validate_apiservice_status,
 )
@@ -197,15 +198,18 @@ async def test_register_local_follows_runtime_config_and_leaves_users_apiservice
 # -- availability -------------------------------------------------------------------------------
 
 
-def services(*known: Obj) -> Callable[[str, str], Obj | None]:
-    by_key = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in known}
-    return lambda namespace, name: by_key.get((namespace, name))
-
-
 def service(name: str, ports: list[int], type_: str = "ClusterIP") -> Obj:
     return {
         "metadata": {"namespace": "kube-system", "name": name},
-        "spec": {"type": type_, "ports": [{"port": p} for p in ports]},
+        "spec": {"type": type_, "ports": [{"name": f"p{p}", "port": p} for p in ports]},
+    }
+
+
+def endpoint_slice(port_name: str, *, ready: bool = True) -> Obj:
+    return {
+        "metadata": {"namespace": "kube-system", "name": "metrics-server-1"},
+        "endpoints": [{"addresses": ["10.42.0.5"], "conditions": {"ready": ready}}],
+        "ports": [{"name": port_name, "port": 10250}],
     }
 
 
@@ -218,30 +222,44 @@ REMOTE = user_apiservice(
 
 
 def test_availability_of_a_local_apiservice() -> None:
-    found = availability(user_apiservice("v1.example.com", "example.com", "v1"), services())
-    assert (found["status"], found["reason"]) == ("True", "Local")
+    found = static_availability(user_apiservice("v1.example.com", "example.com", "v1"), None, [])
+    assert found is not None and (found["status"], found["reason"]) == ("True", "Local")
 
 
 def test_availability_without_the_service() -> None:
-    found = availability(REMOTE, services(service("other", [443])))
+    found = static_availability(REMOTE, None, [])
+    assert found is not None
     assert (found["type"], found["status"], found["reason"]) == ("Available", "False", "ServiceNotFound")
     assert found["message"] == 'service/metrics-server in "kube-system" is not present'
 
 
 def test_availability_when_the_service_lacks_the_port() -> None:
-    found = availability(REMOTE, services(service("metrics-server", [80])))
-    assert (found["status"], found["reason"]) == ("False", "ServicePortError")
+    found = static_availability(REMOTE, service("metrics-server", [80]), [endpoint_slice("p80")])
+    assert found is not None and (found["status"], found["reason"]) == ("False", "ServicePortError")
     assert found["message"] == 'service/metrics-server in "kube-system" is not listening on port 443'
+
+
+def test_availability_without_endpoints() -> None:
+    svc = service("metrics-server", [443])
+    missing = static_availability(REMOTE, svc, [])
+    assert missing is not None and (missing["reason"], missing["message"]) == (
+        "EndpointsNotFound",
+        'cannot find endpointslices for service/metrics-server in "kube-system"',
+    )
+    for slices in ([endpoint_slice("p443", ready=False)], [endpoint_slice("other")]):
+        found = static_availability(REMOTE, svc, slices)
+        assert found is not None and (found["reason"], found["message"]) == (
+            "MissingEndpoints",
+            'endpointslices for service/metrics-server in "kube-system" '
+            'have no addresses with port name "p443"',
+        )
 
 
 @pytest.mark.parametrize(
     "svc", [service("metrics-server", [443]), service("metrics-server", [], "ExternalName")]
 )
-def test_availability_when_the_service_exists_is_a_failed_discovery_check(svc: Obj) -> None:
-    found = availability(REMOTE, services(svc))
-    assert (found["status"], found["reason"]) == ("False", "FailedDiscoveryCheck")
-    assert "k3py does not proxy to aggregated API servers" in found["message"]
-    assert "/apis/metrics.k8s.io/v1beta1" in found["message"]
+def test_a_reachable_looking_backend_must_be_called(svc: Obj) -> None:
+    assert static_availability(REMOTE, svc, [endpoint_slice("p443")]) is None
 
 
 def test_set_condition_keeps_the_transition_time_unless_the_status_changes() -> None:
@@ -264,42 +282,24 @@ async def wait_for(what: Callable[[], Any], predicate: Callable[[Any], bool]) ->
             await asyncio.sleep(0.02)
 
 
-async def test_keep_available_tracks_the_service_of_an_aggregated_apiservice(store: ObjectStore) -> None:
+async def test_keep_available_marks_local_apiservices_only(store: ObjectStore) -> None:
     resource = apiservices_of(store)
-    namespaces, services_res = (
-        store.registry.lookup("", "v1", "namespaces"),
-        store.registry.lookup("", "v1", "services"),
-    )
-    assert namespaces is not None and services_res is not None
-    await store.create(namespaces, "", {"metadata": {"name": "kube-system"}}, WriteOptions())
     await store.create(resource, "", REMOTE, WriteOptions())
     await store.create(resource, "", user_apiservice("v1.example.com", "example.com", "v1"), WriteOptions())
 
     async def get(name: str) -> Obj:
         return await store.get(resource, "", name)
 
-    def reason(wanted: str) -> Callable[[Obj], bool]:
-        return lambda obj: (
-            bool((obj.get("status") or {}).get("conditions")) and condition(obj)["reason"] == wanted
-        )
-
     task = asyncio.create_task(keep_available(store), name="test/keep-available")
     try:
-        missing = await wait_for(lambda: get("v1beta1.metrics.k8s.io"), reason("ServiceNotFound"))
-        assert condition(missing)["status"] == "False"
-        assert condition(missing)["message"] == 'service/metrics-server in "kube-system" is not present'
-        local = await wait_for(lambda: get("v1.example.com"), reason("Local"))
-        assert condition(local)["status"] == "True"
-
-        metrics_server = {"metadata": {"name": "metrics-server"}, "spec": {"ports": [{"port": 443}]}}
-        await store.create(services_res, "kube-system", metrics_server, WriteOptions())
-        present = await wait_for(lambda: get("v1beta1.metrics.k8s.io"), reason("FailedDiscoveryCheck"))
-        assert condition(present)["status"] == "False"
-        assert condition(present)["lastTransitionTime"] == condition(missing)["lastTransitionTime"]
-
-        settled = present["metadata"]["resourceVersion"]
+        local = await wait_for(
+            lambda: get("v1.example.com"), lambda obj: bool((obj.get("status") or {}).get("conditions"))
+        )
+        assert (condition(local)["status"], condition(local)["reason"]) == ("True", "Local")
+        settled = local["metadata"]["resourceVersion"]
         await asyncio.sleep(0.2)  # no further writes once the condition is right
-        assert (await get("v1beta1.metrics.k8s.io"))["metadata"]["resourceVersion"] == settled
+        assert (await get("v1.example.com"))["metadata"]["resourceVersion"] == settled
+        assert not (await get("v1beta1.metrics.k8s.io")).get("status", {}).get("conditions")  # not its own
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -408,4 +408,4 @@ async def test_a_status_write_to_a_deleted_apiservice_is_not_an_error(store: Obj
     with pytest.raises(errors.ApiError) as raised:
         await store.get(resource, "", "v1.example.com")
     assert raised.value.code == 404
-    assert await refresh_availability(store, resource, [obj], services())
+    assert await refresh_availability(store, resource, [obj])

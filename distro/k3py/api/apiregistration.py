@@ -1,14 +1,15 @@
-"""APIServices (``apiregistration.k8s.io/v1``) as kube-aggregator defines them, without aggregation.
+"""APIServices (``apiregistration.k8s.io/v1``) as kube-aggregator defines them.
 
 kube-apiserver registers one *local* APIService per built-in group-version it serves (its
 autoregister controller: name ``<version>.<group>``, label
 ``kube-aggregator.kubernetes.io/automanaged: onstart``, the group's priorities from
 :data:`PRIORITIES`) and keeps an ``Available`` condition on every APIService. This module holds
-what needs no store: the APIServices a registry calls for (:func:`local_apiservices`), the
-condition an APIService deserves in k3py (:func:`availability`: local ones are always
-available; one that names a Service is not, because k3py does not proxy to aggregated API
-servers), and kube-aggregator's v1 defaulting and validation. ``k3py.apiserver.apiservices``
-writes them.
+what needs no store and no network: the APIServices a registry calls for
+(:func:`local_apiservices`), where a remote one sends requests (:func:`service_ref`), the
+conditions an APIService can be given (:func:`static_availability` decides everything short
+of calling the backend: local ones are always available; one whose Service, port or ready
+endpoints are missing is not; the rest are probed by ``k3py.apiserver.aggregator_available``),
+and kube-aggregator's v1 defaulting and validation. ``k3py.apiserver.apiservices`` writes them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,6 @@ from k3py.api.validation import (
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-ServiceLookup = Callable[[str, str], Obj | None]
-"""``(namespace, name) -> Service`` or None when there is no such Service."""
 
 GROUP, VERSION, PLURAL = "apiregistration.k8s.io", "v1", "apiservices"
 MANAGED_LABEL = "kube-aggregator.kubernetes.io/automanaged"
@@ -45,6 +44,7 @@ MANAGED_VALUES = (ON_START, "true")
 """Label values that mark an APIService as the server's: synced at start, or continuously."""
 AVAILABLE = "Available"
 LOCAL_MESSAGE = "Local APIServices are always available"
+PASSED_MESSAGE = "all checks passed"
 DEFAULT_SERVICE_PORT = 443
 
 
@@ -152,35 +152,113 @@ def local_condition() -> Obj:
     return _condition("True", "Local", LOCAL_MESSAGE)
 
 
-def availability(apiservice: Obj, services: ServiceLookup) -> Obj:
-    """The ``Available`` condition kube-aggregator would give ``apiservice`` in k3py.
+@dataclass(frozen=True, slots=True)
+class ServiceRef:
+    """Where a remote APIService's requests go: a Service port."""
 
-    Local APIServices are always available. One that names a Service is not: its Service is
-    missing (``ServiceNotFound``), a ClusterIP Service lacks the port (``ServicePortError``),
-    or k3py simply does not forward to it (``FailedDiscoveryCheck``).
-    """
-    spec = _map(apiservice.get("spec"))
-    ref = spec.get("service")
+    namespace: str
+    name: str
+    port: int
+
+    @property
+    def server_name(self) -> str:
+        """The name its serving certificate is checked for."""
+        return f"{self.name}.{self.namespace}.svc"
+
+    def describe(self) -> str:
+        return f"service/{self.name} in {go_quote(self.namespace)}"
+
+
+def service_ref(apiservice: Obj) -> ServiceRef | None:
+    """The Service a remote APIService names; None for a local one."""
+    ref = _map(apiservice.get("spec")).get("service")
     if not isinstance(ref, dict):
+        return None
+    port = ref.get("port")
+    return ServiceRef(
+        str(ref.get("namespace") or ""),
+        str(ref.get("name") or ""),
+        port if isinstance(port, int) and not isinstance(port, bool) else DEFAULT_SERVICE_PORT,
+    )
+
+
+def group_version(apiservice: Obj) -> tuple[str, str]:
+    spec = _map(apiservice.get("spec"))
+    return str(spec.get("group") or ""), str(spec.get("version") or "")
+
+
+def discovery_path(apiservice: Obj) -> str:
+    """The path whose answer proves the backend serves the group-version."""
+    group, version = group_version(apiservice)
+    return f"/apis/{group}/{version}" if group else f"/api/{version}"
+
+
+def is_available(apiservice: Obj) -> bool:
+    condition = available_condition(apiservice)
+    return condition is not None and condition.get("status") == "True"
+
+
+def static_availability(apiservice: Obj, service: Obj | None, slices: Sequence[Obj]) -> Obj | None:
+    """The ``Available`` condition kube-aggregator's checks before any call decide, or None
+    when the backend must be called to know (``FailedDiscoveryCheck`` or ``Passed``).
+
+    Local APIServices are always available. For one that names a Service: the Service is
+    missing (``ServiceNotFound``); for a ClusterIP Service, it lacks the port
+    (``ServicePortError``), has no EndpointSlices (``EndpointsNotFound``) or none with a
+    ready endpoint and the port's name (``MissingEndpoints``). ``slices`` are the Service's
+    EndpointSlices.
+    """
+    ref = service_ref(apiservice)
+    if ref is None:
         return local_condition()
-    namespace, name = str(ref.get("namespace") or ""), str(ref.get("name") or "")
-    where = f"service/{name} in {go_quote(namespace)}"
-    service = services(namespace, name)
+    where = ref.describe()
     if service is None:
         return _condition("False", "ServiceNotFound", f"{where} is not present")
-    port = ref.get("port") if ref.get("port") is not None else DEFAULT_SERVICE_PORT
     service_spec = _map(service.get("spec"))
-    if (service_spec.get("type") or "ClusterIP") == "ClusterIP":
-        ports = [p.get("port") for p in service_spec.get("ports") or [] if isinstance(p, dict)]
-        if port not in ports:
-            return _condition("False", "ServicePortError", f"{where} is not listening on port {port}")
-    version = str(spec.get("version") or "")
-    path = f"/apis/{spec.get('group')}/{version}" if spec.get("group") else f"/api/{version}"
-    return _condition(
-        "False",
-        "FailedDiscoveryCheck",
-        f"k3py does not proxy to aggregated API servers: {path} is not forwarded to {where} port {port}",
+    if (service_spec.get("type") or "ClusterIP") != "ClusterIP":
+        return None
+    port = next(
+        (p for p in service_spec.get("ports") or [] if isinstance(p, dict) and p.get("port") == ref.port),
+        None,
     )
+    if port is None:
+        return _condition("False", "ServicePortError", f"{where} is not listening on port {ref.port}")
+    if not slices:
+        return _condition(
+            "False",
+            "EndpointsNotFound",
+            f"cannot find endpointslices for service/{ref.name} in {go_quote(ref.namespace)}",
+        )
+    port_name = str(port.get("name") or "")
+    if not any(_serves(s, port_name) for s in slices):
+        return _condition(
+            "False",
+            "MissingEndpoints",
+            f"endpointslices for service/{ref.name} in {go_quote(ref.namespace)} have no addresses "
+            f"with port name {go_quote(port_name)}",
+        )
+    return None
+
+
+def _serves(endpoint_slice: Obj, port_name: str) -> bool:
+    """``hasAvailableEndpoint``: a ready (or not saying) endpoint and a port of that name."""
+    ready = any(
+        _map(_map(e).get("conditions")).get("ready") is not False
+        for e in endpoint_slice.get("endpoints") or []
+    )
+    named = any(
+        isinstance(p, dict) and str(p.get("name") or "") == port_name and p.get("port") is not None
+        for p in endpoint_slice.get("ports") or []
+    )
+    return ready and named
+
+
+def passed_condition() -> Obj:
+    return _condition("True", "Passed", PASSED_MESSAGE)
+
+
+def failed_discovery_condition(message: str) -> Obj:
+    return _condition("False", "FailedDiscoveryCheck", message)
 
 
 def _condition(status: str, reason: str, message: str) -> Obj:

@@ -4,11 +4,12 @@
   APIServices that are missing, rewrites those whose spec or label drifted, and deletes the
   ``onstart`` ones whose group-version is no longer served (a ``--runtime-config`` change).
   APIServices without the label (a user's) are never touched.
-- :func:`keep_available` is a long-running task: it follows APIServices and Services through
-  :class:`~k3py.apiserver.cache.ObjectCache` and writes, through the status subresource, the
-  condition :func:`k3py.api.apiregistration.availability` computes whenever the stored one
-  differs (``ServiceNotFound``, ``ServicePortError`` or ``FailedDiscoveryCheck`` for an
-  APIService that names a Service: k3py does not proxy to aggregated API servers).
+- :func:`keep_available` is a long-running task, kube-aggregator's local availability
+  controller: it follows APIServices through :class:`~k3py.apiserver.cache.ObjectCache` and
+  gives every local one (no Service) the ``Local`` condition, through the status subresource,
+  whenever the stored one differs. Those that name a Service are
+  ``k3py.apiserver.aggregator_available``'s: it calls their backends.
+- :func:`ensure_condition` is the one write both use.
 """
 
 from __future__ import annotations
@@ -26,13 +27,12 @@ from k3py.api.apiregistration import (
     PLURAL,
     VERSION,
     Obj,
-    ServiceLookup,
-    availability,
     available_condition,
     labels,
     local_apiservices,
     local_condition,
     same_condition,
+    service_ref,
     set_condition,
 )
 from k3py.api.resources import Registry, Resource
@@ -77,7 +77,7 @@ async def register_local(store: ObjectStore) -> None:
             elif have.get("spec") != want["spec"] or labels(have).get(MANAGED_LABEL) != ON_START:
                 have = await store.guaranteed_update(resource, "", name, _adopt(want), opts)
                 counts["updated"] += 1
-            await _ensure_condition(store, resource, have, lambda _: local_condition())
+            await ensure_condition(store, resource, have, lambda _: local_condition())
         except errors.ApiError as exc:
             log.error("Could not register APIService %s: %s", name, exc)
     for name, have in existing.items():
@@ -106,7 +106,7 @@ def _without_status(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k != "status"}
 
 
-async def _ensure_condition(
+async def ensure_condition(
     store: ObjectStore, resource: Resource, apiservice: Obj, compute: Callable[[Obj], Obj]
 ) -> Obj | None:
     """Write ``compute(apiservice)`` as the Available condition, through ``/status``, if it
@@ -137,42 +137,37 @@ async def _ensure_condition(
 
 
 async def keep_available(store: ObjectStore) -> None:
-    """Keep every APIService's Available condition current, until cancelled (a supervised task)."""
+    """Keep every local APIService's Available condition current, until cancelled (a
+    supervised task)."""
     resource = apiservice_resource(store.registry)
-    services = store.registry.lookup("", "v1", "services")
-    if resource is None or services is None:
+    if resource is None:
         return
     changed = asyncio.Event()
-    caches = (ObjectCache(store, resource), ObjectCache(store, services))
-    for cache in caches:
-        cache.subscribe(lambda _: changed.set())
-    apiservices, service_cache = caches
+    apiservices = ObjectCache(store, resource)
+    apiservices.subscribe(lambda _: changed.set())
     try:
-        for cache in caches:
-            await cache.start()
+        await apiservices.start()
         while True:
             changed.clear()
-            if await refresh_availability(store, resource, apiservices.objects(), service_cache.get):
+            if await refresh_availability(store, resource, apiservices.objects()):
                 await changed.wait()
             else:  # a write failed: again after a pause, or sooner if something changes
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), RETRY_DELAY)
     finally:
-        for cache in caches:
-            await cache.stop()
+        await apiservices.stop()
 
 
-async def refresh_availability(
-    store: ObjectStore, resource: Resource, apiservices: Iterable[Obj], services: ServiceLookup
-) -> bool:
-    """One pass over ``apiservices``; False when a write failed and the pass should be retried."""
+async def refresh_availability(store: ObjectStore, resource: Resource, apiservices: Iterable[Obj]) -> bool:
+    """One pass over the local ones of ``apiservices``; False when a write failed and the pass
+    should be retried."""
     ok = True
     for apiservice in apiservices:
+        if service_ref(apiservice) is not None:
+            continue
         name = apiservice["metadata"]["name"]
         try:
-            written = await _ensure_condition(
-                store, resource, apiservice, lambda obj: availability(obj, services)
-            )
+            written = await ensure_condition(store, resource, apiservice, lambda _: local_condition())
         except errors.ApiError as exc:
             if exc.code == 404:
                 continue  # deleted meanwhile; the cache will drop it

@@ -4,7 +4,10 @@ Every request is authenticated (``k3py.apiserver.authn``: client certificate, be
 else anonymous), may impersonate another user, and is then authorized
 (``k3py.apiserver.authz``) from its request info before any handler runs. The health
 endpoints and /version answer anonymous clients because the default RBAC policy's
-``system:public-info-viewer`` role allows it, as upstream.
+``system:public-info-viewer`` role allows it, as upstream. With an
+:class:`~k3py.apiserver.aggregator.Aggregator`, its middleware runs next, after authorization:
+it proxies the group-versions APIServices send to aggregated API servers and adds them to
+discovery, before the local handlers (which would answer 404) see those requests.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from k3py.apiserver import errors
+from k3py.apiserver.aggregator import Aggregator
 from k3py.apiserver.authn import (
     ANONYMOUS,
     REQUEST_USER,
@@ -139,11 +143,16 @@ def build_app(
     reviews: Mapping[tuple[str, str], Review] | None = None,
     token_requests: TokenRequests | None = None,
     kubelet: KubeletClient | None = None,
+    aggregator: Aggregator | None = None,
 ) -> web.Application:
     """``kubelet``: how to call kubelets; without it pods/log, exec, attach, portforward and
-    the proxies are not served (404)."""
+    the proxies are not served (404). ``aggregator``: proxies to aggregated API servers
+    (started and closed by the caller); without it APIServices naming a Service are not served."""
     api = Api(store, store.registry, reviews, token_requests)
-    app = web.Application(middlewares=[make_middleware(security)], client_max_size=4 * 1024 * 1024)
+    middlewares = [make_middleware(security)]
+    if aggregator is not None:
+        middlewares.append(aggregator.middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=4 * 1024 * 1024)
     app.add_routes(extra_routes)
     if kubelet is not None:
         proxy = KubeletProxy(store, kubelet, security.check if security is not None else None)
