@@ -26,6 +26,10 @@ an image the first time a container needs it.
 Each image record carries a label naming the archive (path, size and modification time), so
 an archive imported before is recognised with one ``List`` and an ``Info`` per image, and is not
 read again.
+
+The embedded registry mirror (:mod:`k3py.agent.registry_content`) serves the same archives and
+shares the rules that must agree with the import: an image's names (:func:`descriptor_names`),
+the OCI manifest a Docker-layout image gets (:func:`docker_manifest`) and the archive's key.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ ZSTD = "zstd"
 CRI_WAIT: Final = 10.0
 """How long an import waits for containerd's CRI to list what it imported."""
 CHUNK: Final = 1 << 20
+GZIP_MAGIC: Final = b"\x1f\x8b"
 SMALL: Final = 4 << 20
 """Blobs up to this size are kept in memory while the stream is read (manifests, configs)."""
 CALL_TIMEOUT: Final = 60.0
@@ -158,7 +163,7 @@ class _Importer:
         return CONTAINERD.decode(response_type, reply)
 
     async def run(self, archive: Path) -> list[str]:
-        key = _archive_key(archive)
+        key = archive_key(archive)
         kept = await self._already_imported(key)
         if kept:
             log.debug("%s: already imported (%s)", archive, ", ".join(kept))
@@ -185,9 +190,9 @@ class _Importer:
                 raise AirgapError(f"{archive}: no image in it has a name")
             for name, target in images:
                 await self._put_image(name, target, key)
-                repository = _repository(name)
-                if repository:
-                    await self._put_image(f"{repository}@{target['digest']}", target, key)
+                base = repository(name)
+                if base:
+                    await self._put_image(f"{base}@{target['digest']}", target, key)
         finally:
             self.metadata = ()
             try:
@@ -197,7 +202,7 @@ class _Importer:
                     "Cannot delete the import lease %s (it expires within %s): %s", lease, LEASE_EXPIRY, exc
                 )
         names = [name for name, _ in images]
-        await self._listed_by_cri(names, [f"{_repository(n)}@{t['digest']}" for n, t in images])
+        await self._listed_by_cri(names, [f"{repository(n)}@{t['digest']}" for n, t in images])
         return names
 
     async def _listed_by_cri(self, names: list[str], digested: list[str]) -> None:
@@ -256,7 +261,7 @@ class _Importer:
 
     async def _read(self, archive: Path) -> _Stream:
         found = _Stream()
-        with _open_stream(archive) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+        with open_stream(archive) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
             while (member := await asyncio.to_thread(tar.next)) is not None:
                 name = PurePosixPath(member.name.removeprefix("./")).as_posix()
                 if member.issym() or member.islnk():
@@ -264,7 +269,7 @@ class _Importer:
                     continue
                 if not member.isfile():
                     continue
-                named = _named_digest(name)
+                named = named_digest(name)
                 if named is not None:
                     digest = named
                     found.sizes[digest] = member.size
@@ -371,19 +376,13 @@ class _Importer:
     async def _oci_images(self, archive: Path, found: _Stream) -> list[tuple[str, dict[str, Any]]]:
         assert found.index is not None
         index = json.loads(found.index)
-        tags = _docker_tags(found)
-        images = []
+        tags = docker_tags(found.manifest)
+        images: list[tuple[str, dict[str, Any]]] = []
         for desc in index.get("manifests") or []:
             await self._label_tree(desc, found)
-            annotations = desc.get("annotations") or {}
-            names = [annotations[NAME_ANNOTATION]] if NAME_ANNOTATION in annotations else []
-            if not names and "/" in annotations.get(REF_ANNOTATION, ""):
-                names = [annotations[REF_ANNOTATION]]
-            if not names:
-                names = tags.get(_config_of(desc, found), [])
+            names = descriptor_names(desc, tags, found.small)
             target = {"media_type": desc["mediaType"], "digest": desc["digest"], "size": desc["size"]}
-            for name in names:
-                images.append((oci.normalize_reference(name), target))
+            images.extend((name, target) for name in names)
             if not names:
                 log.warning("%s: image %s has no name: skipped", archive, desc["digest"])
         return images
@@ -418,23 +417,16 @@ class _Importer:
         images: list[tuple[str, dict[str, Any]]] = []
         for entry in json.loads(found.manifest):
             config = _path_digest(entry["Config"], found)
-            layers: list[dict[str, Any]] = []
+            layers = []
             for path in entry.get("Layers") or []:
                 digest = _path_digest(path, found)
-                gzipped = found.heads.get(digest, b"")[:2] == b"\x1f\x8b"
-                media = oci.MEDIA_LAYER + ("+gzip" if gzipped else "")
-                layers.append({"mediaType": media, "digest": digest, "size": found.sizes[digest]})
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": oci.MEDIA_MANIFEST,
-                "config": {"mediaType": oci.MEDIA_CONFIG, "digest": config, "size": found.sizes[config]},
-                "layers": layers,
-            }
-            data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+                gzipped = found.heads.get(digest, b"")[:2] == GZIP_MAGIC
+                layers.append(Layer(digest, found.sizes[digest], gzipped))
+            data = docker_manifest(config, found.sizes[config], layers)
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
             labels = {"containerd.io/gc.ref.content.config": config}
             for i, layer in enumerate(layers):
-                labels[f"containerd.io/gc.ref.content.l.{i}"] = str(layer["digest"])
+                labels[f"containerd.io/gc.ref.content.l.{i}"] = layer.digest
             if not await self._present(digest):
                 await self._write_bytes(data, digest, labels)
             target = {"media_type": oci.MEDIA_MANIFEST, "digest": digest, "size": len(data)}
@@ -469,32 +461,78 @@ async def _read_all(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     return data
 
 
-def _archive_key(archive: Path) -> str:
+def archive_key(archive: Path) -> str:
     stat = archive.stat()
     text = f"{archive.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _repository(name: str) -> str:
+def repository(name: str) -> str:
     """``docker.io/library/busybox:1.36`` → ``docker.io/library/busybox``."""
     base = name.split("@", 1)[0]
     last = base.rsplit("/", 1)[-1]
     return base.rsplit(":", 1)[0] if ":" in last else base
 
 
-def _docker_tags(found: _Stream) -> dict[str, list[str]]:
+def docker_tags(manifest_json: bytes | None) -> dict[str, list[str]]:
     """Config digest → RepoTags, from a ``manifest.json`` beside ``index.json``."""
-    if found.manifest is None:
+    if manifest_json is None:
         return {}
     tags: dict[str, list[str]] = {}
-    for entry in json.loads(found.manifest):
-        digest = _named_digest(str(entry.get("Config", "")))
+    for entry in json.loads(manifest_json):
+        digest = named_digest(str(entry.get("Config", "")))
         if digest is not None:
             tags.setdefault(digest, []).extend(entry.get("RepoTags") or [])
     return tags
 
 
-def _named_digest(path: str) -> str | None:
+def descriptor_names(desc: dict[str, Any], tags: dict[str, list[str]], small: dict[str, bytes]) -> list[str]:
+    """The normalized names an ``index.json`` entry gives its image.
+
+    containerd's name annotation first, then a full reference in the OCI ref annotation, then
+    the RepoTags that ``manifest.json`` gives the image's config (``small`` holds the manifests).
+    """
+    annotations = desc.get("annotations") or {}
+    names = [annotations[NAME_ANNOTATION]] if NAME_ANNOTATION in annotations else []
+    if not names and "/" in annotations.get(REF_ANNOTATION, ""):
+        names = [annotations[REF_ANNOTATION]]
+    if not names:
+        names = tags.get(_config_of(desc, small), [])
+    return [oci.normalize_reference(name) for name in names]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer of a ``docker save`` image, for the OCI manifest written for it."""
+
+    digest: str
+    size: int
+    gzipped: bool
+
+
+def docker_manifest(config: str, config_size: int, layers: list[Layer]) -> bytes:
+    """The OCI manifest an image of the older Docker layout gets: the same bytes wherever it is made.
+
+    Import and the registry mirror both write it, so a pull through the mirror resolves to the
+    digest the import gave the image.
+    """
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": oci.MEDIA_MANIFEST,
+        "config": {"mediaType": oci.MEDIA_CONFIG, "digest": config, "size": config_size},
+        "layers": [
+            {
+                "mediaType": oci.MEDIA_LAYER + ("+gzip" if layer.gzipped else ""),
+                "digest": layer.digest,
+                "size": layer.size,
+            }
+            for layer in layers
+        ],
+    }
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def named_digest(path: str) -> str | None:
     """The digest a file's name gives: ``blobs/<algorithm>/<hex>``, or Docker's ``<hex>.json``."""
     if (blob := _BLOB.match(path)) is not None:
         return f"{blob.group(1)}:{blob.group(2)}"
@@ -503,8 +541,8 @@ def _named_digest(path: str) -> str | None:
     return None
 
 
-def _config_of(desc: dict[str, Any], found: _Stream) -> str:
-    data = found.small.get(desc["digest"])
+def _config_of(desc: dict[str, Any], small: dict[str, bytes]) -> str:
+    data = small.get(desc["digest"])
     if data is None:
         return ""
     return str((json.loads(data).get("config") or {}).get("digest", ""))
@@ -517,7 +555,7 @@ def _path_digest(path: str, found: _Stream) -> str:
         if path not in found.links:
             break
         path = os.path.normpath(found.links[path])
-    named = _named_digest(path)
+    named = named_digest(path)
     if named is not None:
         return named
     if path in found.files:
@@ -525,7 +563,7 @@ def _path_digest(path: str, found: _Stream) -> str:
     raise AirgapError(f"manifest.json names {path}, which the archive does not hold")
 
 
-class _open_stream:
+class open_stream:
     """The archive's bytes as a stream: the file itself, or ``zstd -dc`` reading it."""
 
     def __init__(self, archive: Path) -> None:

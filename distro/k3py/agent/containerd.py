@@ -10,7 +10,8 @@
   which a reboot empties, in a short directory named by a hash of the data directory so that the
   socket path stays under the 107 bytes a unix socket allows.
 - :class:`Containerd` writes ``config.toml`` (CRI on, overlayfs, cgroupfs, the pause image as
-  ``sandbox_image``, the CNI directories, the streaming server on 127.0.0.1 with a random port,
+  ``sandbox_image``, the CNI directories, the registry hosts directory ``certs.d`` beside it,
+  the streaming server on 127.0.0.1 with a random port,
   ``restrict_oom_score_adj`` when this process lacks ``CAP_SYS_RESOURCE``), starts containerd in
   its own session (a Ctrl-C of the agent's terminal does not reach it) in the caller's network
   namespace, waits for a CRI Version answer, restarts it with back-off if it dies, and stops it
@@ -216,6 +217,11 @@ class ContainerdPaths:
         )
 
     @property
+    def certs_dir(self) -> Path:
+        """The CRI registry's ``config_path``: a ``hosts.toml`` per registry (``registry_hosts``)."""
+        return self.config.parent / "certs.d"
+
+    @property
     def ttrpc_socket(self) -> Path:
         return self.state / "containerd.sock.ttrpc"
 
@@ -315,6 +321,9 @@ def render_config(
         f"  {cri}.cni]",
         f"    bin_dir = {q(str(files.cni_bin_dir))}",
         f"    conf_dir = {q(str(paths.cni_conf_dir))}",
+        "  # mirrors and the embedded registry: hosts.toml files, read at every pull",
+        f"  {cri}.registry]",
+        f"    config_path = {q(str(paths.certs_dir))}",
         "",
     ]
     return "\n".join(lines)
@@ -352,6 +361,7 @@ class Containerd:
             self.paths.state,
             self.paths.cni_conf_dir,
             self.paths.config.parent,
+            self.paths.certs_dir,
         ):
             directory.mkdir(parents=True, exist_ok=True)
         for private in (self.paths.root, self.paths.state):

@@ -6,7 +6,10 @@ gets the same credentials from the server's own CAs. Both then run :func:`run_no
 1. containerd: the payload's (or the host's) binaries, a config under ``<data-dir>/agent``,
    started and supervised as a child that outlives the agent (pods keep running across agent
    restarts), unless ``--container-runtime-endpoint`` names a runtime to use instead;
-2. the air-gap images in ``<data-dir>/agent/images`` (and the pause image) imported;
+2. the air-gap images in ``<data-dir>/agent/images`` (and the pause image) imported; with
+   ``--embedded-registry``, served by a registry mirror on loopback that containerd tries
+   first (:mod:`k3py.agent.registry_mirror`), beside the ``registries.yaml`` mirrors
+   (:mod:`k3py.agent.registry_hosts`);
 3. the Node registered and its status and Lease kept current;
 4. the pod network: the CNI config for the node's ``spec.podCIDR``, masquerading, and
    routes to the other nodes' pod networks;
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from k3py import payload
-from k3py.agent import airgap, network
+from k3py.agent import airgap, network, registry_content, registry_hosts
 from k3py.agent.containerd import PAUSE_IMAGE, Containerd, ContainerdPaths, RuntimeFiles
 from k3py.agent.cri import CriError, Runtime
 from k3py.agent.cri_config import NodeSettings
@@ -38,6 +41,7 @@ from k3py.agent.join import FILES, JoinError, join, node_user
 from k3py.agent.kubelet import Kubelet, ensure_dirs
 from k3py.agent.kubelet_api import KubeletApi, api_authorizer
 from k3py.agent.node import KUBELET_PORT, NodeAgent, NodeIdentity, default_labels
+from k3py.agent.registry_mirror import RegistryMirror
 from k3py.agent.serviceproxy import ServiceProxy
 from k3py.aio import StopRequest, Supervisor, stop_on_signals
 from k3py.apiserver.tokens import CLIENT_CA_PATH
@@ -83,6 +87,8 @@ class NodePlan:
     runtime_endpoint: Path | None = None
     kubelet_port: int = KUBELET_PORT
     disable_kube_proxy: bool = False
+    private_registry: Path | None = None
+    embedded_registry: bool = False
 
     @property
     def agent_dir(self) -> Path:
@@ -129,6 +135,8 @@ async def _agent(config: AgentConfig) -> None:
             labels=labels,
             runtime_endpoint=config.container_runtime_endpoint,
             disable_kube_proxy=config.disable_kube_proxy,
+            private_registry=config.private_registry,
+            embedded_registry=config.embedded_registry,
         )
         log.info("Running node %s as %s", plan.name, node_user(plan.name))
         try:
@@ -188,6 +196,12 @@ async def run_node(plan: NodePlan, credentials: NodeCredentials, stop: StopReque
                 log.warning("Cannot import %s: %s", archive, outcome)
             else:
                 log.info("Imported %s: %s", archive.name, ", ".join(outcome))
+        if containerd is not None:
+            await _registries(plan, containerd.paths.certs_dir, cleanup)
+        elif plan.embedded_registry:
+            log.warning(
+                "--embedded-registry: not with --container-runtime-endpoint (its runtime is not k3py's)"
+            )
 
         api = RestClient(
             credentials.server, Credentials(credentials.ca_pem, credentials.cert_pem, credentials.key_pem)
@@ -231,6 +245,35 @@ async def run_node(plan: NodePlan, credentials: NodeCredentials, stop: StopReque
     for supervisor in (tasks, runtime_tasks):
         if supervisor.failure is not None:
             raise supervisor.failure
+
+
+async def _registries(plan: NodePlan, certs_dir: Path, cleanup: AsyncExitStack) -> None:
+    """containerd's ``hosts.toml`` files, and the embedded registry mirror they name when it is on."""
+    try:
+        registries = (
+            await asyncio.to_thread(registry_hosts.read_registries, plan.private_registry)
+            if plan.private_registry is not None
+            else registry_hosts.Registries()
+        )
+    except registry_hosts.RegistryConfigError as exc:
+        raise AgentError(f"--private-registry: {exc}") from None
+    mirror: RegistryMirror | None = None
+    if plan.embedded_registry:
+        catalog, _ = await asyncio.to_thread(
+            registry_content.index_directory, plan.agent_dir / "images", plan.agent_dir / "registry"
+        )
+        mirror = RegistryMirror(catalog)
+        await mirror.start()
+        cleanup.push_async_callback(mirror.stop)
+    written = await asyncio.to_thread(
+        registry_hosts.write_hosts,
+        certs_dir,
+        registries,
+        mirror_url=mirror.url if mirror is not None else None,
+        mirrored=mirror.catalog.registries() if mirror is not None else (),
+    )
+    if written:
+        log.info("Registry hosts for containerd: %s", ", ".join(p.parent.name for p in written))
 
 
 async def _pod_network(node: NodeAgent, plan: NodePlan) -> None:

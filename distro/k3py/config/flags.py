@@ -129,6 +129,24 @@ DISABLE_KUBE_PROXY = Flag(
     default=False,
     help="Do not run the service proxy (Service cluster IPs and NodePorts need another one).",
 )
+EMBEDDED_REGISTRY = Flag(
+    name="embedded-registry",
+    kind=Kind.SWITCH,
+    parse=values.switch,
+    default=False,
+    help=(
+        "Serve this node's air-gap images as a registry mirror on loopback and have containerd try it "
+        "first, for the registries of those images and those under mirrors: in --private-registry."
+    ),
+)
+PRIVATE_REGISTRY = Flag(
+    name="private-registry",
+    metavar="FILE",
+    parse=values.path,
+    default="/etc/k3py/registries.yaml",
+    default_help="/etc/k3py/registries.yaml, if it exists",
+    help="Registry mirrors, in K3s's registries.yaml format (its mirrors: part).",
+)
 
 SERVER_FLAGS: tuple[Flag, ...] = (
     CONFIG,
@@ -268,6 +286,8 @@ SERVER_FLAGS: tuple[Flag, ...] = (
     NODE_LABEL,
     CONTAINER_RUNTIME_ENDPOINT,
     DISABLE_KUBE_PROXY,
+    PRIVATE_REGISTRY,
+    EMBEDDED_REGISTRY,
 )
 
 AGENT_FLAGS: tuple[Flag, ...] = (
@@ -289,6 +309,8 @@ AGENT_FLAGS: tuple[Flag, ...] = (
     NODE_LABEL,
     CONTAINER_RUNTIME_ENDPOINT,
     DISABLE_KUBE_PROXY,
+    PRIVATE_REGISTRY,
+    EMBEDDED_REGISTRY,
 )
 
 

@@ -62,6 +62,8 @@ class ServerConfig:
     node_label: tuple[tuple[str, str], ...] = ()
     container_runtime_endpoint: Path | None = None
     disable_kube_proxy: bool = False
+    private_registry: Path | None = None
+    embedded_registry: bool = False
 
     @property
     def agent_dir(self) -> Path:
@@ -96,6 +98,8 @@ class AgentConfig:
     node_label: tuple[tuple[str, str], ...] = ()
     container_runtime_endpoint: Path | None = None
     disable_kube_proxy: bool = False
+    private_registry: Path | None = None
+    embedded_registry: bool = False
 
     @property
     def agent_dir(self) -> Path:
