@@ -199,7 +199,7 @@ def layer_of(archive: Path) -> tuple[dict[str, object], dict[str, tarfile.TarInf
 def test_busybox_image_from_a_package_fixture(tmp_path: Path) -> None:
     packages_dir = tmp_path / "packages"
     make_deb(packages_dir / "debs", "busybox-static", "1:1.35.0-0test", {"bin/busybox": FAKE_BUSYBOX})
-    bash = {"bin/bash-static": STATIC_PROGRAM.read_bytes()}
+    bash: dict[str, bytes | str] = {"bin/bash-static": STATIC_PROGRAM.read_bytes()}
     make_deb(packages_dir / "debs", "bash-static", "5.2-0test", bash)
     target = load_target("amd64")
     with CommandLog(tmp_path / "images.log") as log:

@@ -341,8 +341,14 @@ async def test_daemonset_revisions_through_a_controllerrevision_lifecycle(
         listed = await api.list(revisions, label_selector="app=life")
         return len(listed["items"]) == n
 
+    async def settled() -> bool:
+        status = (await api.get(f"{sets}/life")).get("status") or {}
+        return status.get("numberReady") == 1 and status.get("observedGeneration") == 1
+
     async with running(DaemonSetController(api)):
         await until(lambda: count_is(1))
+        await until(settled)  # as upstream's test checks the set's status first
+        await asyncio.sleep(1)
         [initial] = (await api.list(revisions))["items"]
         handmade = {
             "metadata": {

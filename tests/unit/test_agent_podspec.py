@@ -83,7 +83,7 @@ def test_container_env_sources_and_references() -> None:
         "resources": {"limits": {"memory": "64Mi"}},
     }
     p = pod(containers=[container])
-    env, warnings = container_env(
+    env = container_env(
         p, container, services=[], lookup=lambda k, n: objects.get((k, n)), node_allocatable={"memory": "1Gi"}
     )
     assert env["NAME"] == "p" and env["APP"] == "x" and env["IP"] == "10.42.0.5"
@@ -91,7 +91,23 @@ def test_container_env_sources_and_references() -> None:
     assert env["GREETING"] == "hi p in blue"
     assert env["MEM"] == "64"
     assert "MISSING" not in env
-    assert "CFG_bad-key!" not in env and warnings and "bad-key!" in warnings[0]
+    assert env["CFG_bad-key!"] == "x"
+
+
+def test_env_from_keeps_every_prefix_as_upstream() -> None:
+    """Relaxed names (1.34+): digits, symbols and ``$`` in a prefix; nothing is skipped."""
+    secret = {"kind": "Secret", "data": {"data-1": base64.b64encode(b"value-1\n").decode()}}
+    prefixes = ["", "1-", "$_-", "ABC_", "#@!"]
+    container = {
+        "name": "c",
+        "envFrom": [{"secretRef": {"name": "s"}, **({"prefix": p} if p else {})} for p in prefixes],
+        "env": [{"name": "LAST", "value": "$(1-data-1)"}],
+    }
+    env = container_env(pod(), container, services=[], lookup=lambda k, n: secret, node_allocatable={})
+    for prefix in prefixes:
+        assert env[f"{prefix}data-1"] == "value-1\n"
+    assert env["LAST"] == "value-1\n"
+    assert list(env)[-1] == "LAST"
 
 
 def test_missing_key_is_a_config_error() -> None:

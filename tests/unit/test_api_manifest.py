@@ -213,9 +213,10 @@ def test_the_served_resources_are_what_the_default_profile_keeps_and_k3py_can_se
     assert ("apiregistration.k8s.io", "v1", "apiservices") in served
     assert all(not key[1].endswith(("alpha1", "alpha2", "alpha3")) for key in served)
     pods = served[("", "v1", "pods")]
-    # status (generic) and eviction (its own handler, listed for kubectl drain's discovery); log,
-    # exec, binding... have handlers of their own and are not listed here.
-    assert pods.subresources == ("eviction", "status")
+    # status, ephemeralcontainers and resize (generic) and eviction (its own handler, listed for
+    # kubectl drain's discovery); log, exec, binding... have handlers of their own and are not
+    # listed here.
+    assert pods.subresources == ("ephemeralcontainers", "eviction", "resize", "status")
     assert "deletecollection" not in served[("", "v1", "namespaces")].verbs
     assert served[("events.k8s.io", "v1", "events")].storage_prefix() == b"/registry/core/events/"
     assert {"deployments", "leases", "resourceclaims", "flowschemas"} <= {key[2] for key in served}

@@ -2,10 +2,9 @@
 
 Order and precedence follow upstream: the service variables of the pod's namespace come
 first (when ``enableServiceLinks`` is on, plus the ``kubernetes`` service's always), then
-``envFrom`` sources in order (later keys win, invalid names are skipped and reported), then
-``env`` entries, each of which may refer to earlier ones as ``$(NAME)``. ``$$`` escapes a
-``$``, and a reference to an unknown name stays as written. Command and args are expanded
-against the final environment in the same way.
+``envFrom`` sources in order (later keys win), then ``env`` entries, each of which may refer
+to earlier ones as ``$(NAME)``. ``$$`` escapes a ``$``, and a reference to an unknown name
+stays as written. Command and args are expanded against the final environment in the same way.
 
 Missing config maps, secrets or keys that are not optional raise :class:`ConfigError`: the
 container then waits with reason ``CreateContainerConfigError`` and the message says which.
@@ -25,8 +24,6 @@ from k3py.api.defaults import quantity_value
 Obj = dict[str, Any]
 Lookup = Callable[[str, str], Obj | None]
 """``lookup(kind, name)``: a ConfigMap or Secret of the pod's namespace, or None."""
-
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
 class ConfigError(Exception):
@@ -163,14 +160,18 @@ def container_env(
     services: list[Obj],
     lookup: Lookup,
     node_allocatable: Mapping[str, str],
-) -> tuple[dict[str, str], list[str]]:
-    """The environment (ordered) and the warnings about skipped ``envFrom`` keys."""
+) -> dict[str, str]:
+    """The container's environment, in order.
+
+    ``envFrom`` keys are taken as they come, prefix and all: since 1.34 (relaxed environment
+    variable validation) a name may be any printable ASCII but ``=``, the API server checks
+    prefixes and keys, and the upstream kubelet skips nothing.
+    """
     spec = pod.get("spec") or {}
     namespace = (pod.get("metadata") or {}).get("namespace", "")
     env = service_variables(
         services, namespace=namespace, links=spec.get("enableServiceLinks", True) is not False
     )
-    warnings: list[str] = []
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix") or ""
         for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
@@ -178,18 +179,8 @@ def container_env(
             if ref is None:
                 continue
             data = _source_data(lookup, kind, ref.get("name", ""), bool(ref.get("optional")))
-            invalid = []
             for k, v in data.items():
-                if _ENV_NAME.match(prefix + k):
-                    env[prefix + k] = v
-                else:
-                    invalid.append(k)
-            if invalid:
-                warnings.append(
-                    f"Keys [{', '.join(sorted(invalid))}] from the EnvFrom {kind.lower()} "
-                    f"{namespace}/{ref.get('name')} were skipped since they are invalid "
-                    "environment variable names."
-                )
+                env[prefix + k] = v
     for item in container.get("env") or []:
         name = item.get("name", "")
         source = item.get("valueFrom")
@@ -200,7 +191,7 @@ def container_env(
         if value is None:
             continue
         env[name] = value
-    return env, warnings
+    return env
 
 
 def _value_from(

@@ -29,6 +29,7 @@ from k3py.agent.cri_config import Mount, NodeSettings
 from k3py.agent.envvars import ConfigError
 from k3py.agent.events import Recorder
 from k3py.agent.kubelet_api import ContainerLocation
+from k3py.agent.podcertificates import ClientRequests
 from k3py.agent.volumes import teardown_pod_dir
 from k3py.agent.worker import EXITED, RUNNING, Instance, PodWorker
 from k3py.api.selectors import SelectorError, from_label_selector_object
@@ -63,6 +64,7 @@ class Kubelet:
         self.agent_dir = agent_dir
         self.allocatable = dict(allocatable)
         self.events = Recorder(api, node.node_name)
+        self.pod_certificates = ClientRequests(api, node.node_name, self.events)
         self.pods_informer = Informer(api, "/api/v1/pods", field_selector=f"spec.nodeName={node.node_name}")
         self.services_informer = Informer(api, "/api/v1/services")
         self.workers: dict[str, PodWorker] = {}
@@ -480,7 +482,11 @@ class Kubelet:
         if found is None or worker is None:
             raise LookupError(f"pod {namespace}/{pod} is not running on node {self.node_name}")
         spec = found.get("spec") or {}
-        names = [c["name"] for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
+        names = [
+            c["name"]
+            for kind in ("containers", "initContainers", "ephemeralContainers")
+            for c in spec.get(kind) or []
+        ]
         name = container or (names[0] if names else "")
         if name not in names:
             raise LookupError(f"container {name} is not valid for pod {pod}")

@@ -33,6 +33,12 @@ class ContainerView:
     image_id: str = ""
     ready: bool = False
     started: bool | None = None
+    restartable: bool = False
+    """A sidecar: an init container with ``restartPolicy: Always``."""
+    resources: Obj | None = None
+    """The requests and limits the running instance has (None: no instance)."""
+    allocated: Obj | None = None
+    """The requests the node granted (``allocatedResources``)."""
 
     def as_status(self) -> Obj:
         out: Obj = {
@@ -48,6 +54,10 @@ class ContainerView:
             out["containerID"] = self.container_id
         if self.started is not None:
             out["started"] = self.started
+        if self.allocated is not None:
+            out["allocatedResources"] = self.allocated
+        if self.resources is not None:
+            out["resources"] = self.resources
         return out
 
     @property
@@ -63,6 +73,21 @@ class ContainerView:
         done = self.terminated
         return done is not None and done.get("exitCode") == 0
 
+    @property
+    def initialized(self) -> bool:
+        """An init container is done with: a sidecar once started, any other once it succeeded."""
+        return bool(self.running and self.started) if self.restartable else self.succeeded
+
+    @property
+    def has_run(self) -> bool:
+        """Running, or ran (upstream's ``HasAnyRegularContainerStarted`` asks this)."""
+        return self.running or self.terminated is not None
+
+
+def is_sidecar(container: Obj) -> bool:
+    """An init container that runs beside the app containers (``restartPolicy: Always``)."""
+    return container.get("restartPolicy") == "Always"
+
 
 def phase(
     restart_policy: str,
@@ -70,13 +95,28 @@ def phase(
     containers: list[ContainerView],
     *,
     init_failed: bool,
+    initialized: bool = False,
 ) -> str:
-    """Upstream's ``getPhase`` for a pod whose sandbox exists."""
+    """Upstream's ``getPhase`` for a pod whose sandbox exists.
+
+    Sidecars count as running containers; one that has not started keeps the pod ``Pending``
+    unless the pod has initialized before (``initialized``: an app container has run), and one
+    that has stopped does not count at all.
+    """
     if init_failed and restart_policy == "Never":
         return "Failed"
-    if any(not c.succeeded for c in init):
+    if any(not c.succeeded for c in init if not c.restartable):
         return "Pending"
     running = waiting = stopped = succeeded = 0
+    for c in init:
+        if not c.restartable:
+            continue
+        if c.running:
+            running += 1
+            if not c.started and not initialized:
+                return "Pending"
+        elif c.terminated is None and "terminated" not in c.last_state:
+            return "Pending"  # waiting for its first start
     for c in containers:
         if c.running:
             running += 1
@@ -162,14 +202,17 @@ def conditions(
 ) -> list[Obj]:
     previous = (pod.get("status") or {}).get("conditions") or []
     scheduled = [c for c in previous if c.get("type") == "PodScheduled"]
-    incomplete = [c.name for c in init if not c.succeeded]
-    unready = [c.name for c in containers if not c.ready]
+    incomplete = [c.name for c in init if not c.initialized]
+    unready = [c.name for c in init if c.restartable and not c.ready] + [
+        c.name for c in containers if not c.ready
+    ]
     completed = pod_phase in ("Succeeded", "Failed")
     out = [condition("PodReadyToStartContainers", sandbox_ready, previous)]
     out.append(
         condition(
             "Initialized",
-            not incomplete or pod_phase == "Succeeded",
+            # once an app container has run, the pod stays initialized while sidecars restart
+            not incomplete or pod_phase == "Succeeded" or any(c.has_run for c in containers),
             previous,
             "ContainersNotInitialized",
             f"containers with incomplete status: [{' '.join(incomplete)}]",

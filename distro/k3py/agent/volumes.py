@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from k3py.agent.envvars import ConfigError, expand, field_value, resource_value
+from k3py.agent.podcertificates import CertificateProjection, RequestApi
+from k3py.agent.podcertificates import files as certificate_files
+from k3py.agent.volume_ownership import expected_mode, fs_group, set_volume_ownership
 from k3py.api.defaults import quantity_value
 
 log = logging.getLogger(__name__)
@@ -66,11 +69,14 @@ class PodVolumes:
     token: TokenSource
     node_allocatable: Mapping[str, str] = field(default_factory=dict)
     bundles: BundleSource | None = None
+    certificates: RequestApi | None = None
+    """Where ``podCertificate`` sources get their PodCertificateRequests (None: not on this node)."""
     paths: dict[str, Path] = field(default_factory=dict)
     read_only: set[str] = field(default_factory=set)
     """Volumes the kubelet writes from API objects: always mounted read-only."""
     _mounts: list[Path] = field(default_factory=list)
     _tokens: dict[tuple[str, str, str], _Token] = field(default_factory=dict)
+    _certificates: dict[tuple[str, int], CertificateProjection] = field(default_factory=dict)
 
     @property
     def volume_dir(self) -> Path:
@@ -102,33 +108,37 @@ class PodVolumes:
             return _host_path(source)
         if (source := volume.get("emptyDir")) is not None:
             path = self.volume_dir / "kubernetes.io~empty-dir" / name
+            first = name not in self.paths
             if source.get("medium") == "Memory":
                 self._tmpfs(path, source.get("sizeLimit"))
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 path.chmod(0o777)
+            if first:  # once, as upstream's SetUp: later modes are the containers' own
+                set_volume_ownership(path, fs_group(self.pod), read_only=False)
             return path
         if (source := volume.get("configMap")) is not None:
             path = self.volume_dir / "kubernetes.io~configmap" / name
             path.mkdir(parents=True, exist_ok=True)
             files = await self._object_files("ConfigMap", source)
-            write_atomically(path, files)
+            write_atomically(path, files, group=fs_group(self.pod))
             return path
         if (source := volume.get("secret")) is not None:
             path = self.volume_dir / "kubernetes.io~secret" / name
             self._tmpfs(path, None)
             source = dict(source, name=source.get("secretName", ""))
-            write_atomically(path, await self._object_files("Secret", source))
+            write_atomically(path, await self._object_files("Secret", source), group=fs_group(self.pod))
             return path
         if (source := volume.get("downwardAPI")) is not None:
             path = self.volume_dir / "kubernetes.io~downward-api" / name
             path.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, self._downward_files(source, source.get("defaultMode")))
+            files = self._downward_files(source, source.get("defaultMode"))
+            write_atomically(path, files, group=fs_group(self.pod))
             return path
         if (source := volume.get("projected")) is not None:
             path = self.volume_dir / "kubernetes.io~projected" / name
             self._tmpfs(path, None)
-            write_atomically(path, await self._projected_files(source))
+            write_atomically(path, await self._projected_files(source, name), group=fs_group(self.pod))
             return path
         kinds = [k for k in volume if k != "name"]
         raise ConfigError(f"volume type {', '.join(kinds) or 'unknown'} is not supported on this node")
@@ -184,10 +194,10 @@ class PodVolumes:
             files[item["path"]] = (value.encode(), _mode(item.get("mode"), mode))
         return files
 
-    async def _projected_files(self, source: Obj) -> dict[str, tuple[bytes, int]]:
+    async def _projected_files(self, source: Obj, volume: str) -> dict[str, tuple[bytes, int]]:
         mode = _mode(source.get("defaultMode"))
         files: dict[str, tuple[bytes, int]] = {}
-        for item in source.get("sources") or []:
+        for index, item in enumerate(source.get("sources") or []):
             if (part := item.get("configMap")) is not None:
                 files.update(await self._object_files("ConfigMap", dict(part, defaultMode=mode)))
             elif (part := item.get("secret")) is not None:
@@ -199,7 +209,22 @@ class PodVolumes:
                 files[part["path"]] = (token.encode(), mode if source.get("defaultMode") else 0o600 | mode)
             elif (part := item.get("clusterTrustBundle")) is not None:
                 files[part["path"]] = (await self._trust_anchors(part), mode)
+            elif (part := item.get("podCertificate")) is not None:
+                files.update(await self._pod_certificate(volume, index, part, source))
         return files
+
+    async def _pod_certificate(
+        self, volume: str, index: int, part: Obj, source: Obj
+    ) -> dict[str, tuple[bytes, int]]:
+        """A ``podCertificate`` source's files (``k3py.agent.podcertificates``): the volume's mode,
+        0600 when a file owner or an fsGroup is asked for, as upstream."""
+        if self.certificates is None:
+            raise ConfigError("podCertificate projections are not served on this node")
+        projection = self._certificates.setdefault((volume, index), CertificateProjection(part))
+        credentials = await projection.credentials(self.certificates, self.pod)
+        owned = part.get("user") is not None or source.get("defaultUser") is not None
+        owned = owned or fs_group(self.pod) is not None
+        return certificate_files(part, credentials, 0o600 if owned else _mode(source.get("defaultMode")))
 
     async def _trust_anchors(self, source: Obj) -> bytes:
         """The certificates of the ClusterTrustBundles ``source`` selects, each once, sorted (as
@@ -278,15 +303,21 @@ def _payload_dir(target: Path) -> str | None:
     return name
 
 
-def write_atomically(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
-    """Publish ``files`` (relative path → (content, mode)) under ``target``; False when unchanged."""
+def write_atomically(
+    target: Path, files: Mapping[str, tuple[bytes, int]], *, group: int | None = None
+) -> bool:
+    """Publish ``files`` (relative path → (content, mode)) under ``target``; False when unchanged.
+
+    With ``group`` (the pod's fsGroup) the volume gets that group and read permissions for it
+    before the new payload is published (:mod:`k3py.agent.volume_ownership`).
+    """
     for relative in files:
         parts = Path(relative).parts
         if not parts or Path(relative).is_absolute() or ".." in parts or parts[0].startswith(".."):
             raise ConfigError(f"invalid path {relative!r} in a volume: must be relative, without '..'")
     data_link = target / DATA_DIR
     current = _payload_dir(target)
-    if current is not None and _same(target / current, files):
+    if current is not None and _same(target / current, files, group):
         return False
     stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + f"{time.time_ns() % 10**9:09d}"
     fresh = target / stamp
@@ -296,6 +327,7 @@ def write_atomically(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bo
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         path.chmod(mode)
+    set_volume_ownership(target, group, read_only=True)
     temporary = target / "..data_tmp"
     temporary.unlink(missing_ok=True)
     temporary.symlink_to(stamp)
@@ -316,13 +348,18 @@ def write_atomically(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bo
     return True
 
 
-def _same(current: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
+def _same(current: Path, files: Mapping[str, tuple[bytes, int]], group: int | None = None) -> bool:
     present = {str(p.relative_to(current)) for p in current.rglob("*") if p.is_file()}
     if present != set(files):
         return False
     for relative, (content, mode) in files.items():
         path = current / relative
-        if path.read_bytes() != content or (path.stat().st_mode & 0o777) != mode:
+        info = path.stat()
+        if group is not None:
+            mode = expected_mode(mode, read_only=True)
+            if info.st_gid != group:
+                return False
+        if path.read_bytes() != content or (info.st_mode & 0o777) != mode:
             return False
     return True
 

@@ -3,10 +3,12 @@
 Each pass of :meth:`PodWorker.sync` looks at the pod as the API last showed it and at the
 runtime, and takes the next steps: volumes, the sandbox, init containers one at a time,
 then the app containers; restarts follow ``restartPolicy`` with upstream's back-off (10 s
-doubling to 5 min, ``CrashLoopBackOff`` while waiting); probes and hooks run beside. A pass
+doubling to 5 min, ``CrashLoopBackOff`` while waiting); probes and hooks run beside. Sidecars
+(init containers with ``restartPolicy: Always``) start in their turn, let the next one go once
+started, and keep running (restarted when they exit) until the app containers are done. A pass
 ends by writing the pod's status when it changed. A pod that is being deleted gets its
-preStop hooks and ``SIGTERM`` with the rest of its grace period, then ``SIGKILL``; the
-worker then removes the sandbox and volumes and deletes the pod for good.
+preStop hooks and ``SIGTERM`` with the rest of its grace period, then ``SIGKILL``, sidecars
+last; the worker then removes the sandbox and volumes and deletes the pod for good.
 
 The worker sleeps between passes until something changes: the pod, a container (the
 kubelet's relist wakes it), a probe result, or a timer (back-off, volume refresh).
@@ -22,10 +24,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from k3py.agent import cri_config, podstatus
+from k3py.agent import cri_config, podstatus, resize
 from k3py.agent.cri import CriError, Runtime
 from k3py.agent.envvars import ConfigError, container_env
-from k3py.agent.podstatus import ContainerView, rfc3339
+from k3py.agent.podstatus import ContainerView, is_sidecar, rfc3339
 from k3py.agent.probes import Prober, run_handler
 from k3py.agent.volumes import PodVolumes, VolumeError, mounts_for
 from k3py.client.rest import ApiStatusError
@@ -74,6 +76,8 @@ class Record:
     probers: list[asyncio.Task[None]] = field(default_factory=list)
     probe_results: dict[str, bool] = field(default_factory=dict)
     termination_message: str = ""
+    applied: Obj | None = None
+    """The ``resources`` the current instance runs with (in-place resize compares the spec)."""
 
 
 def _ns_to_rfc3339(ns: int) -> str | None:
@@ -98,6 +102,8 @@ class PodWorker:
         self.next_wake: float = 0.0
         self.terminated = False
         self.init_failed = False
+        self.initialized = False
+        """Every init container has been done with once (sidecars started), in this sandbox."""
         self.volumes_ready = False
         self.failure: tuple[str, str] | None = None
         """Why the kubelet failed the pod itself (reason, message), e.g. its active deadline."""
@@ -179,10 +185,16 @@ class PodWorker:
             return False
         spec = pod.get("spec") or {}
         policy = spec.get("restartPolicy") or "Always"
-        initialized = await self.run_init_containers(spec.get("initContainers") or [], policy)
-        if initialized:
+        if self.app_containers_done(spec, policy) and any(map(is_sidecar, spec.get("initContainers") or [])):
+            # Nothing will run again but the sidecars: they stop (not to be restarted), and the
+            # pod then ends, as upstream's kubelet kills such a pod.
+            await self.stop_containers(grace=self._grace(), reason="")
+        elif await self.run_init_containers(spec.get("initContainers") or [], policy):
             for container in spec.get("containers") or []:
                 await self.ensure_container(container, policy, init=False)
+            # Ephemeral containers (``kubectl debug``) start once the pod runs, and never again.
+            for container in spec.get("ephemeralContainers") or []:
+                await self.ensure_container(container, "Never", init=False)
         await self.write_status()
         if self.pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             await self.stop_everything(grace=0, reason="")
@@ -237,6 +249,7 @@ class PodWorker:
                 self._token,
                 self.kubelet.allocatable,
                 self.kubelet.trust_bundles,
+                certificates=self.kubelet.pod_certificates,
             )
         try:
             await self.volumes.refresh(self.pod)
@@ -280,6 +293,7 @@ class PodWorker:
             await self.kubelet.remove_sandbox(self.sandbox_id)
             self.sandbox_id = None
             self.sandbox_attempt += 1
+            self.initialized = False
         log_dir = self.kubelet.log_dir(self.pod)
         log_dir.mkdir(parents=True, exist_ok=True)
         self.sandbox_config = cri_config.sandbox_config(
@@ -317,11 +331,39 @@ class PodWorker:
         self.pod_ip = ip
         self.pod_ips = [ip] + [a.get("ip", "") for a in network.get("additional_ips") or [] if a.get("ip")]
 
+    def app_containers_done(self, spec: Obj, policy: str) -> bool:
+        """Every app container has exited and none will be restarted (``Never``, or
+        ``OnFailure`` after success): what is left to do is stop the sidecars."""
+        if policy == "Always" or not spec.get("containers"):
+            return False
+        for container in spec.get("containers") or []:
+            record = self.records.get(container["name"])
+            current = record.current if record is not None else None
+            if current is None or current.status.get("state") != EXITED:
+                return False
+            if policy == "OnFailure" and current.status.get("exit_code") != 0:
+                return False
+        return True
+
     async def run_init_containers(self, init: list[Obj], policy: str) -> bool:
-        """Run init containers in order; True once all of them have succeeded."""
+        """Run init containers in order; True once all of them are done with.
+
+        A regular init container is done with once it has succeeded. A sidecar
+        (``restartPolicy: Always``) once it has started: running, its postStart hook run and its
+        startup probe passed; it is restarted whenever it exits, whatever the pod's policy, and
+        once the pod has initialized a restarting sidecar no longer holds the app containers
+        back (upstream: a pod does not go back to initializing).
+        """
         self.init_failed = False
+        if any(r.current is not None for r in self.records.values() if not r.init):
+            self.initialized = True  # an app container runs here already (an adopted pod, say)
         for container in init:
             record = self.record(container, True)
+            if is_sidecar(container):
+                await self.ensure_container(container, "Always", init=True)
+                if not self.initialized and not self._started(record):
+                    return False
+                continue
             current = record.current
             if current is not None and current.status.get("state") == EXITED:
                 if current.status.get("exit_code") == 0:
@@ -335,13 +377,25 @@ class PodWorker:
                 return False
             await self.ensure_container(container, "OnFailure", init=True)
             return False
+        self.initialized = True
         return True
+
+    @staticmethod
+    def _started(record: Record) -> bool:
+        current = record.current
+        return (
+            current is not None
+            and current.status.get("state") == RUNNING
+            and record.probe_results.get("startup", True)
+        )
 
     async def ensure_container(self, container: Obj, policy: str, *, init: bool) -> None:
         record = self.record(container, init)
         current = record.current
         if current is not None and current.status.get("state") in (CREATED, RUNNING):
             if current.status.get("state") == RUNNING:
+                if await self.apply_resize(container, record):
+                    return
                 self.ensure_probers(container, record)
             return
         if current is not None and current.status.get("state") == EXITED:
@@ -378,6 +432,44 @@ class PodWorker:
             await self._remove_instance(record)
         await self.start_container(container, record, init)
 
+    async def apply_resize(self, container: Obj, record: Record) -> bool:
+        """Bring a running container to the resources its spec now asks for (:mod:`resize`);
+        True when it was restarted for that."""
+        current = record.current
+        wanted = container.get("resources") or {}
+        if current is None or record.applied is None:
+            record.applied = wanted  # an instance adopted from an earlier run: taken as it is asked
+            return False
+        changed = resize.changed_resources(record.applied, wanted)
+        if not changed:
+            return False
+        where = self._field_path(container, record.init)
+        if resize.needs_restart(container, changed):
+            self.kubelet.events.pod(
+                self.pod,
+                "Normal",
+                "Killing",
+                f"Container {container['name']} resize requires restart",
+                where,
+            )
+            await self._stop_instance(container, record, grace=int(self._grace()))
+            current.status = await self._status_or_empty(current.id)
+            self._note_exit(container, record)
+            record.restart_count += 1
+            await self._remove_instance(record)
+            await self.start_container(container, record, record.init)
+            return True
+        try:
+            await self.runtime.update_container_resources(current.id, resize.update_request(container))
+        except CriError as exc:
+            self.kubelet.events.pod(
+                self.pod, "Warning", "ResizeError", f"Cannot resize {container['name']}: {exc.message}", where
+            )
+            self.timer(BACKOFF_START)
+            return False
+        record.applied = wanted
+        return False
+
     def _note_exit(self, container: Obj, record: Record) -> None:
         """Read the exited instance's termination message once."""
         current = record.current
@@ -401,11 +493,14 @@ class PodWorker:
         record.current = None
 
     def _field_path(self, container: Obj, init: bool) -> str:
-        spec = self.pod.get("spec") or {}
         kind = "initContainers" if init else "containers"
-        names = [c["name"] for c in spec.get(kind) or []]
-        index = names.index(container["name"]) if container["name"] in names else 0
-        return f"spec.{kind}{{{container['name']}}}" if index >= 0 else ""
+        if not init and self._ephemeral(container["name"]):
+            kind = "ephemeralContainers"
+        return f"spec.{kind}{{{container['name']}}}"
+
+    def _ephemeral(self, name: str) -> bool:
+        spec = self.pod.get("spec") or {}
+        return any(c.get("name") == name for c in spec.get("ephemeralContainers") or [])
 
     async def start_container(self, container: Obj, record: Record, init: bool) -> None:
         pod = self.pod
@@ -426,15 +521,13 @@ class PodWorker:
                     hostIPs=[{"ip": self.kubelet.node_ip}],
                 ),
             )
-            env, warnings = container_env(
+            env = container_env(
                 pod_with_ips,
                 container,
                 services=self.kubelet.services(),
                 lookup=lookup,
                 node_allocatable=self.kubelet.allocatable,
             )
-            for warning in warnings:
-                events.pod(pod, "Warning", "InvalidEnvironmentVariableNames", warning, where)
             assert self.volumes is not None
             mounts = [
                 cri_config.Mount(path, str(host), readonly)
@@ -468,6 +561,7 @@ class PodWorker:
             self.timer(BACKOFF_START)
             return
         record.current = Instance(container_id, record.restart_count)
+        record.applied = container.get("resources") or {}
         events.pod(pod, "Normal", "Created", f"Created container: {container['name']}", where)
         try:
             await self.runtime.start_container(container_id)
@@ -649,14 +743,43 @@ class PodWorker:
         self.wake.set()
 
     async def stop_everything(self, *, grace: float, reason: str) -> None:
-        """Stop every container (preStop hooks first, within ``grace``) and the sandbox."""
+        """Stop every container (:meth:`stop_containers`) and the sandbox."""
+        await self.stop_containers(grace=grace, reason=reason)
+        if self.sandbox_id is not None:
+            try:
+                await self.runtime.stop_pod_sandbox(self.sandbox_id)
+            except CriError as exc:
+                if exc.code != NOT_FOUND:
+                    raise
+
+    async def stop_containers(self, *, grace: float, reason: str) -> None:
+        """Stop every container, preStop hooks first, within ``grace``.
+
+        Sidecars stop last, in reverse order, as upstream orders them: each waits (within the
+        grace period) for the app containers and the sidecars after it, so an app container's
+        preStop hook can still use them.
+        """
         spec = self.pod.get("spec") or {}
         containers = {
             c["name"]: c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
         }
         deadline = time.monotonic() + grace
+        stopped = {name: asyncio.Event() for name in self.records}
+        prereqs = termination_prereqs(spec, set(self.records))
+
+        async def wait_for_turn(name: str) -> None:
+            waits = [stopped[n].wait() for n in prereqs.get(name, [])]
+            if waits:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*waits), max(0.0, deadline - time.monotonic()))
 
         async def stop(record: Record) -> None:
+            try:
+                await stop_one(record)
+            finally:
+                stopped[record.name].set()
+
+        async def stop_one(record: Record) -> None:
             current = record.current
             if current is None:
                 return
@@ -685,6 +808,7 @@ class PodWorker:
                             )
                     except TimeoutError:
                         pass
+                await wait_for_turn(record.name)
                 # At least 2 s for SIGTERM after a preStop hook, as upstream gives.
                 remaining = max(
                     2 if hook is not None and grace > 0 else 0, int(deadline - time.monotonic() + 0.999)
@@ -693,12 +817,6 @@ class PodWorker:
             current.status = await self._status_or_empty(current.id)
 
         await asyncio.gather(*(stop(r) for r in self.records.values()))
-        if self.sandbox_id is not None:
-            try:
-                await self.runtime.stop_pod_sandbox(self.sandbox_id)
-            except CriError as exc:
-                if exc.code != NOT_FOUND:
-                    raise
 
     async def terminate(self) -> None:
         """Stop the pod for its deletion, then remove what it left on the node."""
@@ -764,6 +882,8 @@ class PodWorker:
     def container_view(self, container: Obj, init: bool, waiting_reason: str) -> ContainerView:
         record = self.record(container, init)
         view = ContainerView(container["name"], container.get("image", ""), record.restart_count)
+        view.restartable = init and is_sidecar(container)
+        view.allocated = resize.allocated_resources(container)
         if record.last_terminated is not None:
             view.last_state = {"terminated": record.last_terminated}
         current = record.current
@@ -775,6 +895,10 @@ class PodWorker:
             if image and image.startswith("sha256:"):
                 pass
             state = status.get("state")
+            if state in (CREATED, RUNNING):
+                view.resources = resize.status_resources(
+                    record.applied if record.applied is not None else container.get("resources") or {}
+                )
             if state == RUNNING:
                 view.state = {"running": {"startedAt": _ns_to_rfc3339(status.get("started_at", 0))}}
                 started = record.probe_results.get("startup", True)
@@ -783,8 +907,12 @@ class PodWorker:
                 view.ready = bool(started) and (
                     not has_readiness or record.probe_results.get("readiness", False)
                 )
+                if (init and not view.restartable) or (not init and self._ephemeral(view.name)):
+                    # an init container is ready once it has completed; an ephemeral one never is
+                    view.ready = False
             elif state == EXITED:
-                view.ready = init and status.get("exit_code") == 0  # a completed init container is ready
+                # a completed init container is ready; a sidecar that exited is not
+                view.ready = init and not view.restartable and status.get("exit_code") == 0
                 if record.waiting is not None and record.waiting[0] == "CrashLoopBackOff":
                     view.state = {"waiting": {"reason": "CrashLoopBackOff", "message": record.waiting[1]}}
                     view.last_state = {"terminated": self._terminated_state(record, current)}
@@ -809,7 +937,7 @@ class PodWorker:
         init_views = [
             self.container_view(c, True, "PodInitializing") for c in spec.get("initContainers") or []
         ]
-        init_done = all(v.succeeded for v in init_views)
+        init_done = all(v.initialized for v in init_views)
         waiting_reason = "ContainerCreating" if init_done else "PodInitializing"
         views = [self.container_view(c, False, waiting_reason) for c in spec.get("containers") or []]
         sandbox_ready = self.sandbox_id is not None and not terminating and self.failure is None
@@ -818,7 +946,13 @@ class PodWorker:
             policy = "Never"
             for view in views:
                 view.ready = False
-        pod_phase = podstatus.phase(policy, init_views, views, init_failed=self.init_failed)
+        pod_phase = podstatus.phase(
+            policy,
+            init_views,
+            views,
+            init_failed=self.init_failed,
+            initialized=any(view.has_run for view in views),
+        )
         if self.failure is not None:
             pod_phase = "Failed"
         status: Obj = {
@@ -834,6 +968,10 @@ class PodWorker:
         }
         if init_views:
             status["initContainerStatuses"] = [v.as_status() for v in init_views]
+        if ephemeral := spec.get("ephemeralContainers") or []:
+            status["ephemeralContainerStatuses"] = [
+                self.container_view(c, False, waiting_reason).as_status() for c in ephemeral
+            ]
         if self.pod_ip:
             status["podIP"] = self.pod_ip
             status["podIPs"] = [{"ip": ip} for ip in self.pod_ips]
@@ -864,6 +1002,25 @@ class PodWorker:
         if (updated.get("metadata") or {}).get("uid") == self.uid:
             # Only the status: the informer's view of the rest (a deletion, say) may be newer.
             self.pod = dict(self.pod, status=updated.get("status"))
+
+
+def termination_prereqs(spec: Obj, present: set[str]) -> dict[str, list[str]]:
+    """Which containers each one waits for before it is stopped (upstream's termination order).
+
+    App containers and regular init containers wait for none. A sidecar waits for every app
+    container and for the sidecar after it, so sidecars stop in reverse order once the app
+    containers are gone. Only names in ``present`` (the containers the pod has) are waited for.
+    """
+    apps = [c["name"] for c in spec.get("containers") or [] if c["name"] in present]
+    out: dict[str, list[str]] = {}
+    later: str | None = None
+    for container in reversed(spec.get("initContainers") or []):
+        if not is_sidecar(container):
+            continue
+        name = container["name"]
+        out[name] = apps + ([later] if later is not None and later in present else [])
+        later = name
+    return out
 
 
 def _parse_time(text: str) -> float:

@@ -85,10 +85,13 @@ class Resource:
         return self.storage_prefix() + f"{namespace}/".encode() if namespace else self.storage_prefix()
 
 
-SERVED_SUBRESOURCES = ("status", "scale", "token", "approval", "finalize", "eviction")
-"""Subresources k3py serves: status, scale, certificatesigningrequests/approval and
-namespaces/finalize through the generic store, serviceaccounts/token (TokenRequest) by its own
-handler; the others (pods/log, pods/exec...) need handlers of their own."""
+SERVED_SUBRESOURCES = (
+    "status", "scale", "token", "approval", "finalize", "eviction", "ephemeralcontainers", "resize",
+)  # fmt: skip
+"""Subresources k3py serves: status, scale, certificatesigningrequests/approval,
+namespaces/finalize, pods/ephemeralcontainers and pods/resize through the generic store,
+serviceaccounts/token (TokenRequest) and pods/eviction by handlers of their own; the others
+(pods/log, pods/exec...) are the kubelet proxy's."""
 
 STORED_AS = {
     ("autoscaling", "v1", "horizontalpodautoscalers"): "autoscaling/horizontalpodautoscalers",

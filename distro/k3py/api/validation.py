@@ -68,6 +68,12 @@ def validate(resource: Resource, obj: Obj, old: Obj | None) -> list[Cause]:
     return list(dict.fromkeys(causes))  # upstream's message shows each cause once
 
 
+def metadata_causes(resource: Resource, obj: Obj, old: Obj | None) -> list[Cause]:
+    """The metadata checks of :func:`validate` alone, for writes whose body has rules of its own
+    (the pod subresources of ``k3py.api.pods``)."""
+    return _metadata(resource, obj, _defaulted(resource, old) if old is not None else None)
+
+
 def _defaulted(resource: Resource, obj: Obj) -> Obj:
     copied = copy.deepcopy(obj)
     defaults.apply(resource, copied)
@@ -941,6 +947,13 @@ def _projections(source: Obj, field: str) -> Causes:
                 causes += _local_path(_str(token.get("path")), f"{field}.path", reserved=True)
         if projection.get("clusterTrustBundle") is not None:
             count += 1
+        if projection.get("podCertificate") is not None:
+            count += 1
+            # Imported here: pcr_validation builds on this module.
+            from k3py.api.pcr_validation import projection_causes
+
+            part = _dict(projection.get("podCertificate"))
+            causes += projection_causes(part, f"{src}.podCertificate", field, paths)
         if count > 1:
             causes.append(forbidden(src, "may not specify more than 1 volume type per source"))
     return causes
@@ -1615,18 +1628,62 @@ def _pod_security(spec: Obj, field: str) -> Causes:
     )
     for i, gid in enumerate(_list(sc.get("supplementalGroups"))):
         causes += _id(gid, f"{field}.supplementalGroups[{i}]")
-    names: set[str] = set()
-    for i, sysctl in enumerate(_dicts(sc.get("sysctls"))):
-        name = _str(sysctl.get("name"))
-        if not name:
-            causes.append(required(f"{field}.sysctls[{i}].name"))
-        elif name in names:
-            causes.append(duplicate(f"{field}.sysctls[{i}].name", name))
-        names.add(name)
+    causes += _sysctls(spec, _dicts(sc.get("sysctls")), f"{field}.sysctls")
     policy = sc.get("fsGroupChangePolicy")
     if policy is not None and policy not in ("Always", "OnRootMismatch"):
         causes.append(not_supported(f"{field}.fsGroupChangePolicy", policy, ("Always", "OnRootMismatch")))
     return causes + _seccomp(sc.get("seccompProfile"), f"{field}.seccompProfile")
+
+
+_SYSCTL_SEGMENT = "[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+_SYSCTL_NAME = re.compile(rf"({_SYSCTL_SEGMENT}[\./])*{_SYSCTL_SEGMENT}")
+_SYSCTL_MAX_LENGTH = 253
+_SYSCTL_MESSAGE = (
+    f"must have at most {_SYSCTL_MAX_LENGTH} characters and match regex ^{_SYSCTL_NAME.pattern}$"
+)
+_IPC_SYSCTLS = {
+    "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+}  # fmt: skip
+
+
+def _sysctls(spec: Obj, sysctls: list[Obj], field: str) -> Causes:
+    """``validateSysctls``: names as the kernel spells them (``.`` or ``/`` between segments),
+    each once; none of the host's network (IPC) namespace when the pod shares it."""
+    causes: Causes = []
+    names: set[str] = set()
+    for i, sysctl in enumerate(sysctls):
+        name = _str(sysctl.get("name"))
+        path = f"{field}[{i}].name"
+        if not name:
+            causes.append(required(path))
+        elif len(name) > _SYSCTL_MAX_LENGTH or not _SYSCTL_NAME.fullmatch(name):
+            causes.append(invalid(path, name, _SYSCTL_MESSAGE))
+        elif name in names:
+            causes.append(duplicate(path, name))
+        namespace = _sysctl_namespace(name)
+        if spec.get("hostNetwork") is True and namespace == "net":
+            causes.append(invalid(path, name, "may not be specified when 'hostNetwork' is true"))
+        elif spec.get("hostIPC") is True and namespace == "ipc":
+            causes.append(invalid(path, name, "may not be specified when 'hostIPC' is true"))
+        names.add(name)
+    return causes
+
+
+def _sysctl_namespace(name: str) -> str:
+    """The kernel namespace a sysctl belongs to (``net``, ``ipc``, else ""), as the kubelet's
+    sysctl helper tells it from the name (``/``-separated names read as dotted ones)."""
+    separator = next((ch for ch in name if ch in "./"), ".")
+    if separator == "/":
+        name = name.translate(str.maketrans("./", "/."))
+    name = name.split("*", 1)[0]
+    if name in _IPC_SYSCTLS or name in ("kernel.shm", "kernel.msg"):
+        return "ipc"
+    if name.startswith("net."):
+        return "net"
+    if name.startswith("fs.mqueue."):
+        return "ipc"
+    return ""
 
 
 def _dns_config(spec: Obj, field: str) -> Causes:

@@ -36,7 +36,7 @@ from cryptography import x509
 
 from k3py.api import certificates as csrs
 from k3py.api.resources import Resource
-from k3py.apiserver import errors
+from k3py.apiserver import errors, podcertificates
 from k3py.apiserver.authn import MASTERS, User
 from k3py.apiserver.authz import Attributes, Authorizer
 from k3py.apiserver.cache import ObjectCache, each_change
@@ -82,7 +82,8 @@ class CsrAdmission:
     CertificateSubjectRestriction plugin, a ``kube-apiserver-client`` request in
     ``system:masters``; as CertificateApproval and CertificateSigning, approving (``/approval``)
     needs the ``approve`` verb and issuing (a certificate written through ``/status``) the
-    ``sign`` verb on ``signers`` named by the signer (or its ``<domain>/*``); an ``Admission``."""
+    ``sign`` verb on ``signers`` named by the signer (or its ``<domain>/*``); an ``Admission``.
+    A PodCertificateRequest's status write needs ``sign`` too (``k3py.apiserver.podcertificates``)."""
 
     def __init__(self, authorize: Authorizer | None = None) -> None:
         self.authorize = authorize
@@ -90,6 +91,9 @@ class CsrAdmission:
     async def __call__(
         self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
     ) -> None:
+        if podcertificates.is_request(res):
+            podcertificates.check_signer(self.authorize, res, obj, old, opts)
+            return
         if not _is_csr(res):
             return
         if old is not None:

@@ -430,6 +430,7 @@ class ObjectStore:
         meta["creationTimestamp"] = objects.now()
         strategy.prepare_create(obj)
         await self._admit(res, namespace, obj, None, opts)
+        strategy.complete_create(obj)
         if not opts.applied:
             obj = self._track(res, None, obj, opts, "")
         if self.services is not None and res is self.services.resource:
@@ -520,6 +521,8 @@ class ObjectStore:
                 strategy.prepare_approval_update(new, current)
             elif subresource == "finalize":
                 _prepare_finalize(new, current)
+            elif subresource:
+                strategy.prepare_subresource_update(subresource, new, current)
             else:
                 strategy.prepare_update(new, current)
             await self._admit(

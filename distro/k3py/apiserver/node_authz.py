@@ -4,26 +4,31 @@ A node authenticates as ``system:node:<name>`` in ``system:nodes``. As kube-apis
 authorizer does, k3py lets it read a Secret, ConfigMap, PersistentVolumeClaim or
 ServiceAccount only when a pod bound to that node (``spec.nodeName``) uses it (volumes,
 projected sources, env, envFrom, image pull secrets, the pod's account), request a token only
-for a service account such a pod runs as, and
+for a service account such a pod runs as, create PodCertificateRequests (NodeRestriction
+checks them) and read one only when it names the node (listing them is denied: k3py's request
+attributes carry no field selector to hold the node to), and
 otherwise holds the static ``system:node`` ClusterRole's rules. Relationships come from a cache
 of every pod, indexed by node. PersistentVolumes and the rest of upstream's graph (volume
 attachments, resource claims) are not related yet: a node reading them is denied.
 
 :class:`NodeRestriction` is the admission half: a node writes only its own Node (not its taints
 or restricted labels), Lease and CSINode, mirror pods bound to itself that use no other object,
-and the status of its own pods, and deletes only its own pods.
+and the status of its own pods, deletes only its own pods, and creates PodCertificateRequests
+only for its own pods (``k3py.apiserver.podcertificates``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from k3py.api import podcertificates as pcrs
 from k3py.api.resources import Resource
 from k3py.apiserver import errors
 from k3py.apiserver.authn import User
-from k3py.apiserver.authz import Attributes, Decision
+from k3py.apiserver.authz import Attributes, Authorizer, Decision
 from k3py.apiserver.cache import ObjectCache
 from k3py.apiserver.generic import Obj, ObjectStore, WriteOptions
+from k3py.apiserver.podcertificates import admit_node_request
 from k3py.apiserver.rbac import Rbac, rule_allows
 
 NODES_GROUP = "system:nodes"
@@ -115,12 +120,18 @@ class NodeAuthorizer:
         self._pods_on: dict[str, set[tuple[str, str]]] = {}
         self._node_of: dict[tuple[str, str], str] = {}
         pods.subscribe(self._index)
+        requests = store.registry.lookup(pcrs.GROUP, pcrs.VERSION, pcrs.PLURAL)
+        self.requests = ObjectCache(store, requests) if requests is not None else None
 
     async def start(self) -> None:
         await self.pods.start()
+        if self.requests is not None:
+            await self.requests.start()
 
     async def close(self) -> None:
         await self.pods.stop()
+        if self.requests is not None:
+            await self.requests.stop()
 
     def _index(self, pod: Obj | None) -> None:
         if pod is None:
@@ -172,11 +183,28 @@ class NodeAuthorizer:
             if not self.related(node, attrs.namespace, "serviceaccount", attrs.name):
                 return Decision(False, f"no relationship found between node '{node}' and this object")
             return Decision(True)
+        if (group, resource) == (pcrs.GROUP, pcrs.PLURAL):
+            return self._pod_certificate_request(node, attrs)
         if (group, resource) in UNRELATED:
             return Decision(False, f"no relationship found between node '{node}' and this object")
         role = self.rbac.cluster_roles.get("", NODE_ROLE)
         rules = (role or {}).get("rules") or []
         return Decision(any(rule_allows(rule, attrs) for rule in rules if isinstance(rule, dict)))
+
+    def _pod_certificate_request(self, node: str, attrs: Attributes) -> Decision:
+        """upstream's ``authorizePodCertificateRequest`` (list and watch: see the module docstring)."""
+        if attrs.subresource:
+            return Decision(False, "nodes may not access the status subresource of PodCertificateRequests")
+        if attrs.verb == "create":
+            return Decision(True)  # NodeRestriction checks what is asked
+        if attrs.verb == "get":
+            found = self.requests.get(attrs.namespace, attrs.name) if self.requests is not None else None
+            if found is None or pcrs.spec(found).get("nodeName") != node:
+                return Decision(False, f"no relationship found between node '{node}' and this object")
+            return Decision(True)
+        if attrs.verb in ("list", "watch"):
+            return Decision(False, "can only list/watch podcertificaterequests with nodeName field selector")
+        return Decision(False, f"nodes may not {attrs.verb} podcertificaterequests")
 
 
 KUBELET_LABELS = {
@@ -210,7 +238,12 @@ class NodeRestriction:
     """Admission for node identities (upstream's NodeRestriction plugin): a node writes only its
     own Node (not its taints, not restricted labels), only mirror pods bound to itself that use
     no other object, only the status of its own pods, deletes only its own pods, and touches
-    only its own Lease and CSINode."""
+    only its own Lease and CSINode, and creates PodCertificateRequests only for its own pods
+    (checked against the stored node, pod and service account when a ``store`` is given)."""
+
+    def __init__(self, store: ObjectStore | None = None, authorize: Authorizer | None = None) -> None:
+        self.store = store
+        self.authorize = authorize
 
     async def __call__(
         self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
@@ -235,6 +268,8 @@ class NodeRestriction:
                     name,
                     f'node "{node}" can only access node lease with the same name as the requesting node',
                 )
+        elif target == (pcrs.GROUP, pcrs.PLURAL):
+            await admit_node_request(self.store, self.authorize, res, node, namespace, obj, old, opts)
         elif target == ("storage.k8s.io", "csinodes") and name != node:
             raise _forbidden(
                 res, name, f'node "{node}" can only access CSINode with the same name as the requesting node'

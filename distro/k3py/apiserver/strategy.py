@@ -13,7 +13,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from k3py.api import certificates, csr_validation, defaults, objects, validation
+from k3py.api import (
+    certificates,
+    csr_validation,
+    defaults,
+    objects,
+    pcr_validation,
+    podcertificates,
+    pods,
+    validation,
+)
 from k3py.api.crd import CLEANUP_FINALIZER, custom, model
 from k3py.api.resources import Resource
 from k3py.api.validation import Cause
@@ -67,11 +76,21 @@ class Strategy:
             else:
                 new.pop("status", None)
         defaults.apply(self.resource, new)
+        self._count_generation(new, old)
+
+    def _count_generation(self, new: Obj, old: Obj) -> None:
         if self.tracks_generation:
             generation = int(old["metadata"].get("generation") or 1)
             if _spec_of(new) != _spec_of(old):
                 generation += 1
             new["metadata"]["generation"] = generation
+
+    def complete_create(self, obj: Obj) -> None:
+        """What creation sets once admission has changed the object for the last time."""
+
+    def prepare_subresource_update(self, subresource: str, new: Obj, old: Obj) -> None:
+        """A write through a subresource with no rules of its own here (scale): as an update."""
+        self.prepare_update(new, old)
 
     def prepare_status_update(self, new: Obj, old: Obj) -> None:
         """The status subresource writes ``status`` and the metadata users own (labels,
@@ -202,6 +221,56 @@ class _CertificateSigningRequests(Strategy):
         return super().validate(obj, old, subresource) + csr_validation.validate(obj, old, subresource)
 
 
+class _PodCertificateRequests(Strategy):
+    """upstream's PodCertificateRequest Strategy and StatusStrategy (``k3py.api.podcertificates``);
+    who may sign is admission's (``k3py.apiserver.podcertificates``)."""
+
+    def prepare_create(self, obj: Obj) -> None:
+        super().prepare_create(obj)
+        podcertificates.prepare_create(obj)
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_update(new, old)
+        podcertificates.prepare_update(new, old)
+
+    def prepare_status_update(self, new: Obj, old: Obj) -> None:
+        podcertificates.prepare_status_update(new, old)
+
+    def validate(self, obj: Obj, old: Obj | None, subresource: str = "") -> list[Cause]:
+        return super().validate(obj, old, subresource) + pcr_validation.validate(obj, old, subresource)
+
+
+class _Pods(Strategy):
+    """upstream's podStrategy (the QoS class set at creation), podStatusStrategy (which keeps it
+    and the observed generations) and the ephemeral-container and resize strategies
+    (``k3py.api.pods``)."""
+
+    def complete_create(self, obj: Obj) -> None:
+        pods.set_qos_class(obj)
+
+    def prepare_status_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_status_update(new, old)
+        pods.keep_status_fields(new, old)
+
+    def prepare_subresource_update(self, subresource: str, new: Obj, old: Obj) -> None:
+        if subresource == pods.EPHEMERAL_CONTAINERS:
+            pods.prepare_ephemeral_containers_update(new, old)
+        elif subresource == pods.RESIZE:
+            pods.prepare_resize(new, old)
+        else:
+            super().prepare_subresource_update(subresource, new, old)
+            return
+        defaults.apply(self.resource, new)
+        self._count_generation(new, old)
+
+    def validate(self, obj: Obj, old: Obj | None, subresource: str = "") -> list[Cause]:
+        if old is not None and subresource == pods.EPHEMERAL_CONTAINERS:
+            return pods.ephemeral_containers_causes(self.resource, obj, old)
+        if old is not None and subresource == pods.RESIZE:
+            return pods.resize_causes(self.resource, obj, old)
+        return super().validate(obj, old, subresource)
+
+
 # -- apiextensions-apiserver ------------------------------------------------------------------
 
 
@@ -287,7 +356,9 @@ def _content(obj: Obj) -> Obj:
 
 
 _BY_RESOURCE: dict[str, type[Strategy]] = {
+    "pods": _Pods,
     certificates.RESOURCE: _CertificateSigningRequests,
+    podcertificates.RESOURCE: _PodCertificateRequests,
     "customresourcedefinitions.apiextensions.k8s.io": _CustomResourceDefinitions,
 }
 _cache: dict[str, Strategy] = {}

@@ -5,18 +5,21 @@ directory → unpack the runtime payload (a release binary with the embedded age
 version) → open the datastore → create or load the PKI → create the system namespaces, the
 ``kubernetes`` Service and the local APIServices → serve the stored CustomResourceDefinitions →
 reconcile the default RBAC policy → follow roles, bindings and pods for the authorizers → set up
-admission, the service-account token issuer and the server token → listen for HTTPS (the
-Kubernetes API and the health endpoints) → write the admin kubeconfig → start the scheduler and
-the controller manager (each while this server holds its leader Lease, each as a client of the
-API with its own identity), the cluster DNS (unless ``--disable coredns``) and the embedded node
-agent → open the ``ready`` gate. The ``kubernetes`` Service's endpoints (this server's node
-address and HTTPS port) are kept by the server itself, as kube-apiserver's endpoint reconciler
-keeps them.
-The API server's own controllers (CRDs, APIService availability, ClusterRole aggregation, CSR
-approval and signing, service accounts, token secrets, node IPAM) run as supervised tasks. The
-flow then waits for a stop request (SIGINT/SIGTERM, or a crashed critical task) and unwinds in
-reverse: stop the node agent (its pods keep running), the controllers and the scheduler, end the
-open watches, stop listening, cancel tasks with a bounded grace, close the store.
+admission (built-in plugins, admission policies, webhooks), the service-account token issuer and
+the server token → listen for HTTPS (the Kubernetes API and the health endpoints) → write the
+admin kubeconfig → start the scheduler and the controller manager (each while this server holds
+its leader Lease, each as a client of the API with its own identity), the cluster DNS (unless
+``--disable coredns``) and the embedded node agent → open the ``ready`` gate. The ``kubernetes``
+Service's endpoints (this server's node address and HTTPS port) are kept by the server itself,
+as kube-apiserver's endpoint reconciler keeps them.
+The API server's own controllers (CRDs, APIService availability, the
+extension-apiserver-authentication ConfigMap, ClusterRole aggregation, CSR approval and signing,
+service accounts, token secrets, node IPAM, admission policy type checking) run as supervised
+tasks; the aggregation layer (front-proxy certificates, proxying to the Services of remote
+APIServices) follows APIServices from before the server listens. The flow then waits for a stop
+request (SIGINT/SIGTERM, or a crashed critical task) and unwinds in reverse: stop the node agent
+(its pods keep running), the controllers and the scheduler, end the open watches, stop
+listening, cancel tasks with a bounded grace, close the store.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ from k3py.api.manifest import Manifest
 from k3py.api.manifest import load as load_manifest
 from k3py.api.profiles import ProfileError
 from k3py.api.resources import Registry
+from k3py.apiserver.admission_policy_mutating import MutatingPolicyAdmission
+from k3py.apiserver.admission_policy_typecheck import PolicyTypeChecker
+from k3py.apiserver.admission_policy_validating import ValidatingPolicyAdmission
+from k3py.apiserver.aggregator import Aggregator
+from k3py.apiserver.aggregator_available import AvailabilityController
+from k3py.apiserver.aggregator_trust import TrustInfo, keep_authentication_configmap
 from k3py.apiserver.apiservices import keep_available, register_local
 from k3py.apiserver.app import Security, build_app
 from k3py.apiserver.authn import User
@@ -63,6 +72,7 @@ from k3py.apiserver.rbac import EscalationCheck
 from k3py.apiserver.rbac import follow as follow_rbac
 from k3py.apiserver.rbac_bootstrap import aggregate_forever, ensure_policy
 from k3py.apiserver.reviews import Reviews
+from k3py.apiserver.runtimeclass import RuntimeClassAdmission
 from k3py.apiserver.serviceaccounts import LegacyTokenSecrets, NamespaceDefaults, ServiceAccountAdmission
 from k3py.apiserver.tokens import (
     CACERTS_PATH,
@@ -96,6 +106,7 @@ from k3py.pki import (
     ssl_server_context,
     write_kubeconfig,
 )
+from k3py.pki.frontproxy import FrontProxy, ensure_front_proxy
 from k3py.pki.serviceaccount import JWKS_PATH
 from k3py.scheduler import Scheduler
 from k3py.server.datastore import StoreHandle, open_datastore, prepare_data_dir
@@ -154,6 +165,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             HealthCheck("shutdown", shutdown, endpoints=frozenset({"readyz"})),
         )
         pki = await asyncio.to_thread(_pki, config)
+        front_proxy = await asyncio.to_thread(_front_proxy, config)
         objects = ObjectStore(store, registry, config.service_cidr)
         await bootstrap(objects, config.https_listen_port)
         await ensure_system_classes(objects)
@@ -167,6 +179,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         await install_custom_resources(objects)
         tasks.spawn("crd-controller", run_crd_controller(objects))
         tasks.spawn("apiservice-availability", keep_available(objects))
+        aggregator = await _start_aggregator(objects, pki, front_proxy, tasks, cleanup)
         await ensure_policy(objects)
         rbac = await follow_rbac(objects)
         cleanup.push_async_callback(rbac.close)
@@ -181,18 +194,30 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         await webhooks.start()
         cleanup.push_async_callback(webhooks.close)
         objects.conversion = WebhookConverter(webhooks.client)
+        runtime_classes = RuntimeClassAdmission(objects)
+        mutating_policies = MutatingPolicyAdmission(objects)
+        validating_policies = ValidatingPolicyAdmission(objects)
+        for policies in (mutating_policies, validating_policies):
+            await policies.start()
+            cleanup.push_async_callback(policies.close)
+        tasks.spawn("validatingadmissionpolicy-status", PolicyTypeChecker(objects).run(), critical=False)
         objects.admission += [
             EscalationCheck(rbac, authorize, objects),
-            NodeRestriction(),
+            NodeRestriction(objects, authorize),
             ServiceAccountAdmission(objects),
             PriorityAdmission(objects),
             CsrAdmission(authorize),
             LimitRanger(objects),
+            runtime_classes.mutating,
+            mutating_policies,
             webhooks.mutating,
+            mutating_policies.reinvocation,  # IfNeeded policies, when a webhook changed the object
+            runtime_classes.validating,
+            validating_policies,
             webhooks.validating,
             ResourceQuotaAdmission(objects),  # last: it charges the finished object
         ]
-        objects.connect_admission.append(webhooks.connect)
+        objects.connect_admission += [webhooks.connect, validating_policies.connect]
         tasks.spawn("csr-approver", CsrApprover(objects, authorize, _server_names(config, pki)).run())
         tasks.spawn("csr-signer", CsrSigner(objects, pki).run())
         tasks.spawn("serviceaccount-defaults", NamespaceDefaults(objects, ca_pem).run())
@@ -222,6 +247,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             reviews=reviews.handlers(),
             token_requests=TokenRequests(issuer, objects),
             kubelet=KubeletClient.of(pki),
+            aggregator=aggregator,
         )
         listener = Listener(
             config.bind_address,
@@ -311,6 +337,25 @@ def _absent(manifest: Manifest, key: str) -> bool:
 async def _close_store(store: StoreHandle) -> None:
     await store.close()
     log.info("Datastore closed")
+
+
+async def _start_aggregator(
+    objects: ObjectStore, pki: Pki, front_proxy: FrontProxy, tasks: Supervisor, cleanup: AsyncExitStack
+) -> Aggregator:
+    """The aggregation layer: its caches filled before the server listens, the remote
+    availability checks, and the ConfigMap that tells aggregated API servers whom to trust."""
+    aggregator = Aggregator(objects, front_proxy.client.cert_pem, front_proxy.client.key_pem)
+    await aggregator.start()
+    cleanup.push_async_callback(aggregator.close)
+    checks = tasks.spawn(
+        "apiservice-remote-availability", AvailabilityController(aggregator).run(), critical=False
+    )
+    cleanup.push_async_callback(_cancel, checks)  # before the aggregator closes
+    trust = TrustInfo(
+        client_ca=pki.client_ca.cert_pem, request_header_ca=front_proxy.request_header_ca.cert_pem
+    )
+    tasks.spawn("cluster-authentication-trust", keep_authentication_configmap(objects, trust), critical=False)
+    return aggregator
 
 
 async def _start_scheduler(pki: Pki, url: str, tasks: Supervisor, cleanup: AsyncExitStack) -> None:
@@ -409,6 +454,8 @@ async def _start_agent(
         cluster_dns=str(config.cluster_dns),
         runtime_endpoint=config.container_runtime_endpoint,
         disable_kube_proxy=config.disable_kube_proxy,
+        private_registry=config.private_registry,
+        embedded_registry=config.embedded_registry,
     )
     agent_stop = StopRequest()
     agent = tasks.spawn("agent", run_node(plan, credentials, agent_stop))
@@ -471,6 +518,13 @@ def _pki(config: ServerConfig) -> Pki:
             names.append(san)
     try:
         return ensure_pki(config.server_dir / "tls", dns_names=names, ip_addresses=ips)
+    except PkiError as exc:
+        raise ServerError(str(exc)) from None
+
+
+def _front_proxy(config: ServerConfig) -> FrontProxy:
+    try:
+        return ensure_front_proxy(config.server_dir / "tls")
     except PkiError as exc:
         raise ServerError(str(exc)) from None
 
