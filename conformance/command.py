@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITES = ("native", "cncf")
 CONFORMANCE_DOC = ROOT / "docs" / "conformance.md"
 BLOCKERS = [
-    "No CEL: ValidatingAdmissionPolicy and CRD validation rules (x-kubernetes-validations) are not "
-    "evaluated, and webhook matchConditions only in their simplest form.",
+    "Image volumes: containerd 1.6's CRI cannot mount an image; pulls with `imagePullPolicy: Always` "
+    "need a registry, which only the embedded registry mirror (`--embedded-registry`) provides.",
     "Test images that cannot be built offline (see `invoke conformance` output: the images report) "
     "block the tests that use them.",
     "A failing upstream test waits out its timeouts (often 2-15 minutes), so a run with many "
