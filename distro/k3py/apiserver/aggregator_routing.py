@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from k3py.apiserver.authn import User
+from k3py.apiserver.kubelet_proxy.upgrade import HOP_BY_HOP
 
 Obj = dict[str, Any]
 
@@ -32,21 +33,6 @@ EXTRA_PREFIX = "X-Remote-Extra-"
 
 ROUTABLE_TYPES = ("ClusterIP", "LoadBalancer", "NodePort")
 
-_HOP_BY_HOP = frozenset(
-    h.lower()
-    for h in (
-        "Connection",
-        "Keep-Alive",
-        "Proxy-Authenticate",
-        "Proxy-Authorization",
-        "TE",
-        "Trailer",
-        "Transfer-Encoding",
-        "Upgrade",
-        "Host",
-        "Content-Length",
-    )
-)
 _PRIVATE = frozenset(h.lower() for h in ("Authorization", USER_HEADER, UID_HEADER, GROUP_HEADER))
 _PRIVATE_PREFIXES = (EXTRA_PREFIX.lower(), "impersonate-")
 
@@ -112,7 +98,7 @@ def forwarded_headers(incoming: Iterable[tuple[str, str]], user: User) -> list[t
     kept = [
         (name, value)
         for name, value in incoming
-        if (lower := name.lower()) not in _HOP_BY_HOP
+        if (lower := name.lower()) not in HOP_BY_HOP
         and lower not in _PRIVATE
         and not lower.startswith(_PRIVATE_PREFIXES)
     ]
@@ -121,5 +107,5 @@ def forwarded_headers(incoming: Iterable[tuple[str, str]], user: User) -> list[t
 
 def response_headers(answer: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The backend's response headers relayed to the client (hop-by-hop ones dropped)."""
-    dropped = _HOP_BY_HOP | {"date", "server"}
+    dropped = HOP_BY_HOP | {"date", "server"}
     return [(name, value) for name, value in answer if name.lower() not in dropped]

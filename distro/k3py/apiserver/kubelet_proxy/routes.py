@@ -59,7 +59,7 @@ from k3py.apiserver.kubelet_proxy.translate import (
     tunneled_protocols,
     wants_translation,
 )
-from k3py.apiserver.kubelet_proxy.upgrade import BackendError, Target, is_upgrade, splice
+from k3py.apiserver.kubelet_proxy.upgrade import HOP_BY_HOP, BackendError, Target, is_upgrade, splice
 from k3py.client.rest import Credentials
 from k3py.pki import Pki
 
@@ -88,24 +88,7 @@ STREAM_FLAGS = (("stdin", "input"), ("stdout", "output"), ("stderr", "error"), (
 # Never forwarded: the client's credentials and identity requests are for this server; the
 # backend sees the API server's own certificate.
 _PRIVATE_HEADERS = ("Authorization", "Impersonate-User", "Impersonate-Group", "Impersonate-Uid")
-_HOP_BY_HOP = frozenset(
-    h.lower()
-    for h in (
-        "Connection",
-        "Keep-Alive",
-        "Proxy-Authenticate",
-        "Proxy-Authorization",
-        "TE",
-        "Trailer",
-        "Transfer-Encoding",
-        "Upgrade",
-        "Host",
-        "Content-Length",
-        "Date",
-        "Server",
-        *_PRIVATE_HEADERS,
-    )
-)
+_HOP_BY_HOP = HOP_BY_HOP | {h.lower() for h in ("Date", "Server", *_PRIVATE_HEADERS)}
 
 
 @dataclass(frozen=True)

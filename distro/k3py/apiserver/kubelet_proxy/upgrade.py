@@ -44,6 +44,24 @@ _DROPPED_RESPONSE_HEADERS = frozenset(
 )
 
 
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Host",
+        "Content-Length",
+    )
+)
+"""Headers a proxy never relays as they came: they describe one connection, not the request."""
+
+
 class BackendError(Exception):
     """The backend could not be reached, or did not answer with an HTTP response."""
 
