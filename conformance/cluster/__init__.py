@@ -148,6 +148,8 @@ class EphemeralCluster:
             return [str(self.spec.binary.resolve())]
         return [sys.executable, "-m", "k3py.cli"]
 
+    # Every node runs ``--embedded-registry``: the suite's images exist only as air-gap archives,
+    # and a pod with ``imagePullPolicy: Always`` must still resolve them, as on a K3s node.
     def _server_command(self, node: Node) -> list[str]:
         return [
             *self._k3py(), "server",
@@ -158,6 +160,7 @@ class EphemeralCluster:
             "--node-name", node.name,
             "--https-listen-port", str(PORT),
             "--write-kubeconfig", str(self.kubeconfig),
+            "--embedded-registry",
         ]  # fmt: skip
 
     def _agent_command(self, node: Node, token: str) -> list[str]:
@@ -169,6 +172,7 @@ class EphemeralCluster:
             "--data-dir", str(node.data_dir),
             "--node-ip", str(node.net.address),
             "--node-name", node.name,
+            "--embedded-registry",
             *self.spec.agent_args,
         ]  # fmt: skip
 
