@@ -318,6 +318,22 @@ def test_subject_access_review_answers_for_others(cluster: Cluster) -> None:
     assert bad.returncode != 0 and "exactly one of nonResourceAttributes or resourceAttributes" in bad.stderr
 
 
+def test_a_review_has_no_table_form(cluster: Cluster) -> None:
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"nonResourceAttributes": {"path": "/", "verb": "get"}},
+    }
+    path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    as_table = {"Content-Type": "application/json", "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    status, _, body = cluster.request("POST", path, json.dumps(review).encode(), as_table)
+    assert status == 406, body
+    assert json.loads(body)["reason"] == "NotAcceptable"
+    plain = {"Content-Type": "application/json"}
+    status, _, body = cluster.request("POST", path, json.dumps(review).encode(), plain)
+    assert status == 201 and json.loads(body)["status"]["allowed"] is True, body
+
+
 def test_oidc_discovery_is_for_service_accounts(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     status, _, _ = cluster.request("GET", "/.well-known/openid-configuration", authenticated=False)
     assert status == 403

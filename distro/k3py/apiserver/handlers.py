@@ -371,8 +371,11 @@ class Api:
         return await handler(request, target)
 
     async def _review(self, request: web.Request, target: Target, review: Review) -> web.Response:
-        """A create-only review: answered from the request, never stored."""
-        media = negotiate(request.headers.get("Accept", ""))
+        """A create-only review: answered from the request, never stored.
+
+        A review has no table or metadata-only form: asking for one is 406, as upstream answers.
+        """
+        media = negotiate(request.headers.get("Accept", ""), allowed_as=set())
         raw = await read_body(request)
         body = _object_body(decode_body(raw, request.headers.get("Content-Type", JSON)))
         self.store.check_type(target.resource, body)
