@@ -15,7 +15,7 @@ adds their size), checked against the limit.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from k3py.api.cel import nodes as n
 from k3py.api.cel.checker import OPERATORS, UNARY_OPERATORS, Checked
@@ -77,27 +77,13 @@ class Planner:
         self.checked = checked
 
     def plan(self, e: n.Expr) -> Fn:
-        if isinstance(e, n.Literal):
-            return _constant(UInt(e.value) if e.kind == "uint" else e.value)  # type: ignore[arg-type]
-        if isinstance(e, n.Ident):
-            return self._name(e)
-        if isinstance(e, n.Select):
-            return self._select(e)
-        if isinstance(e, n.Call):
-            return self._call(e)
-        if isinstance(e, n.Binary):
-            return self._binary(e)
-        if isinstance(e, n.Unary):
-            return self._apply(e, UNARY_OPERATORS[e.op], [self.plan(e.operand)])
-        if isinstance(e, n.Index):
-            return self._index(e)
-        if isinstance(e, n.Conditional):
-            return self._conditional(e)
-        if isinstance(e, n.CreateList):
-            return self._list(e)
-        if isinstance(e, n.CreateMap):
-            return self._map(e)
-        return self._message(e)
+        return _PLANS[type(e)](self, e)
+
+    def _literal(self, e: n.Literal) -> Fn:
+        return _constant(UInt(e.value) if e.kind == "uint" else e.value)  # type: ignore[arg-type]
+
+    def _unary(self, e: n.Unary) -> Fn:
+        return self._apply(e, UNARY_OPERATORS[e.op], [self.plan(e.operand)])
 
     # -- names ----------------------------------------------------------------------------------
 
@@ -126,11 +112,7 @@ class Planner:
 
             def optional_select(ctx: Context) -> object:
                 ctx.charge()
-                value = operand(ctx)
-                if isinstance(value, Optional):
-                    if not value.present:
-                        return NONE
-                    value = value.value
+                value = _unwrapped(operand(ctx))
                 if isinstance(value, Mapping) and field in value:
                     return Optional(value[field], True)
                 return NONE
@@ -239,11 +221,9 @@ class Planner:
 
         def optional_index(ctx: Context) -> object:
             ctx.charge()
-            value = operand(ctx)
-            if isinstance(value, Optional):
-                if not value.present:
-                    return NONE
-                value = value.value
+            value = _unwrapped(operand(ctx))
+            if value is MISSING:
+                return NONE
             key = index(ctx)
             if isinstance(value, Mapping):
                 found = lookup(value, key)
@@ -293,14 +273,7 @@ class Planner:
                     raise CelEvalError(f"unsupported key type: {kind_of(key)}")
                 if key in out:
                     raise CelEvalError(f"insert failed: key {key} already exists")
-                value = value_fn(ctx)
-                if optional:
-                    if not isinstance(value, Optional):
-                        raise CelEvalError("no such overload")
-                    if value.present:
-                        out[key] = value.value
-                else:
-                    out[key] = value
+                _put(out, key, value_fn(ctx), optional=optional)
             return out
 
         return create_map
@@ -311,17 +284,25 @@ class Planner:
         def create_message(ctx: Context) -> object:
             out: dict[str, object] = {}
             for name, fn, optional in fields:
-                value = fn(ctx)
-                if optional:
-                    if not isinstance(value, Optional):
-                        raise CelEvalError("no such overload")
-                    if value.present:
-                        out[name] = value.value
-                else:
-                    out[name] = value
+                _put(out, name, fn(ctx), optional=optional)
             return out
 
         return create_message
+
+
+_PLANS: Final[dict[type, Callable[[Planner, Any], Fn]]] = {
+    n.Literal: Planner._literal,
+    n.Ident: Planner._name,
+    n.Select: Planner._select,
+    n.Call: Planner._call,
+    n.Binary: Planner._binary,
+    n.Unary: Planner._unary,
+    n.Index: Planner._index,
+    n.Conditional: Planner._conditional,
+    n.CreateList: Planner._list,
+    n.CreateMap: Planner._map,
+    n.CreateMessage: Planner._message,
+}
 
 
 def _size_cost(value: object) -> int:
@@ -332,11 +313,29 @@ def _constant(value: object) -> Fn:
     return lambda ctx: value
 
 
+def _unwrapped(value: object) -> object:
+    """An optional's value, or MISSING for an empty one (``a.?b`` and ``a[?k]`` on optionals)."""
+    if isinstance(value, Optional):
+        return value.value if value.present else MISSING
+    return value
+
+
 def _append_present(out: list[object], value: object) -> None:
     if not isinstance(value, Optional):
         raise CelEvalError("no such overload")
     if value.present:
         out.append(value.value)
+
+
+def _put(out: dict[Any, object], key: object, value: object, *, optional: bool) -> None:
+    """A map entry or message field; an optional one (``?key: opt``) only when present."""
+    if not optional:
+        out[key] = value
+        return
+    if not isinstance(value, Optional):
+        raise CelEvalError("no such overload")
+    if value.present:
+        out[key] = value.value
 
 
 def _and(left: Fn, right: Fn) -> Fn:
