@@ -27,6 +27,11 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+# A request is read as a CSR is read; callers take these from here.
+from k3py.api.certificates import conditions as conditions
+from k3py.api.certificates import spec as spec
+from k3py.api.certificates import status as status
+
 Obj = dict[str, Any]
 
 GROUP, VERSION, PLURAL, KIND = "certificates.k8s.io", "v1", "podcertificaterequests", "PodCertificateRequest"
@@ -52,23 +57,6 @@ KEY_TYPES = ("RSA3072", "RSA4096", "ECDSAP256", "ECDSAP384", "ECDSAP521", "ED255
 
 
 # -- reading the object ------------------------------------------------------------------------
-
-
-def _dict(value: object) -> Obj:
-    return value if isinstance(value, dict) else {}
-
-
-def spec(obj: Obj) -> Obj:
-    return _dict(obj.get("spec"))
-
-
-def status(obj: Obj) -> Obj:
-    return _dict(obj.get("status"))
-
-
-def conditions(obj: Obj) -> list[Obj]:
-    found = status(obj).get("conditions")
-    return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
 
 
 def terminal_condition(obj: Obj) -> Obj | None:
@@ -151,7 +139,8 @@ def prepare_update(new: Obj, old: Obj) -> None:
 def prepare_status_update(new: Obj, old: Obj) -> None:
     """``/status`` writes the status only: spec and metadata (but managed fields) stay as stored."""
     wanted = new.get("status")
-    managed = _dict(new.get("metadata")).get("managedFields")
+    meta = new.get("metadata")
+    managed = meta.get("managedFields") if isinstance(meta, dict) else None
     new.clear()
     new.update(copy.deepcopy(old))
     if wanted is None:
