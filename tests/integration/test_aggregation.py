@@ -86,6 +86,7 @@ class WardleServer:
             "authorization": request.headers.get("Authorization"),
             "path": request.path_qs,
             "method": request.method,
+            "content_type": request.headers.get("Content-Type"),
         }
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -283,6 +284,13 @@ async def test_requests_reach_the_aggregated_server_as_the_user(
 
     created = await api.create(FLUNDERS, {"kind": "Flunder", "metadata": {"name": "one"}})
     assert created["seen"]["method"] == "POST" and json.loads(created["body"])["metadata"]["name"] == "one"
+    assert created["seen"]["content_type"] == "application/json"
+    # kubectl create --raw sends its body without a type (client-go's raw bytes): relayed so, it is
+    # JSON to the backend, where a type added on the way (application/octet-stream) would be 415
+    flunder = tmp_path / "flunder.json"
+    flunder.write_text(json.dumps({"kind": "Flunder", "metadata": {"name": "two"}}))
+    raw = await kubectl(cluster, tmp_path, "create", "--raw", FLUNDERS, "-f", str(flunder))
+    assert json.loads(raw.stdout)["seen"]["content_type"] is None
 
     resources = await kubectl(cluster, tmp_path, "api-resources", f"--api-group={GROUP}", "-o", "name")
     assert resources.stdout.split() == [f"flunders.{GROUP}"]

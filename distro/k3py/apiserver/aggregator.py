@@ -60,7 +60,7 @@ from k3py.apiserver.authn import REQUEST_USER
 from k3py.apiserver.cache import ObjectCache
 from k3py.apiserver.generic import ObjectStore
 from k3py.apiserver.handlers import respond
-from k3py.apiserver.kubelet_proxy.upgrade import BackendError, Target, is_upgrade, splice
+from k3py.apiserver.kubelet_proxy.upgrade import NOT_ADDED, BackendError, Target, is_upgrade, splice
 from k3py.pki.tls import load_pem_pair
 
 log = logging.getLogger(__name__)
@@ -294,6 +294,7 @@ class Aggregator:
                 url,
                 headers=headers,
                 data=request.content if request.body_exists else None,
+                skip_auto_headers=NOT_ADDED,
                 ssl=context,
                 server_hostname=ref.server_name,
                 allow_redirects=False,

@@ -59,7 +59,14 @@ from k3py.apiserver.kubelet_proxy.translate import (
     tunneled_protocols,
     wants_translation,
 )
-from k3py.apiserver.kubelet_proxy.upgrade import HOP_BY_HOP, BackendError, Target, is_upgrade, splice
+from k3py.apiserver.kubelet_proxy.upgrade import (
+    HOP_BY_HOP,
+    NOT_ADDED,
+    BackendError,
+    Target,
+    is_upgrade,
+    splice,
+)
 from k3py.client.rest import Credentials
 from k3py.pki import Pki
 
@@ -325,6 +332,7 @@ class KubeletProxy:
                 url,
                 headers=headers,
                 data=body,
+                skip_auto_headers=NOT_ADDED,
                 ssl=tls if tls is not None else False,
                 allow_redirects=False,
             ) as answer:

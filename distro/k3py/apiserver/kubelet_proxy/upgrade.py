@@ -61,6 +61,11 @@ HOP_BY_HOP = frozenset(
 )
 """Headers a proxy never relays as they came: they describe one connection, not the request."""
 
+NOT_ADDED = ("Content-Type", "User-Agent", "Accept")
+"""Headers the HTTP client would add to a proxied request that lacks them (``skip_auto_headers``):
+a proxy relays the request as it came, and a body without a type is JSON to an API server, not
+``application/octet-stream``."""
+
 
 class BackendError(Exception):
     """The backend could not be reached, or did not answer with an HTTP response."""
