@@ -27,6 +27,7 @@ from k3py.apiserver.admission_policy_mutating import MutatingPolicyAdmission
 from k3py.apiserver.admission_policy_typecheck import PolicyTypeChecker
 from k3py.apiserver.admission_policy_validating import ValidatingPolicyAdmission
 from k3py.apiserver.authn import User
+from k3py.apiserver.authz import Attributes, Chain, Decision, privileged_groups
 from k3py.apiserver.generic import DeleteOptions, ObjectStore, WriteOptions
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.storage.model import Backend
@@ -37,6 +38,18 @@ GROUP = "admissionregistration.k8s.io"
 NS = "team"
 OTHER_NS = "elsewhere"
 AS_ALICE = WriteOptions(user=User("alice", ("system:authenticated",), uid="alice-uid"))
+AS_CAROL = WriteOptions(user=User("carol", ("system:authenticated", "deleters")))
+AS_ADMIN = WriteOptions(user=User("admin", ("system:masters", "system:authenticated")))
+
+
+def _deleters(attrs: Attributes) -> Decision:
+    """Below the chain, in RBAC's place: the ``deleters`` group may delete deployments."""
+    return Decision(
+        "deleters" in attrs.user.groups and (attrs.verb, attrs.resource) == ("delete", "deployments")
+    )
+
+
+AUTHORIZE = Chain([privileged_groups, _deleters])
 
 
 # -- objects ---------------------------------------------------------------------------------------
@@ -154,10 +167,8 @@ class Admission:
             within=5,
         )
 
-    async def create_deployment(self, obj: Obj, namespace: str = NS) -> Obj:
-        return await self.store.create(
-            self.res("deployments", "apps"), namespace, copy.deepcopy(obj), AS_ALICE
-        )
+    async def create_deployment(self, obj: Obj, namespace: str = NS, opts: WriteOptions = AS_ALICE) -> Obj:
+        return await self.store.create(self.res("deployments", "apps"), namespace, copy.deepcopy(obj), opts)
 
 
 async def _true(value: bool) -> bool:
@@ -167,7 +178,8 @@ async def _true(value: bool) -> bool:
 @pytest.fixture
 async def admission(backend: Backend) -> AsyncIterator[Admission]:
     store = ObjectStore(backend, Registry(from_manifest(selection())), ipaddress.ip_network("10.43.0.0/16"))
-    validating, mutating = ValidatingPolicyAdmission(store), MutatingPolicyAdmission(store)
+    validating = ValidatingPolicyAdmission(store, AUTHORIZE)
+    mutating = MutatingPolicyAdmission(store, AUTHORIZE)
     await validating.start()
     await mutating.start()
     store.admission += [mutating, mutating.reinvocation, validating]
@@ -322,6 +334,79 @@ async def test_failure_policy_ignore_lets_errors_through(admission: Admission) -
     )
     await admission.policies(validating=1)
     await admission.create_deployment(deployment("web", 2))
+
+
+async def test_match_conditions_user_info_and_the_authorizer(admission: Admission) -> None:
+    """matchConditions read ``request.userInfo``; validations and mutations ask the authorizer
+    as the requester; a condition that fails follows the failurePolicy."""
+    not_admin = {"name": "not-admin", "expression": "!('system:masters' in request.userInfo.groups)"}
+    may_delete = {
+        "expression": "authorizer.requestResource.check('delete').allowed()",
+        "message": "only deleters may create deployments",
+    }
+    await admission.write(
+        "validatingadmissionpolicies",
+        validating_policy("deleters", "policies", may_delete, matchConditions=[not_admin]),
+    )
+    broken = {"name": "broken", "expression": "object.spec.missing > 1"}
+    await admission.write(
+        "validatingadmissionpolicies",
+        validating_policy(
+            "broken-conditions",
+            "policies",
+            {"expression": "false"},
+            matchConditions=[broken],
+            failurePolicy="Ignore",
+        ),
+    )
+    annotate = apply_configuration(
+        "Object{metadata: Object.metadata{annotations: {'may-delete': "
+        "string(authorizer.group('apps').resource('deployments').namespace(request.namespace).check('delete')"
+        ".allowed())}}}"
+    )
+    await admission.write("mutatingadmissionpolicies", mutating_policy("annotate", "policies", annotate))
+    for name in ("deleters", "broken-conditions"):
+        await admission.write(
+            "validatingadmissionpolicybindings",
+            binding("ValidatingAdmissionPolicyBinding", name, "policies", name),
+        )
+    await admission.write(
+        "mutatingadmissionpolicybindings",
+        binding("MutatingAdmissionPolicyBinding", "annotate", "policies", "annotate"),
+    )
+    await admission.policies(validating=2, mutating=1)
+    with pytest.raises(errors.ApiError) as refused:
+        await admission.create_deployment(deployment("by-alice", 1))
+    assert "denied request: only deleters may create deployments" in refused.value.message
+    by_carol = await admission.create_deployment(deployment("by-carol", 1), opts=AS_CAROL)
+    assert by_carol["metadata"]["annotations"] == {"may-delete": "true"}
+    by_admin = await admission.create_deployment(deployment("by-admin", 1), opts=AS_ADMIN)  # not matched
+    assert by_admin["metadata"]["annotations"] == {"may-delete": "true"}
+
+    # The same broken condition under Fail refuses every write the policy matches.
+    failing = validating_policy(
+        "broken-conditions",
+        "policies",
+        {"expression": "false"},
+        matchConditions=[broken],
+        failurePolicy="Fail",
+    )
+    policies = admission.res("validatingadmissionpolicies", GROUP)
+    current = await admission.store.get(policies, "", "broken-conditions")
+    failing["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    await admission.store.update(policies, "", "broken-conditions", failing, WriteOptions())
+
+    async def refused_now() -> bool:
+        try:
+            await admission.create_deployment(deployment("by-carol-again", 1), opts=AS_CAROL)
+        except errors.ApiError as exc:
+            return (
+                "ValidatingAdmissionPolicy 'broken-conditions' with binding 'broken-conditions'"
+                in exc.message
+            )
+        return False
+
+    await until(refused_now, within=5)
 
 
 async def test_mutations_change_the_object_before_validation(admission: Admission) -> None:

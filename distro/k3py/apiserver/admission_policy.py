@@ -15,8 +15,10 @@ kube-apiserver's ``policy/generic`` and ``policy/matching`` that both plugins us
   ``matchPolicy: Equivalent``), reusing :mod:`~k3py.apiserver.webhook_rules`;
 - :func:`collect_params` finds the parameter objects a binding's ``paramRef`` names;
 - :class:`Admitting` is one admission request as policies see it: the webhook
-  :class:`~k3py.apiserver.webhook_review.Call`, the namespace object (read once), and
-  :func:`admission_request`, the ``request`` variable of the expressions.
+  :class:`~k3py.apiserver.webhook_review.Call` and the namespace object (read once). Its
+  :meth:`Admitting.invocations` is the dispatcher both plugins walk (for each policy, each
+  binding that matches, each parameter object), and :meth:`Admitting.inputs` what the
+  expressions of one invocation see (:mod:`.admission_policy_inputs`).
 
 What goes wrong with a policy or binding as written (a selector that does not parse, a
 parameter that cannot be found) is a :class:`PolicyConfigError`; the plugin refuses or lets
@@ -30,9 +32,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from k3py.api.cel import Authorizer
 from k3py.api.resources import Registry, Resource
 from k3py.api.selectors import SelectorError, from_label_selector_object
-from k3py.apiserver import errors
+from k3py.apiserver import authz, errors
+from k3py.apiserver.admission_policy_cel import PolicyEnv, cel_authorizer
+from k3py.apiserver.admission_policy_inputs import Inputs, admission_request, namespace_object
 from k3py.apiserver.authn import User
 from k3py.apiserver.cache import ObjectCache
 from k3py.apiserver.generic import ListOptions, ObjectStore, WriteOptions
@@ -257,12 +262,21 @@ class Admitting:
 
     store: ObjectStore
     call: Call
+    authorize: authz.Authorizer | None = None
+    """The API server's authorizer chain, for the ``authorizer`` variable (None: not given)."""
     _namespace: Obj | None = field(default=None, init=False)
     _namespace_read: bool = field(default=False, init=False)
 
     @classmethod
     def of(
-        cls, store: ObjectStore, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
+        cls,
+        store: ObjectStore,
+        res: Resource,
+        namespace: str,
+        obj: Obj,
+        old: Obj | None,
+        opts: WriteOptions,
+        authorize: authz.Authorizer | None = None,
     ) -> Admitting:
         assert opts.user is not None
         if opts.deleting:
@@ -286,7 +300,7 @@ class Admitting:
             write_options(operation, opts),
         )
         call.equivalents = equivalents(store, res)
-        return cls(store, call)
+        return cls(store, call, authorize)
 
     @classmethod
     def connecting(
@@ -298,11 +312,12 @@ class Admitting:
         subresource: str,
         options: Obj,
         user: User,
+        authorize: authz.Authorizer | None = None,
     ) -> Admitting:
         """A CONNECT (``pods/exec``...): ``object`` is its options object, as for webhooks."""
         call = Call(res, namespace, name, "CONNECT", subresource, options, None, user, False, options)
         call.equivalents = equivalents(store, res)
-        return cls(store, call)
+        return cls(store, call, authorize)
 
     @property
     def namespace_name(self) -> str:
@@ -323,6 +338,21 @@ class Admitting:
         if not needs_namespace(match.hook, self.call.matching()):
             return None
         return labels_of(await self.namespace())
+
+    def authorizer(self) -> Authorizer | None:
+        """The ``authorizer`` variable: checks as the requester (None without a chain)."""
+        return cel_authorizer(self.authorize, self.call.user) if self.authorize is not None else None
+
+    async def inputs(self, found: Invocation[Any], env: PolicyEnv) -> Inputs:
+        """What the expressions of ``found``, compiled in ``env``, see (but ``object``)."""
+        return Inputs(
+            env,
+            self.call.old,
+            admission_request(self.call, found.resource, found.kind),
+            namespace_object(await self.namespace()),
+            found.param,
+            self.authorizer(),
+        )
 
     def kind_of(self, resource: GroupVersionResource) -> str:
         found = self.store.registry.lookup(resource.group, resource.version, resource.resource)
@@ -379,62 +409,6 @@ def equivalents(store: ObjectStore, res: Resource) -> tuple[GroupVersionResource
         if same or shared:
             found.append(GroupVersionResource(other.group, other.version, other.plural))
     return tuple(found)
-
-
-# -- the expressions' inputs ------------------------------------------------------------------
-
-
-def admission_request(call: Call, resource: GroupVersionResource, kind: str) -> Obj:
-    """The ``request`` variable: an AdmissionRequest for the matched resource (upstream's
-    ``CreateAdmissionRequest``), empty optional fields left out as its JSON leaves them."""
-    res = call.res
-    request: Obj = {
-        "kind": {"group": resource.group, "version": resource.version, "kind": kind},
-        "resource": {"group": resource.group, "version": resource.version, "resource": resource.resource},
-        "requestKind": {"group": res.group, "version": res.version, "kind": res.kind},
-        "requestResource": {"group": res.group, "version": res.version, "resource": res.plural},
-        "name": call.name,
-        "operation": call.operation,
-        "userInfo": call.user.user_info(),
-        "dryRun": call.dry_run,
-    }
-    if call.subresource:
-        request["subResource"] = call.subresource
-        request["requestSubResource"] = call.subresource
-    if call.namespace:
-        request["namespace"] = call.namespace
-    if call.options:
-        request["options"] = call.options
-    return request
-
-
-_NAMESPACE_META = (
-    "name",
-    "generateName",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "finalizers",
-)
-
-
-def namespace_object(namespace: Obj | None) -> Obj | None:
-    """The ``namespaceObject`` variable: the Namespace without managedFields and owners
-    (upstream's ``CreateNamespaceObject``)."""
-    if namespace is None:
-        return None
-    meta = namespace.get("metadata") or {}
-    trimmed: Obj = {"metadata": {k: meta[k] for k in _NAMESPACE_META if k in meta}}
-    for part in ("spec", "status"):
-        if part in namespace:
-            trimmed[part] = namespace[part]
-    return trimmed
 
 
 # -- parameters -------------------------------------------------------------------------------

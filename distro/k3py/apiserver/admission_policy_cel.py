@@ -9,9 +9,17 @@ object type counts as ``dyn``), so a variable sees the ones before it.
 At admission ``object``, ``oldObject`` and ``params`` are ``dyn`` (the values are whatever
 the request carries); the type checker (:mod:`.admission_policy_typecheck`) builds the same
 environment with the kinds' schemas instead. ``request`` and ``namespaceObject`` have
-upstream's declared types. ``authorizer`` is declared but not given: an expression that calls
-it fails at evaluation. ``variables`` is computed lazily (:class:`LazyVariables`): a variable
-is evaluated when an expression first reads it, once per request.
+upstream's declared types. ``authorizer`` (and ``authorizer.requestResource``, the request's
+own resource) asks the API server's authorizer chain on behalf of the requester
+(:func:`cel_authorizer`) when the plugin was given the chain; without it an expression that
+calls it fails at evaluation. ``variables`` is computed lazily (:class:`LazyVariables`): a
+variable is evaluated when an expression first reads it, once per request.
+
+``matchConditions`` are shared with admission webhooks: :func:`match_conditions` is
+upstream's ``matchconditions.Matcher`` (any false condition skips, errors follow the failure
+policy), and :func:`webhook_conditions` compiles a webhook's conditions in the webhook
+environment (``object``, ``oldObject``, ``request``, ``authorizer``; no params, no
+variables), each expression once.
 
 Errors read as upstream's: ``compilation failed: ERROR: <input>:1:5: ...`` for an expression
 that does not compile, ``expression '<e>' resulted in error: <why>`` for one that fails, and
@@ -20,25 +28,37 @@ that does not compile, ``expression '<e>' resulted in error: <why>`` for one tha
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from k3py.api.cel import (
+    AUTHORIZER,
     DYN,
+    RESOURCE_CHECK,
+    Authorizer,
+    AuthzAttributes,
     CelEvalError,
     CelSyntaxError,
     CelType,
     CelTypeError,
+    Decision,
     Env,
     Program,
     compile,
 )
+from k3py.api.cel.library_authz import ResourceCheck
+from k3py.apiserver import authz
+from k3py.apiserver.authn import User, service_account_user
 
 Obj = dict[str, Any]
 
 RUNTIME_COST_BUDGET = 10_000_000
 """Steps one expression may take (upstream's ``RuntimeCELCostBudget``)."""
+MATCH_CONDITIONS_COST_BUDGET = 2_500_000
+"""Steps one webhook ``matchConditions`` expression may take (upstream's
+``RuntimeCELCostBudgetMatchConditions``, which it counts over all of a webhook's conditions)."""
 
 VARIABLES_TYPE_NAME = "kubernetes.variables"
 
@@ -126,12 +146,12 @@ class Compiled:
     program: Program | None
     error: str = ""
 
-    def evaluate(self, activation: Mapping[str, object]) -> object:
+    def evaluate(self, activation: Mapping[str, object], budget: int = RUNTIME_COST_BUDGET) -> object:
         """The expression's value; :class:`CelEvalError` with upstream's wording otherwise."""
         if self.program is None:
             raise CelEvalError(f"compilation error: {self.error}")
         try:
-            return self.program.evaluate(activation, RUNTIME_COST_BUDGET)
+            return self.program.evaluate(activation, budget)
         except CelEvalError as exc:
             raise CelEvalError(f"expression '{self.expression}' resulted in error: {exc}") from None
 
@@ -159,7 +179,8 @@ class PolicyEnv:
             "oldObject": object_type,
             "request": REQUEST_TYPE,
             "namespaceObject": NAMESPACE_TYPE,
-            "authorizer": DYN,
+            "authorizer": AUTHORIZER,
+            "authorizer.requestResource": RESOURCE_CHECK,
         }
         if has_params:
             self._declared["params"] = params_type
@@ -209,8 +230,10 @@ class PolicyEnv:
         request: Obj,
         namespace: Obj | None,
         params: Obj | None,
+        authorizer: Authorizer | None = None,
     ) -> dict[str, object]:
-        """The inputs of one evaluation, ``variables`` computed on first use."""
+        """The inputs of one evaluation, ``variables`` computed on first use; ``authorizer``
+        (and ``authorizer.requestResource``) only when one is given."""
         activation: dict[str, object] = {
             "object": obj,
             "oldObject": old,
@@ -218,6 +241,9 @@ class PolicyEnv:
             "namespaceObject": namespace,
             "params": params,
         }
+        if authorizer is not None:
+            activation["authorizer"] = authorizer
+            activation["authorizer.requestResource"] = request_resource(authorizer, request)
         activation["variables"] = LazyVariables(self.variables, activation)
         return activation
 
@@ -289,6 +315,15 @@ class Condition:
     compiled: Compiled
 
 
+@dataclass(frozen=True)
+class PolicyExpressions:
+    """What every policy compiles, whatever else it holds: its environment (with its
+    variables) and its ``matchConditions``."""
+
+    env: PolicyEnv
+    conditions: tuple[Condition, ...]
+
+
 def compile_conditions(env: PolicyEnv, conditions: Sequence[Any]) -> tuple[Condition, ...]:
     return tuple(
         Condition(str(c.get("name") or ""), env.compile(str(c.get("expression") or ""), BOOL))
@@ -297,18 +332,113 @@ def compile_conditions(env: PolicyEnv, conditions: Sequence[Any]) -> tuple[Condi
     )
 
 
-def conditions_match(conditions: Sequence[Condition], activation: Mapping[str, object]) -> bool:
-    """Whether every match condition holds: one that is false decides; otherwise a failure
-    raises :class:`CelEvalError` (several read as upstream's aggregate, ``[a, b]``)."""
+@dataclass(frozen=True)
+class MatchResult:
+    """What a list of ``matchConditions`` says of one request (upstream's ``MatchResult``)."""
+
+    matches: bool
+    error: str = ""
+    """Why the conditions could not be decided, under ``failurePolicy: Fail`` ("" otherwise)."""
+    failed_condition: str = ""
+    """The name of the condition that was false."""
+
+
+def match_conditions(
+    conditions: Sequence[Condition],
+    activation: Mapping[str, object],
+    failure_policy: str,
+    budget: int = RUNTIME_COST_BUDGET,
+) -> MatchResult:
+    """Upstream's ``matcher.Match``: a condition that is false decides (no match), whatever
+    failed before it; otherwise a failure (several read as upstream's aggregate, ``[a, b]``)
+    is an error under ``failurePolicy: Fail`` and no match under ``Ignore``."""
     failures: list[str] = []
     for condition in conditions:
         try:
-            value = condition.compiled.evaluate(activation)
+            value = condition.compiled.evaluate(activation, budget)
         except CelEvalError as exc:
             failures.append(str(exc))
             continue
         if value is False:
-            return False
-    if failures:
-        raise CelEvalError(failures[0] if len(failures) == 1 else f"[{', '.join(failures)}]")
-    return True
+            return MatchResult(False, failed_condition=condition.name)
+    if not failures:
+        return MatchResult(True)
+    if failure_policy == "Ignore":
+        return MatchResult(False)
+    return MatchResult(False, failures[0] if len(failures) == 1 else f"[{', '.join(failures)}]")
+
+
+# -- webhooks' matchConditions ----------------------------------------------------------------
+
+_WEBHOOK_ENV = PolicyEnv((), has_params=False)
+"""The environment of webhook ``matchConditions`` (upstream compiles them with
+``HasParams: false, HasAuthorizer: true``)."""
+
+
+def webhook_conditions(conditions: Sequence[Any]) -> tuple[Condition, ...]:
+    """A webhook's ``matchConditions``, compiled; each expression is compiled once and kept,
+    so a configuration read again after a change costs no compiling for what it already had."""
+    return tuple(
+        _webhook_condition(str(c.get("name") or ""), str(c.get("expression") or ""))
+        for c in conditions
+        if isinstance(c, dict)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _webhook_condition(name: str, expression: str) -> Condition:
+    return Condition(name, _WEBHOOK_ENV.compile(expression, BOOL))
+
+
+def webhook_activation(
+    *, obj: Obj | None, old: Obj | None, request: Obj, authorizer: Authorizer | None
+) -> dict[str, object]:
+    """The inputs of a webhook's ``matchConditions``: no ``namespaceObject``, no params."""
+    return _WEBHOOK_ENV.activation(
+        obj=obj, old=old, request=request, namespace=None, params=None, authorizer=authorizer
+    )
+
+
+# -- the authorizer -----------------------------------------------------------------------------
+
+
+def cel_authorizer(authorize: authz.Authorizer, user: User) -> Authorizer:
+    """The ``authorizer`` variable for a request by ``user``: its checks go to ``authorize``
+    (the API server's chain) as ``user``, or as the service account an expression names
+    (``authorizer.serviceAccount(ns, name)``)."""
+
+    def check(asked: AuthzAttributes) -> Decision:
+        who = user if asked.service_account is None else service_account_user(*asked.service_account)
+        decision = authorize(
+            authz.Attributes(
+                user=who,
+                verb=asked.verb,
+                resource_request=not asked.path,
+                path=asked.path,
+                api_group=asked.group,
+                api_version="*",
+                namespace=asked.namespace,
+                resource=asked.resource,
+                subresource=asked.subresource,
+                name=asked.name,
+            )
+        )
+        # Upstream's RBAC has no opinion on what it does not allow; it never denies.
+        return Decision("allow" if decision.allowed else "noopinion", decision.reason)
+
+    return Authorizer(check)
+
+
+def request_resource(authorizer: Authorizer, request: Mapping[str, Any]) -> ResourceCheck:
+    """``authorizer.requestResource``: a check of the request's own resource, subresource,
+    namespace and name (upstream's ``NewResourceAuthorizerVal``)."""
+    resource = request.get("resource") or {}
+    attributes = AuthzAttributes(
+        "",
+        group=str(resource.get("group") or ""),
+        resource=str(resource.get("resource") or ""),
+        subresource=str(request.get("subResource") or ""),
+        namespace=str(request.get("namespace") or ""),
+        name=str(request.get("name") or ""),
+    )
+    return ResourceCheck(authorizer, attributes)

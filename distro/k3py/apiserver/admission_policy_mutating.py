@@ -47,26 +47,17 @@ from k3py.api.crd.model import schema_node
 from k3py.api.patch import PatchError, json_patch
 from k3py.api.resources import Resource
 from k3py.api.schema import Node
-from k3py.apiserver import errors
-from k3py.apiserver.admission_policy import (
-    Admitting,
-    ConfigFailure,
-    Invocation,
-    Obj,
-    PolicySource,
-    admission_request,
-    name_of,
-    namespace_object,
-)
+from k3py.apiserver import authz, errors
+from k3py.apiserver.admission_policy import Admitting, ConfigFailure, Invocation, Obj, name_of
 from k3py.apiserver.admission_policy_cel import (
     Compiled,
-    Condition,
     PolicyEnv,
+    PolicyExpressions,
     compile_conditions,
-    conditions_match,
+    match_conditions,
 )
+from k3py.apiserver.admission_policy_plugin import PolicyPlugin
 from k3py.apiserver.generic import ObjectStore, WriteOptions
-from k3py.apiserver.webhook_rules import GroupVersionResource, exempt
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +83,9 @@ class Mutation:
 
 
 @dataclass(frozen=True)
-class KindEvaluator:
+class KindEvaluator(PolicyExpressions):
     """A policy's expressions compiled for one kind."""
 
-    env: PolicyEnv
-    conditions: tuple[Condition, ...]
     mutations: tuple[Mutation, ...]
     node: Node | None
 
@@ -250,35 +239,31 @@ class PolicyFailure:
         return f'policy "{self.policy}" denied request: {self.message}'
 
 
-class MutatingPolicyAdmission:
+class MutatingPolicyAdmission(PolicyPlugin[MutatingEvaluator]):
     """The MutatingAdmissionPolicy plugin, as an admission step."""
 
-    def __init__(self, store: ObjectStore) -> None:
-        self.store = store
-        self.source = PolicySource(
-            store, "mutatingadmissionpolicies", "mutatingadmissionpolicybindings", MutatingEvaluator
+    def __init__(self, store: ObjectStore, authorize: authz.Authorizer | None = None) -> None:
+        super().__init__(
+            store,
+            "mutatingadmissionpolicies",
+            "mutatingadmissionpolicybindings",
+            MutatingEvaluator,
+            authorize,
         )
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self.reinvocation = _Reinvocation(self)
 
-    async def start(self) -> None:
-        await self.source.start()
-
-    async def close(self) -> None:
-        await self.source.close()
-
     async def __call__(
         self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
     ) -> None:
-        if opts.user is None or opts.deleting:
-            return  # the API server's own writes; a deletion has no object to change
-        hooks = self.source.hooks()
-        if not hooks or exempt(GroupVersionResource(res.group, res.version, res.plural)):
+        if opts.deleting:
+            return  # a deletion has no object to change
+        admitting = self.admitting(res, namespace, obj, old, opts)
+        if admitting is None:
             return
-        admitting = Admitting.of(self.store, res, namespace, obj, old, opts)
         failures: list[PolicyFailure] = []
         ran: list[tuple[Invocation[MutatingEvaluator], str]] = []  # each with the object it left
-        for found in await admitting.invocations(hooks):
+        for found in await admitting.invocations(self.source.hooks()):
             if isinstance(found, ConfigFailure):
                 if found.hook.failure_policy != "Ignore":
                     binding = name_of(found.binding) if found.binding is not None else ""
@@ -324,27 +309,17 @@ class MutatingPolicyAdmission:
     ) -> None:
         call = admitting.call
         evaluator = found.hook.evaluator.for_kind(call.res)
-        namespace = namespace_object(await admitting.namespace())
-        request = admission_request(call, found.resource, found.kind)
+        inputs = await admitting.inputs(found, evaluator.env)
         fails = found.hook.failure_policy != "Ignore"
         binding = name_of(found.binding)
-
-        def activation() -> dict[str, object]:
-            return evaluator.env.activation(
-                obj=obj, old=call.old, request=request, namespace=namespace, params=found.param
-            )
-
-        if evaluator.conditions:
-            try:
-                if not conditions_match(evaluator.conditions, activation()):
-                    return
-            except CelEvalError as exc:
-                if fails:
-                    failures.append(PolicyFailure(found.hook.name, binding, str(exc), "Invalid"))
-                return
+        matched = match_conditions(evaluator.conditions, inputs.activation(obj), found.hook.failure_policy)
+        if not matched.matches:
+            if matched.error:
+                failures.append(PolicyFailure(found.hook.name, binding, matched.error, "Invalid"))
+            return
         for mutation in evaluator.mutations:
             try:
-                patched = mutated(obj, mutation, activation(), evaluator.node)
+                patched = mutated(obj, mutation, inputs.activation(obj), evaluator.node)
             except (CelEvalError, MutationError) as exc:
                 if fails:
                     failures.append(PolicyFailure(found.hook.name, binding, str(exc), "Invalid"))

@@ -32,29 +32,21 @@ from typing import Any
 
 from k3py.api.cel import CelEvalError
 from k3py.api.resources import Resource
-from k3py.apiserver import errors
-from k3py.apiserver.admission_policy import (
-    Admitting,
-    ConfigFailure,
-    Obj,
-    PolicySource,
-    admission_request,
-    name_of,
-    namespace_object,
-)
+from k3py.apiserver import authz, errors
+from k3py.apiserver.admission_policy import Admitting, ConfigFailure, Obj, name_of
 from k3py.apiserver.admission_policy_cel import (
     BOOL,
     STRING,
     Compiled,
-    Condition,
     PolicyEnv,
+    PolicyExpressions,
     compile_conditions,
-    conditions_match,
+    match_conditions,
 )
+from k3py.apiserver.admission_policy_plugin import PolicyPlugin
 from k3py.apiserver.authn import User
 from k3py.apiserver.generic import ObjectStore, WriteOptions
-from k3py.apiserver.webhook_review import Call, connect_options
-from k3py.apiserver.webhook_rules import GroupVersionResource, exempt
+from k3py.apiserver.webhook_review import Call
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +71,9 @@ class AuditAnnotation:
 
 
 @dataclass(frozen=True)
-class ValidatingEvaluator:
+class ValidatingEvaluator(PolicyExpressions):
     """A policy's expressions, compiled once."""
 
-    env: PolicyEnv
-    conditions: tuple[Condition, ...]
     validations: tuple[Validation, ...]
     audit: tuple[AuditAnnotation, ...]
     failure_policy: str
@@ -136,31 +126,17 @@ class Failure:
 def validate(evaluator: ValidatingEvaluator, activation: Mapping[str, object]) -> list[Failure]:
     """The failures of one policy for one activation (upstream's ``validator.Validate``);
     errors count as failures only under ``failurePolicy: Fail``."""
-    fails = evaluator.failure_policy != "Ignore"
-    if evaluator.conditions:
-        try:
-            if not conditions_match(evaluator.conditions, activation):
-                return []
-        except CelEvalError as exc:
-            return [Failure(str(exc))] if fails else []
+    matched = match_conditions(evaluator.conditions, activation, evaluator.failure_policy)
+    if not matched.matches:
+        return [Failure(matched.error)] if matched.error else []
     failures: list[Failure] = []
     for validation in evaluator.validations:
-        try:
-            result = validation.expression.evaluate(activation)
-        except CelEvalError as exc:
-            if fails:
-                failures.append(Failure(str(exc)))
-            continue
-        if result is not True:
+        result = _evaluated(validation.expression, activation, evaluator, failures)
+        if result is not _FAILED and result is not True:
             failures.append(Failure(_message(validation, activation), validation.reason or "Invalid"))
     for annotation in evaluator.audit:
-        try:
-            value = annotation.value.evaluate(activation)
-        except CelEvalError as exc:
-            if fails:
-                failures.append(Failure(str(exc)))
-            continue
-        if value is not None and not isinstance(value, str):
+        value = _evaluated(annotation.value, activation, evaluator, failures)
+        if value is not _FAILED and value is not None and not isinstance(value, str):
             failures.append(
                 Failure(
                     f"valueExpression '{annotation.value.expression}' resulted in unsupported return type: "
@@ -168,6 +144,26 @@ def validate(evaluator: ValidatingEvaluator, activation: Mapping[str, object]) -
                 )
             )
     return failures
+
+
+_FAILED = object()
+"""What :func:`_evaluated` gives for an expression that failed."""
+
+
+def _evaluated(
+    compiled: Compiled,
+    activation: Mapping[str, object],
+    evaluator: ValidatingEvaluator,
+    failures: list[Failure],
+) -> object:
+    """The value of ``compiled``, or ``_FAILED`` with the error added to ``failures`` (under
+    ``failurePolicy: Fail`` only)."""
+    try:
+        return compiled.evaluate(activation)
+    except CelEvalError as exc:
+        if evaluator.failure_policy != "Ignore":
+            failures.append(Failure(str(exc)))
+        return _FAILED
 
 
 def _message(validation: Validation, activation: Mapping[str, object]) -> str:
@@ -190,30 +186,24 @@ def _message(validation: Validation, activation: Mapping[str, object]) -> str:
 # -- the admission step -----------------------------------------------------------------------
 
 
-class ValidatingPolicyAdmission:
+class ValidatingPolicyAdmission(PolicyPlugin[ValidatingEvaluator]):
     """The ValidatingAdmissionPolicy plugin, as an admission step."""
 
-    def __init__(self, store: ObjectStore) -> None:
-        self.store = store
-        self.source = PolicySource(
-            store, "validatingadmissionpolicies", "validatingadmissionpolicybindings", compile_policy
+    def __init__(self, store: ObjectStore, authorize: authz.Authorizer | None = None) -> None:
+        super().__init__(
+            store,
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicybindings",
+            compile_policy,
+            authorize,
         )
-
-    async def start(self) -> None:
-        await self.source.start()
-
-    async def close(self) -> None:
-        await self.source.close()
 
     async def __call__(
         self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
     ) -> None:
-        if opts.user is None:
-            return  # the API server's own writes
-        hooks = self.source.hooks()
-        if not hooks or exempt(GroupVersionResource(res.group, res.version, res.plural)):
-            return
-        await self._admit(Admitting.of(self.store, res, namespace, obj, old, opts))
+        admitting = self.admitting(res, namespace, obj, old, opts)
+        if admitting is not None:
+            await self._admit(admitting)
 
     async def connect(
         self,
@@ -224,13 +214,10 @@ class ValidatingPolicyAdmission:
         query: Iterable[tuple[str, str]],
         user: User,
     ) -> None:
-        """Admission of a CONNECT (``pods/exec``, ``attach``, ``portforward``): ``object`` is
-        the options object its query makes (a PodExecOptions...)."""
-        hooks = self.source.hooks()
-        if not hooks:
-            return
-        options = connect_options(subresource, query)
-        await self._admit(Admitting.connecting(self.store, res, namespace, name, subresource, options, user))
+        """Admission of a CONNECT (``pods/exec``, ``attach``, ``portforward``)."""
+        admitting = self.connecting(res, namespace, name, subresource, query, user)
+        if admitting is not None:
+            await self._admit(admitting)
 
     async def _admit(self, admitting: Admitting) -> None:
         call = admitting.call
@@ -239,16 +226,11 @@ class ValidatingPolicyAdmission:
                 if found.hook.failure_policy != "Ignore":
                     raise refusal(call, found.hook.name, _binding_name(found.binding), Failure(found.message))
                 continue
-            activation = found.hook.evaluator.env.activation(
-                obj=call.obj,
-                old=call.old,
-                request=admission_request(call, found.resource, found.kind),
-                namespace=namespace_object(await admitting.namespace()),
-                params=found.param,
-            )
+            evaluator = found.hook.evaluator
+            activation = (await admitting.inputs(found, evaluator.env)).activation(call.obj)
             binding = name_of(found.binding)
             actions = (found.binding.get("spec") or {}).get("validationActions") or ()
-            for failure in validate(found.hook.evaluator, activation):
+            for failure in validate(evaluator, activation):
                 if "Warn" in actions:
                     log.warning(
                         "Validation failed for ValidatingAdmissionPolicy '%s' with binding '%s': %s",

@@ -10,9 +10,12 @@ is called for a request when all of these hold, in this order (kube-apiserver's
 2. the ``namespaceSelector`` selects the namespace's labels (the object's own labels for a
    Namespace; cluster-scoped objects always pass);
 3. the ``objectSelector`` selects the new or the old object's labels;
-4. the ``matchConditions`` hold. They are CEL; this module understands only comparisons of
-   one field with a string (``object.metadata.name != 'skip-me'``) and counts every other
-   condition as holding, so such a webhook is called as if it had none.
+4. the ``matchConditions`` hold (:func:`conditions_hold`). They are CEL over ``object``,
+   ``oldObject`` (null when the request has none: ``object`` on DELETE), ``request`` (the
+   AdmissionRequest) and ``authorizer``, compiled when a configuration is read (each
+   expression once, :func:`~k3py.apiserver.admission_policy_cel.webhook_conditions`) and
+   evaluated in order: one that is false skips the webhook; one that fails refuses the
+   request with a 403 under ``failurePolicy: Fail`` and skips the webhook under ``Ignore``.
 
 Webhook configurations (and the admission policies) are never sent to webhooks, so that a
 broken webhook cannot stop its own removal (:func:`exempt`).
@@ -20,12 +23,23 @@ broken webhook cannot stop its own removal (:func:`exempt`).
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from k3py.api.cel import Authorizer
 from k3py.api.selectors import LabelSelector, SelectorError, from_label_selector_object
+from k3py.apiserver import errors
+from k3py.apiserver.admission_policy_cel import (
+    MATCH_CONDITIONS_COST_BUDGET,
+    Condition,
+    match_conditions,
+    webhook_activation,
+    webhook_conditions,
+)
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 GROUP = "admissionregistration.k8s.io"
@@ -88,6 +102,8 @@ class Hook:
     reinvocation: str = "Never"
     review_versions: tuple[str, ...] = ("v1",)
     match_conditions: tuple[Obj, ...] = field(default=())
+    conditions: tuple[Condition, ...] = field(default=())
+    """``match_conditions`` compiled."""
 
     @property
     def ignores_failures(self) -> bool:
@@ -146,6 +162,7 @@ def parse_hook(configuration: str, webhook: Obj, *, mutating: bool) -> Hook | No
         reinvocation=str(webhook.get("reinvocationPolicy") or "Never"),
         review_versions=tuple(str(v) for v in webhook.get("admissionReviewVersions") or ("v1",)),
         match_conditions=tuple(webhook.get("matchConditions") or ()),
+        conditions=webhook_conditions(webhook.get("matchConditions") or ()),
     )
 
 
@@ -234,27 +251,54 @@ def needs_namespace(hook: Hook, request: Request) -> bool:
 
 # -- match conditions -----------------------------------------------------------------------------
 
-_COMPARISON = re.compile(
-    r"^\s*(object|oldObject)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*(==|!=)\s*"
-    r"(?:'([^'\\]*)'|\"([^\"\\]*)\")\s*$"
-)
 
-
-def conditions_hold(hook: Hook, request: Request) -> bool:
-    """Every ``matchCondition`` holds, as far as :func:`condition_holds` can tell."""
-    return all(condition_holds(str(c.get("expression", "")), request) for c in hook.match_conditions)
-
-
-def condition_holds(expression: str, request: Request) -> bool:
-    """``object.a.b == 'x'`` / ``!=`` on a string field; any other expression holds (the
-    webhook is called as if the condition were not there)."""
-    found = _COMPARISON.match(expression)
-    if found is None:
+def conditions_hold(
+    hook: Hook, request: Request, admission: Obj | None = None, authorizer: Authorizer | None = None
+) -> bool:
+    """Whether the ``matchConditions`` of ``hook`` let it be called for ``request``
+    (upstream's ``ShouldCallHook``, last step). ``admission`` is the ``request`` variable, the
+    AdmissionRequest for the resource the hook matched (without it, what ``request`` alone
+    tells: :func:`admission_request_of`); ``authorizer`` answers ``authorizer`` checks as the
+    requester. A condition that fails raises the refusal (403) under ``failurePolicy: Fail``."""
+    if not hook.conditions:
         return True
-    root, path, operator, single, double = found.groups()
-    literal = single if single is not None else double
-    node: Any = request.obj if root == "object" else request.old
-    for name in path.lstrip(".").split("."):
-        node = node.get(name) if isinstance(node, dict) else None
-    equal = node == literal
-    return equal if operator == "==" else not equal
+    admission = admission if admission is not None else admission_request_of(request)
+    activation = webhook_activation(
+        obj=request.obj, old=request.old, request=admission, authorizer=authorizer
+    )
+    result = match_conditions(hook.conditions, activation, hook.failure_policy, MATCH_CONDITIONS_COST_BUDGET)
+    if result.error:
+        log.warning("Failed evaluating match conditions, failing closed %s: %s", hook.name, result.error)
+        raise conditions_failed(request, str(admission.get("name") or ""), result.error)
+    return result.matches
+
+
+def admission_request_of(request: Request) -> Obj:
+    """The AdmissionRequest as far as ``request`` tells it: resource, subresource, operation,
+    namespace and name, without the kinds and the user."""
+    resource = request.resource
+    gvr = {"group": resource.group, "version": resource.version, "resource": resource.resource}
+    source = request.obj if request.obj is not None else request.old
+    admission: Obj = {
+        "resource": gvr,
+        "requestResource": dict(gvr),
+        "name": str(((source or {}).get("metadata") or {}).get("name") or ""),
+        "operation": request.operation,
+    }
+    if request.subresource:
+        admission["subResource"] = admission["requestSubResource"] = request.subresource
+    if request.namespace:
+        admission["namespace"] = request.namespace
+    return admission
+
+
+def conditions_failed(request: Request, name: str, error: str) -> errors.ApiError:
+    """Upstream's refusal when conditions fail under ``Fail``: ``NewForbidden`` of the
+    request's resource and name, with the evaluation error."""
+    resource = request.resource
+    qualified = f"{resource.resource}.{resource.group}" if resource.group else resource.resource
+    who = f'{qualified} "{name}"' if name else qualified
+    details: dict[str, Any] = {"name": name, "kind": resource.resource}
+    if resource.group:
+        details["group"] = resource.group
+    return errors.ApiError(403, "Forbidden", f"{who} is forbidden: {error}", details)
