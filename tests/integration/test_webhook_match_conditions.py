@@ -24,6 +24,7 @@ from aiohttp import web
 from k3py.api.resources import Registry, Resource, from_manifest, selection
 from k3py.apiserver import errors
 from k3py.apiserver.authn import User
+from k3py.apiserver.authz import Attributes, Chain, Decision
 from k3py.apiserver.generic import DeleteOptions, ObjectStore, WriteOptions
 from k3py.apiserver.webhooks import WebhookAdmission
 from k3py.storage.model import Backend
@@ -33,6 +34,12 @@ Obj = dict[str, Any]
 NS = "team"
 GROUP = "admissionregistration.k8s.io"
 AS_ALICE = WriteOptions(user=User("alice", ("system:authenticated",), uid="alice-uid"))
+AS_BOB = WriteOptions(user=User("bob", ("system:authenticated", "auditors")))
+
+
+def _auditors(attrs: Attributes) -> Decision:
+    """In RBAC's place: the ``auditors`` group may list secrets."""
+    return Decision("auditors" in attrs.user.groups and (attrs.verb, attrs.resource) == ("list", "secrets"))
 
 
 @dataclass
@@ -70,7 +77,7 @@ async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
 @pytest.fixture
 async def admission(backend: Backend) -> AsyncIterator[WebhookAdmission]:
     store = ObjectStore(backend, Registry(from_manifest(selection())), ipaddress.ip_network("10.43.0.0/16"))
-    webhooks = WebhookAdmission(store)
+    webhooks = WebhookAdmission(store, Chain([_auditors]))
     await webhooks.start()
     store.admission += [webhooks.mutating, webhooks.validating]
     await store.create(res(store, "namespaces"), "", {"metadata": {"name": NS}}, AS_ALICE)
@@ -115,9 +122,11 @@ async def configure(
         await asyncio.sleep(0.05)
 
 
-async def create_cm(admission: WebhookAdmission, name: str, **data: str) -> Obj:
+async def create_cm(
+    admission: WebhookAdmission, name: str, as_user: WriteOptions = AS_ALICE, **data: str
+) -> Obj:
     body = {"metadata": {"name": name}, "data": data}
-    return await admission.store.create(res(admission.store, "configmaps"), NS, body, AS_ALICE)
+    return await admission.store.create(res(admission.store, "configmaps"), NS, body, as_user)
 
 
 async def test_a_false_condition_skips_the_webhook(admission: WebhookAdmission, webhook: Webhook) -> None:
@@ -165,3 +174,18 @@ async def test_object_is_null_on_delete(admission: WebhookAdmission, webhook: We
     await admission.store.delete(configmaps, NS, "kept", DeleteOptions(user=AS_ALICE.user))
     await admission.store.delete(configmaps, NS, "doomed", DeleteOptions(user=AS_ALICE.user))
     assert webhook.seen == [("DELETE", "doomed")]
+
+
+async def test_conditions_see_the_request_and_ask_the_authorizer(
+    admission: WebhookAdmission, webhook: Webhook
+) -> None:
+    await configure(
+        admission,
+        webhook,
+        "Fail",
+        "request.userInfo.username == 'bob' && request.kind.kind == 'ConfigMap'",
+        "authorizer.group('').resource('secrets').namespace(request.namespace).check('list').allowed()",
+    )
+    await create_cm(admission, "from-alice")
+    await create_cm(admission, "from-bob", AS_BOB)
+    assert webhook.seen == [("CREATE", "from-bob")]

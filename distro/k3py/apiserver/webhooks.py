@@ -34,11 +34,15 @@ from collections.abc import Iterable, Sequence
 import orjson
 
 from k3py.api import defaults
+from k3py.api.cel import Authorizer as CelAuthorizer
 from k3py.api.crd import custom
 from k3py.api.patch import PatchError, json_patch
 from k3py.api.resources import Resource
 from k3py.apiserver import errors
+from k3py.apiserver.admission_policy_cel import cel_authorizer
+from k3py.apiserver.admission_policy_inputs import admission_request
 from k3py.apiserver.authn import User
+from k3py.apiserver.authz import Authorizer
 from k3py.apiserver.cache import ObjectCache
 from k3py.apiserver.generic import Obj, ObjectStore, WriteOptions
 from k3py.apiserver.webhook_client import CallError, WebhookClient
@@ -73,8 +77,10 @@ SIDE_EFFECT_FREE_ON_DRY_RUN = frozenset({"None", "NoneOnDryRun"})
 class WebhookAdmission:
     """The webhook configurations, followed, and the two admission steps that use them."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, authorize: Authorizer | None = None) -> None:
         self.store = store
+        self.authorize = authorize
+        """Answers the ``authorizer`` of ``matchConditions`` (as the requester)."""
         self.client = WebhookClient(store)
         self._caches: dict[bool, ObjectCache] = {}
         self._hooks: dict[bool, list[Hook] | None] = {True: [], False: []}
@@ -158,6 +164,14 @@ class WebhookAdmission:
             elif matches:
                 await self._validate(call, matches)
 
+    def _admission_request(self, call: Call, resource: GroupVersionResource) -> Obj:
+        """The ``request`` of ``matchConditions``: the AdmissionRequest for the matched resource."""
+        found = self.store.registry.lookup(resource.group, resource.version, resource.resource)
+        return admission_request(call, resource, found.kind if found is not None else call.res.kind)
+
+    def _authorizer(self, call: Call) -> CelAuthorizer | None:
+        return cel_authorizer(self.authorize, call.user) if self.authorize is not None else None
+
     def _call(self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions) -> Call:
         assert opts.user is not None
         if opts.deleting:
@@ -210,7 +224,11 @@ class WebhookAdmission:
                 namespace_labels = await self._namespace_labels(call.namespace)
             if not namespace_selected(hook, request, namespace_labels):
                 continue
-            if not object_selected(hook, request) or not conditions_hold(hook, request):
+            if not object_selected(hook, request):
+                continue
+            if hook.conditions and not conditions_hold(
+                hook, request, self._admission_request(call, resource), self._authorizer(call)
+            ):
                 continue
             found.append(Match(hook, resource))
         return found
