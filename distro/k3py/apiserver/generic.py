@@ -46,6 +46,7 @@ from k3py.storage import (
     KeyNotFound,
     KeyValue,
     StoreUnavailable,
+    Watch,
     prefix_end,
 )
 
@@ -338,7 +339,7 @@ class ObjectStore:
 
     async def watch(
         self, res: Resource, namespace: str, opts: ListOptions, *, send_initial: bool = False
-    ) -> AsyncIterator[tuple[str, Obj]]:
+    ) -> WatchEvents:
         """Events ``(type, object)``: from after ``resourceVersion``, or the current state
         as synthetic ADDED events first when no resourceVersion (or "0") is given, as
         kube-apiserver does. With ``send_initial`` the initial events end with a BOOKMARK
@@ -360,8 +361,9 @@ class ObjectStore:
                     "Timeout",
                     f"Too large resource version: {after}, current: {self.backend.current_revision}",
                 )
-        stream = self._watch_stream(res, prefix, after, flt, initial, send_initial)
-        return stream
+        progress = WatchProgress(after)
+        stream = self._watch_stream(res, prefix, after, flt, initial, send_initial, progress)
+        return WatchEvents(stream, progress)
 
     async def _watch_stream(
         self,
@@ -371,6 +373,7 @@ class ObjectStore:
         flt: Filter,
         initial: builtins.list[Obj],
         send_initial: bool,
+        progress: WatchProgress,
     ) -> AsyncIterator[tuple[str, Obj]]:
         for obj in initial:
             yield "ADDED", obj
@@ -379,7 +382,15 @@ class ObjectStore:
         convert_first = _webhook_converted(res) and not flt.everything  # as list does
         try:
             async with self.backend.watch(prefix, after=after) as stream:
-                async for batch in stream:
+                batches = aiter(stream)
+                while True:
+                    progress.waiting = stream
+                    try:
+                        batch = await anext(batches)
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        progress.waiting = None
                     for event in batch:
                         if convert_first:
                             kind, changed = await self._translate_served(res, event, flt)
@@ -830,6 +841,36 @@ def _translate(event: Any, flt: Filter, decode: Callable[..., Obj]) -> tuple[str
     if prev_ok:
         return "DELETED", cur
     return "", None
+
+
+class WatchProgress:
+    """How far an API watch has got: every event up to :meth:`revision` that it selects has
+    been yielded. Known while it waits on the store (between batches), else its start."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.waiting: Watch | None = None
+        """The store's watch while the stream waits on it for the next batch."""
+
+    def revision(self) -> int:
+        return max(self.after, self.waiting.progress()) if self.waiting is not None else self.after
+
+
+class WatchEvents:
+    """The events of one API watch (``(type, object)``), with its progress for bookmarks."""
+
+    def __init__(self, events: AsyncIterator[tuple[str, Obj]], progress: WatchProgress) -> None:
+        self._events = events
+        self.progress = progress
+
+    def __aiter__(self) -> WatchEvents:
+        return self
+
+    async def __anext__(self) -> tuple[str, Obj]:
+        return await anext(self._events)
+
+    async def aclose(self) -> None:
+        await self._events.aclose()  # type: ignore[attr-defined]
 
 
 def bookmark(res: Resource, rev: int, *, initial_end: bool = False) -> Obj:

@@ -568,28 +568,25 @@ class Api:
         handler = asyncio.current_task()
         if handler is not None:
             self.store.watch_handlers.add(handler)
+        pending: asyncio.Future[tuple[str, Obj]] | None = None
         try:
             async with asyncio.timeout(timeout):
-                iterator = aiter(events)
                 while True:
+                    # The next event is awaited without a timeout of its own: cancelling it would
+                    # end the stream. A quiet watch gets a bookmark every BOOKMARK_INTERVAL.
+                    if pending is None:
+                        pending = asyncio.ensure_future(anext(events))
+                    done, _ = await asyncio.wait({pending}, timeout=BOOKMARK_INTERVAL if bookmarks else None)
+                    if not done:
+                        # Everything the watch selects up to its progress has been sent.
+                        latest = max(int(last_rv) if last_rv.isdigit() else 0, events.progress.revision())
+                        await send("BOOKMARK", bookmark(res, latest))
+                        continue
+                    next_event, pending = pending, None
                     try:
-                        async with asyncio.timeout(BOOKMARK_INTERVAL if bookmarks else None):
-                            kind, obj = await anext(iterator)
+                        kind, obj = next_event.result()
                     except StopAsyncIteration:
                         break
-                    except TimeoutError:
-                        if asyncio.current_task() is not None and bookmarks:
-                            await send(
-                                "BOOKMARK",
-                                bookmark(
-                                    res,
-                                    int(last_rv)
-                                    if last_rv.isdigit()
-                                    else self.store.backend.current_revision,
-                                ),
-                            )
-                            continue
-                        raise
                     if kind == "BOOKMARK" and not bookmarks:
                         continue
                     await send(kind, obj)
@@ -603,8 +600,12 @@ class Api:
         finally:
             if handler is not None:
                 self.store.watch_handlers.discard(handler)
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
             with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
+                await events.aclose()
         with contextlib.suppress(ConnectionError):
             await response.write_eof()
         return response

@@ -12,7 +12,7 @@ from k3py.storage.errors import (
     StorageError,
     StoreUnavailable,
 )
-from k3py.storage.model import Backend, Event, EventType, KeyValue, RangeResult, prefix_end
+from k3py.storage.model import Backend, Event, EventType, KeyValue, RangeResult, Watch, prefix_end
 from k3py.storage.options import CompactionOptions, SQLiteOptions
 from k3py.storage.sqlite import SQLiteStore, open_store
 
@@ -32,6 +32,7 @@ __all__ = [
     "SQLiteStore",
     "StorageError",
     "StoreUnavailable",
+    "Watch",
     "open_store",
     "prefix_end",
 ]

@@ -70,6 +70,11 @@ class Watch(Protocol):
 
     def __aiter__(self) -> AsyncIterator[Sequence[Event]]: ...
 
+    def progress(self) -> int:
+        """The revision up to which every event of this watch has been handed out (what a
+        bookmark may promise once those batches are consumed)."""
+        ...
+
 
 class Backend(Protocol):
     """What every storage backend provides. All revisions are > 0; ``rev=0`` means latest."""

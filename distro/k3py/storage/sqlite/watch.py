@@ -39,6 +39,14 @@ class SQLiteWatch:
     def close(self) -> None:
         self._broadcaster.unsubscribe(self._sub)
 
+    def progress(self) -> int:
+        """The revision up to which every event under the prefix has been handed out: the
+        newest published one when nothing waits in this watch's buffer, else the last given."""
+        sub = self._sub
+        if self._needs_history or sub.lagging or sub.buffer:
+            return self._last
+        return max(self._last, self._broadcaster.revision)
+
     def __aiter__(self) -> AsyncIterator[Sequence[Event]]:
         return self._stream()
 
