@@ -61,13 +61,15 @@ def rss_kib(pid: int) -> int:
 
 
 class Server:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, profile: Path | None = None) -> None:
+        """Start the server; with ``profile``, under cProfile, its stats written there on exit."""
         self.base = base
         self.port = free_port()
         self.data = base / "data"
         self.log = base / "server.log"
+        profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
         command = [
-            sys.executable, "-m", "k3py.cli", "server", "--config", os.devnull,
+            sys.executable, *profiler, "-m", "k3py.cli", "server", "--config", os.devnull,
             "--data-dir", str(self.data), "--bind-address", "127.0.0.1",
             "--https-listen-port", str(self.port), "--write-kubeconfig", str(base / "k3py.yaml"),
             "--disable-agent",

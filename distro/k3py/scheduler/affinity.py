@@ -12,7 +12,8 @@ domain (and which domains existing pods' required anti-affinity closes to it); :
 then checks one node against those counts. Scores (:func:`scores`) add the weights of the
 preferred terms (the incoming pod's and the existing pods'; existing pods' required
 affinity counts with weight 1, upstream's ``hardPodAffinityWeight``) per domain, then scale
-min..max to 0..100.
+min..max to 0..100. Existing pods' terms are read only from the pods that have some
+(``NodeInfo.with_affinity``, upstream's ``PodsWithAffinity``): most pods have none.
 """
 
 from __future__ import annotations
@@ -159,10 +160,13 @@ def prefilter(pod: Obj, nodes: Sequence[NodeInfo], namespaces: NamespaceLabels) 
     matched: Counter[Domain] = Counter()
     anti_matched: Counter[Domain] = Counter()
     for info in nodes:
-        for other in info.pods:
+        for other in info.with_required_anti_affinity:
             for term in required_terms(other, "podAntiAffinity"):
                 if term.matches(pod, namespaces):
                     _count(existing, info.node, term.topology_key)
+        if not affinity and not anti_affinity:
+            continue
+        for other in info.pods:
             if affinity and all(t.matches(other, namespaces) for t in affinity):
                 for term in affinity:
                     _count(matched, info.node, term.topology_key)
@@ -232,15 +236,18 @@ def raw_scores(
     for info in all_nodes:
         if not labels_of(info.node):
             continue
-        for other in info.pods:
-            _add_terms(domains, preferred, other, info.node, namespaces)
-            _add_terms(domains, preferred_anti, other, info.node, namespaces, -1)
-            if (other.get("spec") or {}).get("affinity"):
-                required = required_terms(other, "podAffinity")
-                _add_terms(domains, required, pod, info.node, namespaces, weight=HARD_POD_AFFINITY_WEIGHT)
-                _add_terms(domains, preferred_terms(other, "podAffinity"), pod, info.node, namespaces)
-                anti = preferred_terms(other, "podAntiAffinity")
-                _add_terms(domains, anti, pod, info.node, namespaces, -1)
+        if preferred or preferred_anti:
+            for other in info.pods:
+                _add_terms(domains, preferred, other, info.node, namespaces)
+                _add_terms(domains, preferred_anti, other, info.node, namespaces, -1)
+        for other in info.with_affinity:  # only their terms can count
+            required = required_terms(other, "podAffinity")
+            _add_terms(domains, required, pod, info.node, namespaces, weight=HARD_POD_AFFINITY_WEIGHT)
+            _add_terms(domains, preferred_terms(other, "podAffinity"), pod, info.node, namespaces)
+            anti = preferred_terms(other, "podAntiAffinity")
+            _add_terms(domains, anti, pod, info.node, namespaces, -1)
+    if not domains:
+        return {info.name: 0 for info in feasible}
     return {
         info.name: sum(domains.get((key, value), 0) for key, value in labels_of(info.node).items())
         for info in feasible

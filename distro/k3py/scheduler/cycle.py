@@ -113,10 +113,9 @@ def total_scores(
     per_plugin = plugins.plugin_scores(pod, feasible, all_nodes)
     per_plugin["InterPodAffinity"] = affinity.scores(pod, feasible, all_nodes, cluster.namespaces)
     per_plugin["PodTopologySpread"] = spread.scores(pod, feasible, all_nodes, cluster)
-    return {
-        info.name: sum(WEIGHTS[plugin] * scores.get(info.name, 0) for plugin, scores in per_plugin.items())
-        for info in feasible
-    }
+    weighted = [(WEIGHTS[plugin], scores) for plugin, scores in per_plugin.items()]
+    names = [info.name for info in feasible]
+    return {name: sum(weight * scores.get(name, 0) for weight, scores in weighted) for name in names}
 
 
 def find_node(

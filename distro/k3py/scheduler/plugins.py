@@ -35,6 +35,7 @@ from k3py.scheduler.resources import (
     NodeInfo,
     host_ports,
     pod_requests,
+    remembered,
 )
 
 Obj = dict[str, Any]
@@ -94,6 +95,10 @@ def _taints(node: Obj) -> list[Obj]:
 
 
 def _tolerations(pod: Obj) -> list[Obj]:
+    return remembered("tolerations", pod, _read_tolerations)
+
+
+def _read_tolerations(pod: Obj) -> list[Obj]:
     return [t for t in _spec(pod).get("tolerations") or [] if isinstance(t, dict)]
 
 
@@ -176,16 +181,22 @@ def insufficient_resources(pod: Obj, info: NodeInfo) -> list[Insufficient]:
     found = []
     if len(info.pods) + 1 > allocatable.get(PODS, 0):
         found.append(Insufficient("Too many pods"))
-    wanted = {name: value for name, value in pod_requests(pod).items() if name != PODS}
-    if not any(wanted.values()):
-        return found
-    checked = [CPU, MEMORY, EPHEMERAL_STORAGE]
-    checked += sorted(name for name in wanted if name not in checked and _scalar(name))
-    for name in checked:
-        need, total = wanted.get(name, 0), allocatable.get(name, 0)
-        if need > 0 and need > total - info.requested.get(name, 0):
+    for name, need in remembered("checked-requests", pod, _checked_requests):
+        total = allocatable.get(name, 0)
+        if need > total - info.requested.get(name, 0):
             found.append(Insufficient(f"Insufficient {name}", unresolvable=need > total))
     return found
+
+
+def _checked_requests(pod: Obj) -> list[tuple[str, int]]:
+    """The pod's positive requests that ``fitsRequest`` checks, in its order (none at all when
+    it requests nothing but the pod count)."""
+    wanted = {name: value for name, value in pod_requests(pod).items() if name != PODS}
+    if not any(wanted.values()):
+        return []
+    checked = [CPU, MEMORY, EPHEMERAL_STORAGE]
+    checked += sorted(name for name in wanted if name not in checked and _scalar(name))
+    return [(name, wanted[name]) for name in checked if wanted.get(name, 0) > 0]
 
 
 def _scalar(name: str) -> bool:
@@ -387,18 +398,31 @@ WEIGHTS = {
 def plugin_scores(
     pod: Obj, feasible: Sequence[NodeInfo], all_nodes: Sequence[NodeInfo]
 ) -> dict[str, dict[str, int]]:
-    """Each score plugin's normalized score of each feasible node."""
+    """Each score plugin's normalized score of each feasible node.
+
+    A plugin with nothing to weigh (no node lists images, the pod prefers no node labels, no
+    node has a PreferNoSchedule taint) gives every node what its function would: 0, 0, 100.
+    """
     spread: Counter[str] = Counter()
     for info in all_nodes:
         spread.update(node_images(info.node).keys())
+    names = [i.name for i in feasible]
+    affinity = (_spec(pod).get("affinity") or {}).get("nodeAffinity") or {}
+    prefer_no_schedule = any(t.get("effect") == "PreferNoSchedule" for i in feasible for t in _taints(i.node))
     return {
         "NodeResourcesFit": {i.name: least_allocated(pod, i) for i in feasible},
         "NodeResourcesBalancedAllocation": {i.name: balanced_allocation(pod, i) for i in feasible},
-        "ImageLocality": {i.name: image_locality(pod, i, spread, len(all_nodes)) for i in feasible},
-        "NodeAffinity": normalize({i.name: preferred_node_affinity(pod, i.node) for i in feasible}),
+        "ImageLocality": {i.name: image_locality(pod, i, spread, len(all_nodes)) for i in feasible}
+        if spread
+        else dict.fromkeys(names, 0),
+        "NodeAffinity": normalize({i.name: preferred_node_affinity(pod, i.node) for i in feasible})
+        if affinity.get("preferredDuringSchedulingIgnoredDuringExecution")
+        else dict.fromkeys(names, 0),
         "TaintToleration": normalize(
             {i.name: intolerable_prefer_no_schedule(pod, i) for i in feasible}, reverse=True
-        ),
+        )
+        if prefer_no_schedule
+        else dict.fromkeys(names, MAX_NODE_SCORE),
     }
 
 

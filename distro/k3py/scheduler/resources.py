@@ -8,15 +8,24 @@ Quantities are integers: CPU in millicores, everything else in whole units (roun
 as Go's ``MilliValue`` and ``Value``.
 
 A :class:`NodeInfo` is one node plus the pods assigned to it: their summed requests, the
-host ports they hold and their number, against the node's allocatable resources.
+host ports they hold, their number and which of them have pod (anti-)affinity, against the
+node's allocatable resources. The scheduler's cache (``cache``) keeps one per node and adds and
+removes pods as they are bound and go away, so a cycle does not recount the cluster.
+
+Parsing quantities is the costly part, so a quantity string's value is remembered, and inside
+:func:`memoized` (one scheduling cycle, during which no object changes) so is what is derived
+from each pod (requests, host ports, tolerations): the filters and scores ask for the incoming
+pod's once per node.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from k3py.api.defaults import quantity_value
 
@@ -32,10 +41,21 @@ DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
 
 def amount(name: str, value: object) -> int:
     """A quantity as the scheduler counts it; 0 for what does not parse."""
+    if isinstance(value, str):
+        return _text_amount(name == CPU, value)
+    return _amount(name == CPU, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_amount(cpu: bool, value: str) -> int:
+    return _amount(cpu, value)
+
+
+def _amount(cpu: bool, value: object) -> int:
     number = quantity_value(value)
     if number is None:
         return 0
-    scaled = number * 1000 if name == CPU else number
+    scaled = number * 1000 if cpu else number
     return math.ceil(scaled)
 
 
@@ -67,9 +87,58 @@ def _sidecar(container: Obj) -> bool:
     return container.get("restartPolicy") == "Always"
 
 
+T = TypeVar("T")
+
+_memo: dict[tuple[int, str], tuple[Obj, Any]] | None = None
+"""Inside :func:`memoized`: what was derived from each object, by the object's ``id`` and
+the kind of answer (the object is kept, so its id is not reused meanwhile)."""
+
+
+@contextlib.contextmanager
+def memoized() -> Iterator[None]:
+    """Remember what :func:`remembered` computes in the block (each pod's requests, host
+    ports, tolerations...), where the objects must not change: a scheduling cycle. The
+    answers are shared: callers must not modify them."""
+    global _memo
+    if _memo is not None:
+        yield  # an enclosing block already remembers
+        return
+    _memo = {}
+    try:
+        yield
+    finally:
+        _memo = None
+
+
+def remembered(kind: str, obj: Obj, compute: Callable[[Obj], T]) -> T:
+    """``compute(obj)``, remembered under ``kind`` inside :func:`memoized`."""
+    if _memo is None:
+        return compute(obj)
+    key = (id(obj), kind)
+    found = _memo.get(key)
+    if found is None or found[0] is not obj:
+        found = _memo[key] = (obj, compute(obj))
+    answer: T = found[1]
+    return answer
+
+
 def pod_requests(pod: Obj, *, non_zero: bool = False) -> Resources:
     """What the pod needs on a node; with ``non_zero``, containers without a CPU or memory
     request count upstream's defaults (scoring spreads such pods instead of stacking them)."""
+    if non_zero:
+        return remembered("requests-non-zero", pod, _non_zero_requests)
+    return remembered("requests", pod, _requests_of)
+
+
+def _requests_of(pod: Obj) -> Resources:
+    return _pod_requests(pod, False)
+
+
+def _non_zero_requests(pod: Obj) -> Resources:
+    return _pod_requests(pod, True)
+
+
+def _pod_requests(pod: Obj, non_zero: bool) -> Resources:
     spec = pod.get("spec") or {}
 
     def container_requests(container: Obj) -> Resources:
@@ -117,6 +186,10 @@ class HostPort:
 
 
 def host_ports(pod: Obj) -> list[HostPort]:
+    return remembered("host-ports", pod, _host_ports)
+
+
+def _host_ports(pod: Obj) -> list[HostPort]:
     spec = pod.get("spec") or {}
     found = []
     for key in ("initContainers", "containers"):
@@ -129,6 +202,26 @@ def host_ports(pod: Obj) -> list[HostPort]:
     return found
 
 
+def _pod_affinity(pod: Obj, kind: str) -> Obj:
+    affinity = (pod.get("spec") or {}).get("affinity")
+    found = affinity.get(kind) if isinstance(affinity, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def has_pod_affinity(pod: Obj) -> bool:
+    """Any pod affinity or anti-affinity, required or preferred (upstream's ``PodsWithAffinity``)."""
+    return bool(_pod_affinity(pod, "podAffinity") or _pod_affinity(pod, "podAntiAffinity"))
+
+
+def has_required_anti_affinity(pod: Obj) -> bool:
+    return bool(_pod_affinity(pod, "podAntiAffinity").get("requiredDuringSchedulingIgnoredDuringExecution"))
+
+
+def _subtract(total: Resources, less: Mapping[str, int]) -> None:
+    for name, value in less.items():
+        total[name] = total.get(name, 0) - value
+
+
 @dataclass
 class NodeInfo:
     """A node and what the pods assigned to it already take."""
@@ -138,6 +231,12 @@ class NodeInfo:
     requested: Resources = field(default_factory=dict)
     non_zero_requested: Resources = field(default_factory=dict)
     ports: list[HostPort] = field(default_factory=list)
+    with_affinity: list[Obj] = field(default_factory=list)
+    """The pods with pod affinity or anti-affinity of any kind."""
+    with_required_anti_affinity: list[Obj] = field(default_factory=list)
+    _derived: tuple[Obj, str, Resources] | None = field(default=None, repr=False, compare=False)
+    """The node object they were read from, its name and its allocatable resources."""
+    _counts: dict[Hashable, int] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, node: Obj, pods: Iterable[Obj] = ()) -> NodeInfo:
@@ -148,18 +247,56 @@ class NodeInfo:
 
     @property
     def name(self) -> str:
-        return str((self.node.get("metadata") or {}).get("name") or "")
+        return self._read_node()[1]
 
     @property
     def allocatable(self) -> Resources:
-        status = self.node.get("status") or {}
-        return resource_list(status.get("allocatable") or status.get("capacity"))
+        """Parsed once per node object (the answer is shared: do not modify it)."""
+        return self._read_node()[2]
+
+    def _read_node(self) -> tuple[Obj, str, Resources]:
+        derived = self._derived
+        if derived is None or derived[0] is not self.node:
+            status = self.node.get("status") or {}
+            derived = self._derived = (
+                self.node,
+                str((self.node.get("metadata") or {}).get("name") or ""),
+                resource_list(status.get("allocatable") or status.get("capacity")),
+            )
+        return derived
+
+    def count_pods(self, key: Hashable, matches: Callable[[Obj], bool]) -> int:
+        """How many of the node's pods ``matches`` accepts; remembered under ``key`` (which
+        must identify ``matches``) until the node's pods change."""
+        found = self._counts.get(key)
+        if found is None:
+            found = self._counts[key] = sum(1 for pod in self.pods if matches(pod))
+        return found
 
     def add(self, pod: Obj) -> None:
         self.pods.append(pod)
+        self._counts.clear()
         _add(self.requested, pod_requests(pod))
         _add(self.non_zero_requested, pod_requests(pod, non_zero=True))
         self.ports.extend(host_ports(pod))
+        if has_pod_affinity(pod):
+            self.with_affinity.append(pod)
+            if has_required_anti_affinity(pod):
+                self.with_required_anti_affinity.append(pod)
+
+    def remove(self, pod: Obj) -> None:
+        """Take back what :meth:`add` counted for this very object (the one added)."""
+        index = next((i for i, p in enumerate(self.pods) if p is pod), None)
+        if index is None:
+            raise ValueError(f"pod {(pod.get('metadata') or {}).get('name')!r} is not on {self.name!r}")
+        del self.pods[index]
+        self._counts.clear()
+        _subtract(self.requested, pod_requests(pod))
+        _subtract(self.non_zero_requested, pod_requests(pod, non_zero=True))
+        for port in host_ports(pod):
+            self.ports.remove(port)
+        for group in (self.with_affinity, self.with_required_anti_affinity):
+            group[:] = [p for p in group if p is not pod]
 
     def without(self, drop: Iterable[Obj]) -> NodeInfo:
         """The same node with some of its pods gone (what preemption would free)."""

@@ -4,8 +4,8 @@ Two informers keep nodes and all pods in memory. Pending pods that are ours
 (``spec.schedulerName``), unbound and not terminating go into the :class:`SchedulingQueue`;
 node changes and pod deletions that may free room retry the unschedulable ones, and a pod
 placed or relabelled retries those that wait for other pods (pod affinity, topology spread).
-One pod at a time is taken from the queue and scheduled against a snapshot built from the
-caches:
+One pod at a time is taken from the queue and scheduled against the node cache (``cache``),
+which the informer handlers keep current:
 
 Pods with ``spec.schedulingGates`` wait outside the queue until their gates are removed (upstream's
 SchedulingGates pre-enqueue check; their ``SchedulingGated`` condition is not written).
@@ -15,9 +15,12 @@ SchedulingGates pre-enqueue check; their ``SchedulingGated`` condition is not wr
    (``0/N nodes are available: ...``), the pod's ``PodScheduled`` condition set to
    False/Unschedulable, and the pod parked as unschedulable;
 2. feasible nodes are scored and the best wins (ties broken at random, as upstream);
-3. the pod is bound through ``POST .../pods/{name}/binding`` and a ``Scheduled`` Normal
-   event says where. Until the pod informer shows the binding, the pod is *assumed* on its
-   node so the next pods do not count its room as free.
+3. the pod is *assumed* on the node (the cache counts it there, so the next pods do not
+   count its room as free) and handed to one of ``BINDERS`` binding tasks, which binds it
+   through ``POST .../pods/{name}/binding`` and records a ``Scheduled`` Normal event saying
+   where, while the loop goes on with the next pod (upstream's asynchronous binding cycle).
+   The assumption holds until the pod informer shows the binding; a binding that fails
+   drops it, and the pod is retried after its backoff (or forgotten if it is gone).
 
 When no node fits, preemption (``preemption``) may find a node where evicting pods of lower
 priority makes room: the pod's ``status.nominatedNodeName`` is set to it (with the
@@ -32,6 +35,7 @@ affinity, topology spreading's default constraints and preemption read them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
@@ -44,7 +48,8 @@ from k3py.aio.supervisor import Supervisor
 from k3py.api import objects
 from k3py.client.informer import Informer
 from k3py.client.rest import ApiStatusError, RestClient
-from k3py.scheduler import plugins
+from k3py.scheduler import plugins, resources
+from k3py.scheduler.cache import NodeCache
 from k3py.scheduler.cluster import Cluster, ControllerKey
 from k3py.scheduler.cycle import Unschedulable, find_node
 from k3py.scheduler.preemption import PREEMPTION_REASON, Candidate, nominated_node
@@ -62,6 +67,15 @@ CONTROLLERS = {
     "StatefulSet": "/apis/apps/v1/statefulsets",
 }
 """Workload controllers whose selectors make PodTopologySpread's default selector."""
+BINDERS = 8
+"""Bindings (with their events) in flight at once."""
+
+
+@dataclass(frozen=True)
+class _Binding:
+    queued: QueuedPod
+    pod: Obj
+    node: str
 
 
 @dataclass
@@ -91,8 +105,12 @@ class Scheduler:
         self.pdbs = Informer(api, "/apis/policy/v1/poddisruptionbudgets")
         self.controllers = {kind: Informer(api, path) for kind, path in CONTROLLERS.items()}
         self._rng = rng if rng is not None else random.Random()
+        self.cache = NodeCache()
         self._assumed: dict[Key, str] = {}
+        self._nominated: dict[Key, Obj] = {}
+        """Unbound pods with ``status.nominatedNodeName``."""
         self._events: dict[Key, _LastEvent] = {}
+        self._bindings: asyncio.Queue[_Binding] = asyncio.Queue(maxsize=BINDERS)
 
     async def run(self) -> None:
         """Schedule until cancelled; a crash of the loop or an informer ends it."""
@@ -106,6 +124,8 @@ class Scheduler:
             tasks.spawn("pdbs", self.pdbs.run())
             for kind, informer in self.controllers.items():
                 tasks.spawn(kind, informer.run())
+            for index in range(BINDERS):
+                tasks.spawn(f"binder-{index}", self._binder())
             tasks.spawn("loop", self._loop())
             raise await tasks.wait_failed()
 
@@ -147,11 +167,14 @@ class Scheduler:
             key = _key(old)
             self.queue.delete(key)
             self._assumed.pop(key, None)
+            self._nominated.pop(key, None)
+            self.cache.forget(key)
             self._events.pop(key, None)
             if _assigned(old):
                 self.queue.move_all()  # its room is free
             return
         key = _key(new)
+        self._track(key, new)
         if self.wants(new):
             if old is None or _spec_changed(old, new):
                 self.queue.add(key, plugins.priority(new))
@@ -163,6 +186,19 @@ class Scheduler:
                 self.queue.move_all()
             elif old is None or not _assigned(old) or _labels(old) != _labels(new):
                 self._retry_pod_dependent()
+
+    def _track(self, key: Key, pod: Obj) -> None:
+        """Count the pod on its node (bound or assumed) while it is not finished; note its
+        nomination while it is unbound."""
+        node = (pod.get("spec") or {}).get("nodeName") or self._assumed.get(key)
+        if node and _phase(pod) not in TERMINAL_PHASES:
+            self.cache.place(key, str(node), pod)
+        else:
+            self.cache.forget(key)
+        if nominated_node(pod) and not _assigned(pod):
+            self._nominated[key] = pod
+        else:
+            self._nominated.pop(key, None)
 
     def _retry_pod_dependent(self) -> None:
         """A pod was placed or relabelled: retry the pods whose fit depends on other pods
@@ -179,21 +215,19 @@ class Scheduler:
     def on_node_change(self, old: Obj | None, new: Obj | None) -> None:
         """A new node, or a change of what scheduling reads (not a heartbeat), retries the
         unschedulable."""
-        if new is not None and (old is None or _node_changed(old, new)):
+        if new is None:
+            if old is not None:
+                self.cache.remove_node(_name(old))
+            return
+        self.cache.set_node(new)
+        if old is None or _node_changed(old, new):
             self.queue.move_all()
 
     # -- one pod ----------------------------------------------------------------------------
 
     def snapshot(self) -> list[NodeInfo]:
-        """Every node with the pods assigned (or assumed) to it."""
-        by_node: dict[str, list[Obj]] = {}
-        for pod in self.pods.items():
-            node = (pod.get("spec") or {}).get("nodeName") or self._assumed.get(_key(pod))
-            if node and _phase(pod) not in TERMINAL_PHASES:
-                by_node.setdefault(node, []).append(pod)
-        return [
-            NodeInfo.of(node, by_node.get(_name(node), [])) for node in sorted(self.nodes.items(), key=_name)
-        ]
+        """Every node with the pods assigned (or assumed) to it, from the cache."""
+        return self.cache.snapshot()
 
     def cluster(self) -> Cluster:
         """What the cycle reads besides nodes and their pods."""
@@ -204,11 +238,8 @@ class Scheduler:
                 controllers[(kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
         nominated = [
             pod
-            for pod in self.pods.items()
-            if nominated_node(pod)
-            and not _assigned(pod)
-            and _key(pod) not in self._assumed
-            and not (pod.get("metadata") or {}).get("deletionTimestamp")
+            for key, pod in self._nominated.items()
+            if key not in self._assumed and not (pod.get("metadata") or {}).get("deletionTimestamp")
         ]
         return Cluster(
             namespaces={
@@ -225,8 +256,8 @@ class Scheduler:
         if pod is None or not self.wants(pod) or queued.key in self._assumed:
             self.queue.done(queued)
             return
-        nodes = self.snapshot()
-        result = find_node(pod, nodes, self._rng, self.cluster())
+        with resources.memoized():
+            result = find_node(pod, self.snapshot(), self._rng, self.cluster())
         if isinstance(result, Unschedulable):
             log.info("pod %s/%s is unschedulable: %s", *queued.key, result.message)
             nominate: str | None = None
@@ -239,10 +270,27 @@ class Scheduler:
             await self._unschedulable(pod, result.message, nominate)
             self.queue.unschedulable(queued)
             return
-        node = result.node
+        self._assumed[queued.key] = result.node
+        self.cache.place(queued.key, result.node, pod)
+        await self._bindings.put(_Binding(queued, pod, result.node))
+
+    async def _binder(self) -> None:
+        """Bind the pods the loop has assumed, one at a time (``BINDERS`` of these run)."""
+        while True:
+            binding = await self._bindings.get()
+            try:
+                await self.bind(binding.queued, binding.pod, binding.node)
+            except Exception:
+                log.exception("binding %s/%s failed", *binding.queued.key)
+                self._unassume(binding.queued.key)
+                self.queue.failed(binding.queued)
+
+    async def bind(self, queued: QueuedPod, pod: Obj, node: str) -> None:
+        """The binding cycle of a pod assumed on ``node``."""
         try:
             await self._bind(pod, node)
         except ApiStatusError as exc:
+            self._unassume(queued.key)
             message = f'running Bind plugin "DefaultBinder": {exc}'
             log.warning("pod %s/%s: %s", *queued.key, message)
             await self._event(pod, "Warning", "FailedScheduling", message, "Scheduling")
@@ -251,13 +299,24 @@ class Scheduler:
             else:
                 self.queue.failed(queued)  # retried after backoff, unless the informer shows it bound
             return
-        self._assumed[queued.key] = node
+        if _assigned(self.pods.get(*queued.key) or {}):
+            self._assumed.pop(queued.key, None)  # the informer has shown the binding already
         self.queue.done(queued)
         namespace, name = queued.key
         log.info("pod %s/%s scheduled to %s", namespace, name, node)
         await self._event(
             pod, "Normal", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}", "Binding"
         )
+
+    def _unassume(self, key: Key) -> None:
+        """The binding did not happen: count the pod as the informer shows it."""
+        if self._assumed.pop(key, None) is None:
+            return
+        current = self.pods.get(*key)
+        if current is None:
+            self.cache.forget(key)
+        else:
+            self._track(key, current)
 
     async def _bind(self, pod: Obj, node: str) -> None:
         meta = pod["metadata"]

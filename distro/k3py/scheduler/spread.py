@@ -124,15 +124,19 @@ def default_constraints(pod: Obj, cluster: Cluster) -> list[Constraint]:
     return [_constraint(c, pod, selector) for c in SYSTEM_DEFAULTS]
 
 
-def matching_pods(pods: Sequence[Obj], selector: LabelSelector, namespace: str) -> int:
-    """``countPodsMatchSelector``: terminating pods and other namespaces do not count."""
-    return sum(
-        1
-        for p in pods
-        if not (p.get("metadata") or {}).get("deletionTimestamp")
-        and namespace_of(p) == namespace
-        and selector.matches(labels_of(p))
-    )
+def matching_pods(info: NodeInfo, selector: LabelSelector, namespace: str) -> int:
+    """``countPodsMatchSelector`` on the node: terminating pods and other namespaces do not
+    count. Remembered by the node until its pods change (a cycle asks for every node, and
+    the next cycle asks again for the same selector)."""
+
+    def matches(pod: Obj) -> bool:
+        return (
+            not (pod.get("metadata") or {}).get("deletionTimestamp")
+            and namespace_of(pod) == namespace
+            and selector.matches(labels_of(pod))
+        )
+
+    return info.count_pods(("spread", selector, namespace), matches)
 
 
 def _has_keys(node: Obj, constraints: Sequence[Constraint]) -> bool:
@@ -170,7 +174,7 @@ def prefilter(pod: Obj, nodes: Sequence[NodeInfo]) -> FilterState | None:
             if not constraint.admits(pod, info.node):
                 continue
             value = labels[constraint.topology_key]
-            found = matching_pods(info.pods, constraint.selector, namespace)
+            found = matching_pods(info, constraint.selector, namespace)
             counts[index][value] = counts[index].get(value, 0) + found
     return FilterState(constraints, counts)
 
@@ -233,7 +237,7 @@ def scores(
                 continue
             pair = (constraint.topology_key, labels_of(info.node)[constraint.topology_key])
             if pair in domains:
-                domains[pair] += matching_pods(info.pods, constraint.selector, namespace)
+                domains[pair] += matching_pods(info, constraint.selector, namespace)
     raw: dict[str, int] = {}
     for info in feasible:
         if info.name in ignored:
@@ -245,7 +249,7 @@ def scores(
             if value is None:
                 continue
             if constraint.topology_key == HOSTNAME:
-                count = matching_pods(info.pods, constraint.selector, namespace)
+                count = matching_pods(info, constraint.selector, namespace)
             else:
                 count = domains[(constraint.topology_key, value)]
             total += count * weights[index] + (constraint.max_skew - 1)
