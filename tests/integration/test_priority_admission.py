@@ -77,3 +77,32 @@ async def test_unknown_classes_hand_set_priorities_and_second_defaults_are_refus
     await priority_class(store, "first", 1, globalDefault=True)
     second = await refused(priority_class(store, "second", 2, globalDefault=True))
     assert second.code == 403 and "PriorityClass first is already marked as default" in second.message
+
+
+async def test_class_values_and_policies_are_fixed_and_system_names_reserved(store: ObjectStore) -> None:
+    classes = lookup(store, "scheduling.k8s.io", "priorityclasses")
+    await priority_class(store, "batch", 100, preemptionPolicy="Never", description="old")
+    stored = await store.get(classes, "", "batch")
+    for change, field, detail in (
+        ({"value": 1000}, "value", "Forbidden: may not be changed in an update."),
+        ({"preemptionPolicy": "PreemptLowerPriority"}, "preemptionPolicy", "field is immutable"),
+    ):
+        invalid = await refused(store.update(classes, "", "batch", {**stored, **change}, WriteOptions()))
+        assert (invalid.code, invalid.reason) == (422, "Invalid"), invalid.message
+        assert field in invalid.message and detail in invalid.message, invalid.message
+    described = await store.update(classes, "", "batch", {**stored, "description": "new"}, WriteOptions())
+    assert (described["description"], described["value"]) == ("new", 100)
+
+    reserved = await refused(priority_class(store, "system-mine", 5))
+    assert (
+        reserved.code == 422
+        and (
+            "priority class names with 'system-' prefix are reserved for system use only. "
+            "error: system-mine is not a known system priority class"
+        )
+        in reserved.message
+    ), reserved.message
+    too_high = await refused(priority_class(store, "vip", 1_000_000_001))
+    assert "maximum allowed value of a user defined priority is 1000000000" in too_high.message
+    policy = await refused(priority_class(store, "odd", 1, preemptionPolicy="Sometimes"))
+    assert 'Unsupported value: "Sometimes"' in policy.message, policy.message

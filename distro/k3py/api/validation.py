@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from k3py.api import cel, defaults, objects
+from k3py.api import cel, defaults, objects, priorityclasses
 from k3py.api.defaults import canonical_quantity, quantity_value
 from k3py.api.resources import Resource
 from k3py.api.selectors import (
@@ -3477,7 +3477,40 @@ def _match_conditions(conditions: list[Any], field: str, stored: set[str]) -> Ca
     return causes
 
 
+def _priority_class(obj: Obj, old: Obj | None) -> Causes:
+    """Upstream's ValidatePriorityClass, and ValidatePriorityClassUpdate on updates."""
+    causes: Causes = []
+    name = str(_dict(obj.get("metadata")).get("name") or "")
+    value = obj.get("value")
+    policy = obj.get("preemptionPolicy")
+    if name.startswith(priorityclasses.SYSTEM_PREFIX):
+        error = priorityclasses.system_class_error(name, value, obj.get("globalDefault") is True)
+        if error is not None:
+            prefix = priorityclasses.SYSTEM_PREFIX
+            causes.append(
+                forbidden(
+                    "metadata.name",
+                    f"priority class names with '{prefix}' prefix are reserved for system use only. "
+                    f"error: {error}",
+                )
+            )
+    elif isinstance(value, int) and value > (highest := priorityclasses.HIGHEST_USER_DEFINABLE):
+        causes.append(forbidden("value", f"maximum allowed value of a user defined priority is {highest}"))
+    if policy is not None:
+        if policy == "":
+            causes.append(required("preemptionPolicy"))
+        elif policy not in priorityclasses.PREEMPTION_POLICIES:
+            causes.append(not_supported("preemptionPolicy", policy, priorityclasses.PREEMPTION_POLICIES))
+    if old is not None:
+        if value != old.get("value"):
+            causes.append(forbidden("value", "may not be changed in an update."))
+        if policy != old.get("preemptionPolicy"):
+            causes.append(immutable("preemptionPolicy", policy))
+    return causes
+
+
 _BY_RESOURCE: dict[str, Validator] = {
+    "priorityclasses.scheduling.k8s.io": _priority_class,
     "roles.rbac.authorization.k8s.io": _role,
     "clusterroles.rbac.authorization.k8s.io": _cluster_role,
     "rolebindings.rbac.authorization.k8s.io": lambda obj, old: _binding(

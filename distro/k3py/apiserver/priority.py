@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+from k3py.api.priorityclasses import SYSTEM_CLASSES
 from k3py.api.resources import Resource
 from k3py.apiserver import errors
 from k3py.apiserver.generic import ListOptions, Obj, ObjectStore, WriteOptions
@@ -24,19 +25,6 @@ GROUP = "scheduling.k8s.io"
 DEFAULT_PRIORITY = 0
 """A pod's priority when it names no class and no class is the global default."""
 PREEMPT_LOWER = "PreemptLowerPriority"
-SYSTEM_CLASSES = (
-    (
-        "system-node-critical",
-        2000001000,
-        "Used for system critical pods that must not be moved from their current node.",
-    ),
-    (
-        "system-cluster-critical",
-        2000000000,
-        "Used for system critical pods that must run in the cluster, but can be moved to another node "
-        "if necessary.",
-    ),
-)
 
 
 def _classes(store: ObjectStore) -> Resource:
@@ -47,13 +35,14 @@ def _classes(store: ObjectStore) -> Resource:
 
 async def ensure_system_classes(store: ObjectStore) -> None:
     classes = _classes(store)
-    for name, value, description in SYSTEM_CLASSES:
+    for system in SYSTEM_CLASSES:
+        name = system.name
         body = {
             "apiVersion": f"{GROUP}/v1",
             "kind": "PriorityClass",
             "metadata": {"name": name},
-            "value": value,
-            "description": description,
+            "value": system.value,
+            "description": system.description,
             "preemptionPolicy": PREEMPT_LOWER,
         }
         try:
