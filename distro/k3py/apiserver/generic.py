@@ -52,6 +52,8 @@ from k3py.storage import (
 
 Obj = dict[str, Any]
 MAX_CAS_RETRIES = 16
+RECENTLY_DECODED = 4096
+"""Stored versions kept decoded for the shared watches (one batch of writes is far smaller)."""
 NAMESPACE_KEY = "namespaces"
 NAMESPACE_TERMINATING = (
     "The system is ensuring all content is removed from this namespace.  "
@@ -234,6 +236,7 @@ class ObjectStore:
         )
         self.watch_handlers: set[asyncio.Task[Any]] = set()
         """The HTTP handlers streaming watches, ended by :meth:`end_watches` when the server stops."""
+        self._decoded = RecentlyDecoded()
 
     async def end_watches(self) -> None:
         """End every open watch (its client sees the stream close and would reconnect)."""
@@ -338,12 +341,22 @@ class ObjectStore:
         return {"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta, "items": items}
 
     async def watch(
-        self, res: Resource, namespace: str, opts: ListOptions, *, send_initial: bool = False
+        self,
+        res: Resource,
+        namespace: str,
+        opts: ListOptions,
+        *,
+        send_initial: bool = False,
+        shared: bool = False,
     ) -> WatchEvents:
         """Events ``(type, object)``: from after ``resourceVersion``, or the current state
         as synthetic ADDED events first when no resourceVersion (or "0") is given, as
         kube-apiserver does. With ``send_initial`` the initial events end with a BOOKMARK
         annotated ``k8s.io/initial-events-end``.
+
+        With ``shared`` the objects of the events may be the very ones other shared watches
+        are given (each stored version decoded once for all of them, :class:`RecentlyDecoded`):
+        for callers that only read them, as the API's watch handler, which writes them out.
         """
         flt = Filter.parse(res, namespace, opts.label_selector, opts.field_selector)
         prefix = res.namespace_prefix(namespace) if res.namespaced else res.storage_prefix()
@@ -362,7 +375,7 @@ class ObjectStore:
                     f"Too large resource version: {after}, current: {self.backend.current_revision}",
                 )
         progress = WatchProgress(after)
-        stream = self._watch_stream(res, prefix, after, flt, initial, send_initial, progress)
+        stream = self._watch_stream(res, prefix, after, flt, initial, send_initial, progress, shared)
         return WatchEvents(stream, progress)
 
     async def _watch_stream(
@@ -374,12 +387,17 @@ class ObjectStore:
         initial: builtins.list[Obj],
         send_initial: bool,
         progress: WatchProgress,
+        shared: bool,
     ) -> AsyncIterator[tuple[str, Obj]]:
         for obj in initial:
             yield "ADDED", obj
         if send_initial:
             yield "BOOKMARK", bookmark(res, after, initial_end=True)
         convert_first = _webhook_converted(res) and not flt.everything  # as list does
+        if shared and not res.stored_as and not _webhook_converted(res):
+            decoder: Callable[..., Obj] = self._decoded.get
+        else:
+            decoder = lambda kv, rev=None: self._decode(res, kv, rev)  # noqa: E731
         try:
             async with self.backend.watch(prefix, after=after) as stream:
                 batches = aiter(stream)
@@ -395,9 +413,7 @@ class ObjectStore:
                         if convert_first:
                             kind, changed = await self._translate_served(res, event, flt)
                         else:
-                            kind, changed = _translate(
-                                event, flt, lambda kv, rev=None: self._decode(res, kv, rev)
-                            )
+                            kind, changed = _translate(event, flt, decoder)
                             if changed is not None:
                                 changed = (await self._served(res, [changed]))[0]
                         if changed is not None:
@@ -828,6 +844,9 @@ def _same(a: Obj, b: Obj) -> bool:
 
 def _translate(event: Any, flt: Filter, decode: Callable[..., Obj]) -> tuple[str, Obj | None]:
     rev = event.kv.mod_revision
+    if flt.everything and event.type is not EventType.DELETE:
+        # Nothing to match: whether it is new is all the old object tells.
+        return ("MODIFIED" if event.prev is not None else "ADDED"), decode(event.kv)
     prev = decode(event.prev, rev) if event.prev is not None else None
     if event.type is EventType.DELETE:
         if prev is not None and flt.matches(prev):
@@ -841,6 +860,23 @@ def _translate(event: Any, flt: Filter, decode: Callable[..., Obj]) -> tuple[str
     if prev_ok:
         return "DELETED", cur
     return "", None
+
+
+class RecentlyDecoded:
+    """Stored versions decoded once for every shared watch that sends them: the objects of the
+    last :data:`RECENTLY_DECODED` (key, revision) pairs, read-only by contract."""
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[bytes, int, int | None], Obj] = {}
+
+    def get(self, kv: KeyValue, rev: int | None = None) -> Obj:
+        key = (kv.key, kv.mod_revision, rev)
+        found = self._objects.get(key)
+        if found is None:
+            found = self._objects[key] = decode(kv, rev)
+            if len(self._objects) > RECENTLY_DECODED:
+                del self._objects[next(iter(self._objects))]
+        return found
 
 
 class WatchProgress:

@@ -533,7 +533,10 @@ class Api:
         if timeout is None:
             timeout = random.randint(MIN_WATCH_TIMEOUT, 2 * MIN_WATCH_TIMEOUT)
         try:
-            events = await self.store.watch(res, target.namespace, opts, send_initial=send_initial)
+            # shared: the objects are only written out here, so watches may share them
+            events = await self.store.watch(
+                res, target.namespace, opts, send_initial=send_initial, shared=True
+            )
         except errors.ApiError as exc:
             if exc.code != 410:
                 raise
