@@ -9,9 +9,9 @@ import pytest
 
 from k3py.api.resources import RESOURCES
 from k3py.apiserver.admission_policy import MatchResources, PolicyConfigError, parse_match, resource_matched
-from k3py.apiserver.admission_policy_inputs import admission_request, namespace_object
+from k3py.apiserver.admission_policy_inputs import namespace_object
 from k3py.apiserver.authn import User
-from k3py.apiserver.webhook_review import Call
+from k3py.apiserver.webhook_review import Call, admission_request
 from k3py.apiserver.webhook_rules import GroupVersionResource, Request
 
 Obj = dict[str, Any]

@@ -11,10 +11,9 @@ import pytest
 from k3py.api.resources import RESOURCES, Resource
 from k3py.apiserver import errors
 from k3py.apiserver.admission_policy_cel import cel_authorizer
-from k3py.apiserver.admission_policy_inputs import admission_request
 from k3py.apiserver.authn import MASTERS, User
 from k3py.apiserver.authz import Attributes, Chain, Decision, privileged_groups
-from k3py.apiserver.webhook_review import Call
+from k3py.apiserver.webhook_review import Call, admission_request
 from k3py.apiserver.webhook_rules import (
     GroupVersionResource,
     Hook,

@@ -37,11 +37,11 @@ from k3py.api.resources import Registry, Resource
 from k3py.api.selectors import SelectorError, from_label_selector_object
 from k3py.apiserver import authz, errors
 from k3py.apiserver.admission_policy_cel import PolicyEnv, cel_authorizer
-from k3py.apiserver.admission_policy_inputs import Inputs, admission_request, namespace_object
+from k3py.apiserver.admission_policy_inputs import Inputs, namespace_object
 from k3py.apiserver.authn import User
 from k3py.apiserver.cache import ObjectCache
 from k3py.apiserver.generic import ListOptions, ObjectStore, WriteOptions
-from k3py.apiserver.webhook_review import Call, is_namespace, write_options
+from k3py.apiserver.webhook_review import Call, admission_request, is_namespace, write_options
 from k3py.apiserver.webhook_rules import (
     GROUP,
     GroupVersionResource,

@@ -1,5 +1,7 @@
-"""What a policy's expressions see for one invocation: the ``request`` and ``namespaceObject``
-variables as upstream builds them, and :class:`Inputs`, which makes the activation.
+"""What a policy's expressions see for one invocation: the ``namespaceObject`` variable as
+upstream builds it (``request`` is the webhooks' AdmissionRequest,
+:func:`~k3py.apiserver.webhook_review.admission_request`), and :class:`Inputs`, which makes the
+activation.
 
 ``object`` is not fixed in :class:`Inputs`: a MutatingAdmissionPolicy changes the object between
 its expressions, so each activation is made afresh from the object as it stands (and with
@@ -14,8 +16,6 @@ from typing import Any
 
 from k3py.api.cel import Authorizer
 from k3py.apiserver.admission_policy_cel import PolicyEnv
-from k3py.apiserver.webhook_review import Call
-from k3py.apiserver.webhook_rules import GroupVersionResource
 
 Obj = dict[str, Any]
 
@@ -40,30 +40,6 @@ class Inputs:
             params=self.params,
             authorizer=self.authorizer,
         )
-
-
-def admission_request(call: Call, resource: GroupVersionResource, kind: str) -> Obj:
-    """The ``request`` variable: an AdmissionRequest for the matched resource (upstream's
-    ``CreateAdmissionRequest``), empty optional fields left out as its JSON leaves them."""
-    res = call.res
-    request: Obj = {
-        "kind": {"group": resource.group, "version": resource.version, "kind": kind},
-        "resource": {"group": resource.group, "version": resource.version, "resource": resource.resource},
-        "requestKind": {"group": res.group, "version": res.version, "kind": res.kind},
-        "requestResource": {"group": res.group, "version": res.version, "resource": res.plural},
-        "name": call.name,
-        "operation": call.operation,
-        "userInfo": call.user.user_info(),
-        "dryRun": call.dry_run,
-    }
-    if call.subresource:
-        request["subResource"] = call.subresource
-        request["requestSubResource"] = call.subresource
-    if call.namespace:
-        request["namespace"] = call.namespace
-    if call.options:
-        request["options"] = call.options
-    return request
 
 
 _NAMESPACE_META = (

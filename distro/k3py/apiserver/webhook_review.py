@@ -62,30 +62,35 @@ class Call:
 # -- the AdmissionReview ------------------------------------------------------------------------
 
 
-def review_of(call: Call, match: Match, version: str) -> Obj:
-    """The AdmissionReview sent for ``call`` to the hook of ``match``."""
+def admission_request(call: Call, resource: GroupVersionResource, kind: str) -> Obj:
+    """The AdmissionRequest of ``call`` for the ``resource`` (of ``kind``) a hook or policy
+    matched, without uid and objects (upstream's ``CreateAdmissionRequest``); empty optional
+    fields are left out as its JSON leaves them."""
     res = call.res
-    resource = match.resource
-    kind = {"group": resource.group, "version": resource.version, "kind": res.kind}
     request: Obj = {
-        "uid": call.uid,
-        "kind": kind,
+        "kind": {"group": resource.group, "version": resource.version, "kind": kind},
         "resource": {"group": resource.group, "version": resource.version, "resource": resource.resource},
         "requestKind": {"group": res.group, "version": res.version, "kind": res.kind},
         "requestResource": {"group": res.group, "version": res.version, "resource": res.plural},
         "name": call.name,
         "operation": call.operation,
         "userInfo": call.user.user_info(),
-        "object": call.obj,
-        "oldObject": call.old,
         "dryRun": call.dry_run,
-        "options": call.options,
     }
     if call.subresource:
         request["subResource"] = call.subresource
         request["requestSubResource"] = call.subresource
     if call.namespace and not is_namespace(res):
         request["namespace"] = call.namespace
+    if call.options:
+        request["options"] = call.options
+    return request
+
+
+def review_of(call: Call, match: Match, version: str) -> Obj:
+    """The AdmissionReview sent for ``call`` to the hook of ``match``."""
+    request = admission_request(call, match.resource, call.res.kind)
+    request.update(uid=call.uid, object=call.obj, oldObject=call.old)
     return {"apiVersion": f"admission.k8s.io/{version}", "kind": "AdmissionReview", "request": request}
 
 

@@ -40,7 +40,6 @@ from k3py.api.patch import PatchError, json_patch
 from k3py.api.resources import Resource
 from k3py.apiserver import errors
 from k3py.apiserver.admission_policy_cel import cel_authorizer
-from k3py.apiserver.admission_policy_inputs import admission_request
 from k3py.apiserver.authn import User
 from k3py.apiserver.authz import Authorizer
 from k3py.apiserver.cache import ObjectCache
@@ -48,6 +47,7 @@ from k3py.apiserver.generic import Obj, ObjectStore, WriteOptions
 from k3py.apiserver.webhook_client import CallError, WebhookClient
 from k3py.apiserver.webhook_review import (
     Call,
+    admission_request,
     connect_options,
     denied,
     response_of,
