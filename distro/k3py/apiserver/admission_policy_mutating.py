@@ -36,13 +36,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from k3py.api import defaults
 from k3py.api.apply.merging import merge
 from k3py.api.apply.shapes import Shape
 from k3py.api.cel import CelEvalError, CelType, schema_type
-from k3py.api.crd import custom
 from k3py.api.crd.model import schema_node
 from k3py.api.patch import PatchError, json_patch
 from k3py.api.resources import Resource
@@ -58,6 +54,7 @@ from k3py.apiserver.admission_policy_cel import (
 )
 from k3py.apiserver.admission_policy_plugin import PolicyPlugin
 from k3py.apiserver.generic import ObjectStore, WriteOptions
+from k3py.apiserver.webhook_review import fingerprint, redefault
 
 log = logging.getLogger(__name__)
 
@@ -270,12 +267,12 @@ class MutatingPolicyAdmission(PolicyPlugin[MutatingEvaluator]):
                     failures.append(PolicyFailure(found.hook.name, binding, found.message))
                 continue
             await self._invoke(admitting, found, obj, failures)
-            ran.append((found, _fingerprint(obj)))
+            ran.append((found, fingerprint(obj)))
         if failures:
             raise refusal(failures)
         reinvocable = [found for found, _ in ran if found.hook.evaluator.reinvoked]
         if reinvocable:
-            final = _fingerprint(obj)
+            final = fingerprint(obj)
             due = [found for found, after in ran if found.hook.evaluator.reinvoked and after != final]
             self._remember(_Pending(obj, final, admitting, reinvocable, due))
 
@@ -293,7 +290,7 @@ class MutatingPolicyAdmission(PolicyPlugin[MutatingEvaluator]):
         pending = self._pending.pop(id(obj), None)
         if pending is None or pending.obj is not obj:
             return
-        changed = _fingerprint(obj) != pending.fingerprint
+        changed = fingerprint(obj) != pending.fingerprint
         failures: list[PolicyFailure] = []
         for found in pending.invocations if changed else pending.due:
             await self._invoke(pending.admitting, found, obj, failures)
@@ -324,7 +321,7 @@ class MutatingPolicyAdmission(PolicyPlugin[MutatingEvaluator]):
                 if fails:
                     failures.append(PolicyFailure(found.hook.name, binding, str(exc), "Invalid"))
                 continue
-            _apply_defaults(call.res, patched)
+            redefault(call.res, patched)
             obj.clear()
             obj.update(patched)
 
@@ -360,16 +357,3 @@ def refusal(failures: Sequence[PolicyFailure]) -> errors.ApiError:
     first = failures[0]
     details = {"causes": [{"message": str(f)} for f in failures]}
     return errors.ApiError(403, first.reason or "Forbidden", str(first), details)
-
-
-def _apply_defaults(res: Resource, obj: Obj) -> None:
-    """What the store defaults, again, over what a mutation set (upstream defaults the
-    mutated object)."""
-    if res.custom is not None:
-        custom.normalize(res.custom, obj)
-    else:
-        defaults.apply(res, obj)
-
-
-def _fingerprint(obj: Obj) -> str:
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()

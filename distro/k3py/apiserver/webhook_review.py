@@ -15,6 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from k3py.api import defaults
+from k3py.api.crd import custom
 from k3py.api.resources import Resource
 from k3py.apiserver import errors
 from k3py.apiserver.authn import User
@@ -92,6 +96,20 @@ def review_of(call: Call, match: Match, version: str) -> Obj:
     request = admission_request(call, match.resource, call.res.kind)
     request.update(uid=call.uid, object=call.obj, oldObject=call.old)
     return {"apiVersion": f"admission.k8s.io/{version}", "kind": "AdmissionReview", "request": request}
+
+
+def redefault(res: Resource, obj: Obj) -> None:
+    """What the store defaults, again, over what a mutation added (upstream decodes a mutated
+    object through defaulting, and a custom resource through pruning and defaulting)."""
+    if res.custom is not None:
+        custom.normalize(res.custom, obj)
+    else:
+        defaults.apply(res, obj)
+
+
+def fingerprint(obj: Obj) -> str:
+    """The object's content, to tell whether a mutation changed it."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def review_version(hook: Hook) -> str:

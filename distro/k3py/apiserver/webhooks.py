@@ -33,9 +33,7 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from k3py.api import defaults
 from k3py.api.cel import Authorizer as CelAuthorizer
-from k3py.api.crd import custom
 from k3py.api.patch import PatchError, json_patch
 from k3py.api.resources import Resource
 from k3py.apiserver import errors
@@ -50,6 +48,8 @@ from k3py.apiserver.webhook_review import (
     admission_request,
     connect_options,
     denied,
+    fingerprint,
+    redefault,
     response_of,
     review_of,
     review_version,
@@ -249,12 +249,12 @@ class WebhookAdmission:
     async def _mutate(self, call: Call, matches: Sequence[Match], obj: Obj) -> None:
         called: list[tuple[Match, str]] = []  # each with the object as it saw it
         for match in matches:
-            before = _fingerprint(obj)
+            before = fingerprint(obj)
             await self._call_mutating(call, match, obj)
             called.append((match, before))
         if not called:
             return
-        final = _fingerprint(obj)
+        final = fingerprint(obj)
         # IfNeeded: once more for a webhook that saw an object someone changed after it.
         for match, _ in called:
             if match.hook.reinvocation == "IfNeeded" and _changed_after(called, match, final):
@@ -285,7 +285,7 @@ class WebhookAdmission:
             raise errors.internal(
                 f'admission webhook "{match.hook.name}" patched the object into a non-object'
             )
-        _apply_defaults(call.res, patched)
+        redefault(call.res, patched)
         obj.clear()
         obj.update(patched)
 
@@ -335,19 +335,6 @@ class _Step:
         self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions
     ) -> None:
         await self.owner.admit(res, namespace, obj, old, opts, mutating=self.is_mutating)
-
-
-def _apply_defaults(res: Resource, obj: Obj) -> None:
-    """What the store defaults, again, over what a webhook added (upstream decodes the patched
-    object through defaulting, and a custom resource through pruning and defaulting)."""
-    if res.custom is not None:
-        custom.normalize(res.custom, obj)
-    else:
-        defaults.apply(res, obj)
-
-
-def _fingerprint(obj: Obj) -> str:
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _changed_after(called: list[tuple[Match, str]], match: Match, final: str) -> bool:
