@@ -205,9 +205,10 @@ class Workshop:
 def busybox(ws: Workshop, reference: str) -> Made:
     sources: list[str] = []
     tree = ws.busybox_tree(sources)
-    # Debian's busybox 1.35 shell drops environment variables whose names are not shell names
-    # (``data-1``), which busybox 1.37's keeps for the programs it runs and tests read back
-    # with ``sh -c env``: sh is Debian's static bash, which keeps them too.
+    # Debian's busybox shell (1.35 here, and 1.37 in Debian 13 as well) drops environment
+    # variables whose names are not shell names (``data-1``), which upstream's image keeps for
+    # the programs it runs and tests read back with ``sh -c env``: sh is Debian's static bash,
+    # which keeps them too (and words its errors otherwise than ash).
     ws.add_programs(tree, sources, (BUSYBOX_SHELL,))
     tree.symlink("/bin/sh", "bash")
     return Made(
@@ -215,7 +216,7 @@ def busybox(ws: Workshop, reference: str) -> Made:
         sources,
         [
             "Debian's busybox-static instead of Docker's busybox:1.37.0 (other applet set, same layout)",
-            "/bin/sh is Debian's static bash (busybox 1.35's shell drops variables such as data-1)",
+            "/bin/sh is Debian's static bash (Debian's busybox shell drops variables such as data-1)",
         ],
     )
 
