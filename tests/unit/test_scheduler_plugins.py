@@ -99,7 +99,9 @@ def test_node_resources_fit_counts_the_pods_already_there() -> None:
     status = plugins.node_resources_fit(pod(container("500m", "600Mi")), info(n, running))
     assert status == Status("NodeResourcesFit", ("Insufficient cpu", "Insufficient memory"), resolvable=True)
     full = info(n, running, pod(container()))
-    assert plugins.insufficient_resources(pod(container()), full) == [plugins.Insufficient("Too many pods")]
+    assert plugins.insufficient_resources(pod(container()), full) == [
+        plugins.Insufficient("Too many pods", resource="pods", requested=1, used=2, capacity=2)
+    ]
     # Asking for more than the whole node has cannot be helped by evicting pods.
     too_big = plugins.node_resources_fit(pod(container("2")), info(n))
     assert too_big == Status("NodeResourcesFit", ("Insufficient cpu",), resolvable=False)
@@ -111,8 +113,10 @@ def test_node_resources_fit_checks_extended_resources_and_ephemeral_storage() ->
     gpu["resources"]["requests"]["example.com/gpu"] = "2"
     gpu["resources"]["requests"]["ephemeral-storage"] = "2Gi"
     assert plugins.insufficient_resources(pod(gpu), info(n)) == [
-        plugins.Insufficient("Insufficient ephemeral-storage", unresolvable=True),
-        plugins.Insufficient("Insufficient example.com/gpu", unresolvable=True),
+        plugins.Insufficient(
+            "Insufficient ephemeral-storage", True, "ephemeral-storage", 2 * 2**30, 0, 2**30
+        ),
+        plugins.Insufficient("Insufficient example.com/gpu", True, "example.com/gpu", 2, 0, 1),
     ]
 
 

@@ -7,6 +7,12 @@ CRI). At start it adopts what an earlier run left: sandboxes and containers carr
 UID and the container's name and restart count as labels, so a restarted agent continues
 them instead of starting duplicates, and removes those whose pod no longer exists.
 
+A pod seen for the first time is admitted first (:mod:`~k3py.agent.admission`): checked against
+this node's Node object (followed by a watch of its own) and the pods already admitted; one that
+does not fit gets a worker that only reports it Failed and cleans up after it. Pods arriving in
+the same turn of the event loop are admitted oldest first, as upstream sorts a batch by creation
+time; pods adopted at start were admitted by an earlier run and are not checked again.
+
 It also answers the kubelet API's questions (:class:`k3py.agent.kubelet_api.KubeletBackend`):
 which pods run here, where a container's log files are, and the node's stats.
 """
@@ -23,12 +29,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from k3py.agent import cri_config
+from k3py.agent import admission, cri_config
 from k3py.agent.cri import CriError, Runtime
 from k3py.agent.cri_config import Mount, NodeSettings
 from k3py.agent.envvars import ConfigError
 from k3py.agent.events import Recorder
 from k3py.agent.kubelet_api import ContainerLocation
+from k3py.agent.node import default_labels
 from k3py.agent.podcertificates import ClientRequests
 from k3py.agent.volumes import teardown_pod_dir
 from k3py.agent.worker import EXITED, RUNNING, Instance, PodWorker
@@ -67,11 +74,17 @@ class Kubelet:
         self.pod_certificates = ClientRequests(api, node.node_name, self.events)
         self.pods_informer = Informer(api, "/api/v1/pods", field_selector=f"spec.nodeName={node.node_name}")
         self.services_informer = Informer(api, "/api/v1/services")
+        self.node_informer = Informer(api, "/api/v1/nodes", field_selector=f"metadata.name={node.node_name}")
         self.workers: dict[str, PodWorker] = {}
         self.pull_backoff: dict[str, tuple[float, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._states: dict[str, int] = {}
         self._adopted = False
+        self._arrivals: dict[str, Obj] = {}
+        """Pods seen for the first time, waiting for admission (by UID)."""
+        self._admission_due = False
+        self._rereading_node: set[str] = set()
+        """Arrivals whose admission waits for the Node to be read again."""
 
     # ------------------------------------------------------------------ paths
     def pod_dir(self, uid: str) -> Path:
@@ -127,10 +140,12 @@ class Kubelet:
         informers = [
             asyncio.create_task(self.pods_informer.run(), name="pods-informer"),
             asyncio.create_task(self.services_informer.run(), name="services-informer"),
+            asyncio.create_task(self.node_informer.run(), name="node-informer"),
         ]
         try:
             await self.pods_informer.synced()
             await self.services_informer.synced()  # pods' service variables need them
+            await self.node_informer.synced()  # admission reads the Node
             await self.adopt()
             await self.relist_forever()
         finally:
@@ -158,22 +173,104 @@ class Kubelet:
         uid = obj["metadata"]["uid"]
         worker = self.workers.get(uid)
         if worker is None:
-            if new is None:
-                return
-            if (new.get("status") or {}).get("phase") in ("Succeeded", "Failed") and not new["metadata"].get(
-                "deletionTimestamp"
-            ):
-                # Finished before this agent saw it: nothing to run; still clean up on delete.
-                pass
-            self._start_worker(new)
+            self._arrived(uid, new)
             return
         worker.update(new)
 
+    # ------------------------------------------------------------------ admission
+    def _arrived(self, uid: str, pod: Obj | None) -> None:
+        """A pod without a worker: admitted with the others of this turn of the loop, or
+        forgotten if it is deleted before."""
+        if pod is None:
+            self._arrivals.pop(uid, None)
+            return
+        self._arrivals[uid] = pod
+        if uid not in self._rereading_node and not self._admission_due:
+            self._admission_due = True
+            asyncio.get_running_loop().call_soon(self._admit_arrivals)
+
+    def _admit_arrivals(self) -> None:
+        self._admission_due = False
+        waiting = [pod for uid, pod in self._arrivals.items() if uid not in self._rereading_node]
+        for pod in sorted(waiting, key=lambda p: str(p["metadata"].get("creationTimestamp") or "")):
+            del self._arrivals[pod["metadata"]["uid"]]
+            try:
+                self._admit(pod, None)
+            except Exception:
+                # A pod the checks cannot read runs as it did before admission existed; the
+                # others of the batch are still admitted.
+                log.exception(
+                    "pod %s/%s: admission failed",
+                    pod["metadata"].get("namespace"),
+                    pod["metadata"].get("name"),
+                )
+                if pod["metadata"]["uid"] not in self.workers:
+                    self._start_worker(pod)
+
+    def _admit(self, pod: Obj, fresh_node: Obj | None) -> None:
+        """Give the pod a worker: one that runs it, or one that reports it rejected.
+
+        A pod that has finished or is being deleted is not checked (its worker only cleans up).
+        A pod that fails on its node affinity alone waits for the Node to be read from the API
+        server and is checked again, as upstream does (its labels may have changed just now).
+        """
+        if not admission.wanted(pod):
+            self._start_worker(pod)
+            return
+        found = admission.failures(pod, fresh_node or self.node_object(), self.admitted_pods())
+        uid = pod["metadata"]["uid"]
+        if fresh_node is None and admission.only_node_affinity(found):
+            self._arrivals[uid] = pod
+            self._rereading_node.add(uid)
+            self.keep(asyncio.get_running_loop().create_task(self._admit_on_fresh_node(uid)))
+            return
+        if not found:
+            self._start_worker(pod)
+            return
+        failure = found[0]
+        meta = pod["metadata"]
+        log.info("Rejecting pod %s/%s: %s", meta["namespace"], meta["name"], failure.message)
+        self.events.pod(pod, "Warning", failure.reason, failure.message)
+        self._start_worker(pod, rejected=failure)
+
+    async def _admit_on_fresh_node(self, uid: str) -> None:
+        node: Obj | None = None
+        try:
+            node = await self.api.get(f"/api/v1/nodes/{self.node_name}")
+        except ApiStatusError as exc:  # upstream keeps the first answer when the Node cannot be read
+            log.info("cannot read node %s again for admission: %s", self.node_name, exc)
+        finally:
+            self._rereading_node.discard(uid)
+        pod = self._arrivals.pop(uid, None)
+        if pod is not None and uid not in self.workers:
+            self._admit(pod, node or self.node_object())
+
+    def node_object(self) -> Obj:
+        """This node's Node as last seen; before it is, what the agent registers it with (upstream's
+        ``initialNode``)."""
+        found = self.node_informer.get("", self.node_name)
+        if found is not None:
+            return found
+        return {
+            "metadata": {"name": self.node_name, "labels": default_labels(self.node_name)},
+            "spec": {},
+            "status": {"capacity": dict(self.allocatable), "allocatable": dict(self.allocatable)},
+        }
+
+    def admitted_pods(self) -> list[Obj]:
+        """The pods admitted here that still hold their resources."""
+        return [w.pod for w in self.workers.values() if w.holds_resources]
+
     def _start_worker(
-        self, pod: Obj, adopt: tuple[str | None, int, dict[str, Instance]] | None = None
+        self,
+        pod: Obj,
+        adopt: tuple[str | None, int, dict[str, Instance]] | None = None,
+        *,
+        rejected: admission.Failure | None = None,
     ) -> PodWorker:
         uid = pod["metadata"]["uid"]
         worker = PodWorker(self, uid, pod)
+        worker.rejected = rejected
         if adopt is not None:
             sandbox_id, attempt, instances = adopt
             worker.sandbox_id = sandbox_id
@@ -250,7 +347,7 @@ class Kubelet:
             worker.update(current.get(uid))
         for uid, pod in current.items():
             if uid not in self.workers:
-                self._start_worker(pod)
+                self._arrived(uid, pod)  # new to this run: admitted, oldest first
 
     async def remove_sandbox(self, sandbox_id: str | None) -> None:
         """Remove a sandbox and its containers (stopped already)."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from k3py.agent import cri_config, podstatus, resize
+from k3py.agent.admission import Failure, rejected_status
 from k3py.agent.cri import CriError, Runtime
 from k3py.agent.envvars import ConfigError, container_env
 from k3py.agent.podstatus import ContainerView, is_sidecar, rfc3339
@@ -107,6 +108,9 @@ class PodWorker:
         self.volumes_ready = False
         self.failure: tuple[str, str] | None = None
         """Why the kubelet failed the pod itself (reason, message), e.g. its active deadline."""
+        self.rejected: Failure | None = None
+        """Why the kubelet refused to admit the pod (:mod:`~k3py.agent.admission`): it never runs
+        here; the worker writes its Failed status and cleans up when it is deleted."""
         self.task: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- plumbing
@@ -127,6 +131,17 @@ class PodWorker:
         self.wake.set()
 
     deleted_from_api = False
+
+    @property
+    def holds_resources(self) -> bool:
+        """Whether the pod counts against the node when another is admitted (upstream's active
+        pods): admitted, not terminated, and not finished unless it is still being deleted."""
+        if self.rejected is not None or self.terminated:
+            return False
+        if self.deleted_from_api or self.pod["metadata"].get("deletionTimestamp"):
+            return True
+        phase = (self.pod.get("status") or {}).get("phase")
+        return phase not in ("Succeeded", "Failed") and self.failure is None
 
     def timer(self, delay: float) -> None:
         at = time.monotonic() + max(0.0, delay)
@@ -168,6 +183,9 @@ class PodWorker:
             if not self.deleted_from_api:
                 await self.final_delete()
             return self.deleted_from_api
+        if self.rejected is not None:
+            await self.write_status()  # once: later passes find it written
+            return False
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
             # A finished pod never runs again, not even after an agent restart (upstream: terminal
@@ -932,6 +950,8 @@ class PodWorker:
 
     def compute_status(self, *, terminating: bool = False) -> Obj:
         pod = self.pod
+        if self.rejected is not None:
+            return rejected_status(pod, self.rejected, self.start_time)
         spec = pod.get("spec") or {}
         policy = spec.get("restartPolicy") or "Always"
         init_views = [

@@ -170,21 +170,40 @@ def node_resources_fit(pod: Obj, info: NodeInfo) -> Status | None:
 
 @dataclass(frozen=True)
 class Insufficient:
+    """``InsufficientResource``: what the pod asks of one resource, what the node's pods use of
+    it and what the node has (millicores for CPU)."""
+
     reason: str
     unresolvable: bool = False
     """The pod asks for more than the whole node has: evicting pods cannot help."""
+    resource: str = PODS
+    requested: int = 0
+    used: int = 0
+    capacity: int = 0
 
 
 def insufficient_resources(pod: Obj, info: NodeInfo) -> list[Insufficient]:
     """``fitsRequest``: the pod count, then CPU, memory, ephemeral storage, extended resources."""
     allocatable = info.allocatable
     found = []
-    if len(info.pods) + 1 > allocatable.get(PODS, 0):
-        found.append(Insufficient("Too many pods"))
+    if len(info.pods) + 1 > (pods := allocatable.get(PODS, 0)):
+        found.append(
+            Insufficient("Too many pods", resource=PODS, requested=1, used=len(info.pods), capacity=pods)
+        )
     for name, need in remembered("checked-requests", pod, _checked_requests):
         total = allocatable.get(name, 0)
-        if need > total - info.requested.get(name, 0):
-            found.append(Insufficient(f"Insufficient {name}", unresolvable=need > total))
+        used = info.requested.get(name, 0)
+        if need > total - used:
+            found.append(
+                Insufficient(
+                    f"Insufficient {name}",
+                    unresolvable=need > total,
+                    resource=name,
+                    requested=need,
+                    used=used,
+                    capacity=total,
+                )
+            )
     return found
 
 
