@@ -16,10 +16,11 @@ from tests.e2e.cluster import Cluster, start, stop
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A server that compacts its history every second down to 20 revisions, so that old
-    resourceVersions really expire."""
+    """A server that compacts its history every second down to 20 revisions, however recent, so
+    that old resourceVersions really expire."""
     base: Path = tmp_path_factory.mktemp("k3py-compacting")
-    started = start(base, "--datastore-compact-interval", "1", "--datastore-compact-retain", "20")
+    compacting = ("--datastore-compact-interval", "1", "--datastore-compact-retain", "20")
+    started = start(base, *compacting, "--datastore-compact-min-age", "0")
     try:
         yield started
     finally:

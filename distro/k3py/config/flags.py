@@ -203,6 +203,16 @@ SERVER_FLAGS: tuple[Flag, ...] = (
         help="Revisions of history that compaction keeps behind the newest one.",
     ),
     Flag(
+        name="datastore-compact-min-age",
+        metavar="SECONDS",
+        parse=values.seconds,
+        default="300",
+        help=(
+            "Seconds of history compaction always keeps, so that watches can resume from that far "
+            "back under any write rate (as kube-apiserver compacts etcd every 5 minutes)."
+        ),
+    ),
+    Flag(
         name="cluster-cidr",
         metavar="CIDR",
         parse=values.cidr,

@@ -46,6 +46,8 @@ class ServerConfig:
     datastore_compact_interval: float
     """Seconds between compactions; 0 turns compaction off."""
     datastore_compact_retain: int
+    datastore_compact_min_age: float
+    """Seconds of history compaction always keeps."""
     cluster_cidr: IPNetwork
     service_cidr: IPNetwork
     cluster_dns: IPAddress

@@ -49,6 +49,7 @@ def storage_options(config: ServerConfig) -> SQLiteOptions:
         path=config.datastore_endpoint.path,
         compaction=CompactionOptions(
             retain_revisions=config.datastore_compact_retain,
+            retain_seconds=config.datastore_compact_min_age,
             interval=interval,
             enabled=interval > 0,
         ),
@@ -62,7 +63,8 @@ async def open_datastore(config: ServerConfig) -> StoreHandle:
     store = await open_store(options)
     policy = options.compaction
     compaction = (
-        f"compacting every {policy.interval:g}s, keeping {policy.retain_revisions} revisions"
+        f"compacting every {policy.interval:g}s, keeping {policy.retain_revisions} revisions "
+        f"and {policy.retain_seconds:g}s of history"
         if policy.enabled
         else "compaction off"
     )
