@@ -169,7 +169,7 @@ def test_an_assumed_pod_counts_until_its_binding_fails() -> None:
     s = scheduler(api)
     s.on_node_change(None, node("n1"))
     s.on_pod_change(None, pod("p", "1"))
-    s.pods._objects[("ns", "p")] = pod("p", "1")  # what the informer holds
+    s.pods._put(("ns", "p"), pod("p", "1"))  # what the informer holds
     queued = s.queue.pop_ready()
     assert queued is not None
 

@@ -43,6 +43,8 @@ class Informer:
         self.field_selector = field_selector
         self.label_selector = label_selector
         self._objects: dict[tuple[str, str], Obj] = {}
+        self._namespaces: dict[str, dict[str, Obj]] = {}
+        """The same objects by namespace, then name (client-go's namespace index)."""
         self._handlers: list[Handler] = []
         self._synced = asyncio.Event()
         self.resource_version = ""
@@ -63,6 +65,22 @@ class Informer:
 
     def items(self) -> list[Obj]:
         return list(self._objects.values())
+
+    def in_namespace(self, namespace: str) -> list[Obj]:
+        """The objects of one namespace (``""``: the cluster-scoped ones)."""
+        return list(self._namespaces.get(namespace, {}).values())
+
+    def _put(self, key: tuple[str, str], obj: Obj) -> None:
+        self._objects[key] = obj
+        self._namespaces.setdefault(key[0], {})[key[1]] = obj
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        self._objects.pop(key, None)
+        names = self._namespaces.get(key[0])
+        if names is not None:
+            names.pop(key[1], None)
+            if not names:
+                del self._namespaces[key[0]]
 
     async def run(self) -> None:
         """Keep the cache current until cancelled."""
@@ -95,6 +113,9 @@ class Informer:
         fresh = {key_of(item): item for item in listed.get("items") or []}
         old = self._objects
         self._objects = fresh
+        self._namespaces = {}
+        for (namespace, name), item in fresh.items():
+            self._namespaces.setdefault(namespace, {})[name] = item
         self.resource_version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
         for key, obj in fresh.items():
             before = old.get(key)
@@ -121,10 +142,10 @@ class Informer:
             key = key_of(obj)
             before = self._objects.get(key)
             if kind == "DELETED":
-                self._objects.pop(key, None)
+                self._drop(key)
                 self._notify(before, None)
             else:
-                self._objects[key] = obj
+                self._put(key, obj)
                 self._notify(before, obj)
 
     def _notify(self, old: Obj | None, new: Obj | None) -> None:

@@ -369,9 +369,8 @@ class DisruptionController(Controller):
             raise DisruptionError(str(exc)) from None
         return [
             pod
-            for pod in self.pods.items()
-            if (pod.get("metadata") or {}).get("namespace") == namespace
-            and selector.matches((pod.get("metadata") or {}).get("labels") or {})
+            for pod in self.pods.in_namespace(namespace)
+            if selector.matches((pod.get("metadata") or {}).get("labels") or {})
         ]
 
     async def _expected_count(self, pdb: Obj, pods: list[Obj]) -> tuple[int, int, list[str]]:

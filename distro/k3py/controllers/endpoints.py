@@ -350,7 +350,7 @@ class EndpointsController(Controller):
             return
         if not managed(service):
             return
-        pods = selected_pods(service, self.pods.items())
+        pods = selected_pods(service, self.pods.in_namespace(namespace))
         subsets = desired_subsets(service, pods)
         truncated = truncate(subsets)
         trigger = self.triggers.compute(key, service, pods)

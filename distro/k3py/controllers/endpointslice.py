@@ -212,7 +212,7 @@ class EndpointSliceController(Controller):
             return
         if not managed(service):
             return
-        pods = selected_pods(service, self.pods.items())
+        pods = selected_pods(service, self.pods.in_namespace(namespace))
         trigger = self.triggers.compute(key, service, pods)
         families = service_families(service)
         plan = _Plan()

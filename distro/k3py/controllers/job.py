@@ -308,7 +308,7 @@ class JobController(Controller):
         """The Job's pods, after adopting the orphans its selector matches and releasing the
         pods it no longer matches (``getPodsForJob``)."""
         namespace = job["metadata"]["namespace"]
-        candidates = [p for p in self.pods.items() if (p.get("metadata") or {}).get("namespace") == namespace]
+        candidates = self.pods.in_namespace(namespace)
         try:
             selector = job_selector(job)
         except SelectorError as exc:

@@ -408,7 +408,7 @@ class ReplicaSetController(Controller):
         except SelectorError as exc:
             log.warning("%s %s/%s has an invalid selector: %s", self.workload.kind, namespace, name, exc)
             return
-        active = [p for p in self.pods.items() if meta_of(p).get("namespace") == namespace and pod_active(p)]
+        active = [p for p in self.pods.in_namespace(namespace) if pod_active(p)]
         pods = await self.claims.claim(owner, selector, active)
         error: Exception | None = None
         diff = len(pods) - int((owner.get("spec") or {}).get("replicas", 1) or 0)

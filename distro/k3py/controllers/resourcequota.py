@@ -109,7 +109,7 @@ class ResourceQuotaController(Controller):
     async def _objects(self, resource: quota.ResourceKey, namespace: str) -> list[Obj]:
         informer = self.watched.get(resource)
         if informer is not None:
-            return [o for o in informer.items() if key_of(o)[0] == namespace]
+            return informer.in_namespace(namespace)
         plural, group = resource
         path = await self._path(group, plural, namespace)
         if path is None:

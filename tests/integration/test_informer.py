@@ -1,0 +1,72 @@
+"""The client's informer against the API server in-process over a real SQLite store: its cache
+and namespace index follow creations and deletions made after its list, and a deletion seen by
+the watch leaves no trace in the index."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from k3py.api.resources import Registry, from_manifest, selection
+from k3py.apiserver.app import build_app
+from k3py.apiserver.generic import ObjectStore, WriteOptions
+from k3py.client.informer import Informer
+from k3py.client.rest import Credentials, RestClient
+from k3py.storage.model import Backend
+
+
+@pytest.fixture
+async def api(backend: Backend) -> AsyncIterator[RestClient]:
+    store = ObjectStore(backend, Registry(from_manifest(selection())), ipaddress.ip_network("10.43.0.0/16"))
+    namespaces = store.registry.lookup("", "v1", "namespaces")
+    assert namespaces is not None
+    for name in ("a", "b"):
+        await store.create(namespaces, "", {"metadata": {"name": name}}, WriteOptions())
+    server = TestServer(build_app(store), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with RestClient(str(server.make_url("")).rstrip("/"), Credentials()) as client:
+            yield client
+    finally:
+        await server.close()
+
+
+async def until(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, "not within 10 s"
+        await asyncio.sleep(0.02)
+
+
+def names(objects: list[dict[str, object]]) -> set[str]:
+    return {str(o["metadata"]["name"]) for o in objects}  # type: ignore[index]
+
+
+async def test_the_namespace_index_follows_the_watch(api: RestClient) -> None:
+    for namespace, name in (("a", "one"), ("a", "two"), ("b", "three")):
+        await api.create(f"/api/v1/namespaces/{namespace}/configmaps", {"metadata": {"name": name}})
+    informer = Informer(api, "/api/v1/configmaps")
+    task = asyncio.create_task(informer.run())
+    try:
+        await informer.synced()
+        assert (names(informer.in_namespace("a")), names(informer.in_namespace("b"))) == (
+            {"one", "two"},
+            {"three"},
+        )
+        await api.create("/api/v1/namespaces/b/configmaps", {"metadata": {"name": "four"}})
+        await api.delete("/api/v1/namespaces/a/configmaps/one")
+        await until(lambda: names(informer.in_namespace("b")) == {"three", "four"})
+        await until(lambda: names(informer.in_namespace("a")) == {"two"})
+        await api.delete("/api/v1/namespaces/a/configmaps/two")
+        await until(lambda: informer.in_namespace("a") == [])
+        assert names(informer.items()) == {"three", "four"}
+        assert informer.in_namespace("nowhere") == []
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
