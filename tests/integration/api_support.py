@@ -1,6 +1,6 @@
 """Helpers for tests that drive a live ``k3py server`` through the client: the server with the
 components a test runs itself turned off, an admin client, controllers run in the test's loop,
-and waiting."""
+the API server in-process over a store, and waiting."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from k3py.client.rest import ApiStatusError, Kubeconfig, RestClient
+from k3py.apiserver.app import build_app
+from k3py.apiserver.generic import ObjectStore, WriteOptions
+from k3py.client.rest import ApiStatusError, Credentials, Kubeconfig, RestClient
 from tests.e2e.cluster import Cluster, start, stop
 
 
@@ -26,6 +30,32 @@ def server(base: Path, *flags: str) -> Iterator[Cluster]:
         yield started
     finally:
         stop(started)
+
+
+@contextlib.asynccontextmanager
+async def served(store: ObjectStore, *routes: web.RouteDef) -> AsyncIterator[str]:
+    """The API server in-process over ``store`` (with ``routes`` besides its own) on
+    127.0.0.1, plain HTTP and no authentication; its URL."""
+    app = TestServer(build_app(store, routes), host="127.0.0.1")
+    await app.start_server()
+    try:
+        yield str(app.make_url("")).rstrip("/")
+    finally:
+        await app.close()
+
+
+@contextlib.asynccontextmanager
+async def served_client(store: ObjectStore) -> AsyncIterator[RestClient]:
+    """A client of :func:`served`."""
+    async with served(store) as url, RestClient(url, Credentials()) as client:
+        yield client
+
+
+async def create_namespaces(store: ObjectStore, *names: str) -> None:
+    namespaces = store.registry.lookup("", "v1", "namespaces")
+    assert namespaces is not None
+    for name in names:
+        await store.create(namespaces, "", {"metadata": {"name": name}}, WriteOptions())
 
 
 @contextlib.asynccontextmanager

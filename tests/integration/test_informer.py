@@ -10,30 +10,21 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from k3py.api.resources import Registry, from_manifest, selection
-from k3py.apiserver.app import build_app
-from k3py.apiserver.generic import ObjectStore, WriteOptions
+from k3py.apiserver.generic import ObjectStore
 from k3py.client.informer import Informer
-from k3py.client.rest import Credentials, RestClient
+from k3py.client.rest import RestClient
 from k3py.storage.model import Backend
+from tests.integration.api_support import create_namespaces, served_client
 
 
 @pytest.fixture
 async def api(backend: Backend) -> AsyncIterator[RestClient]:
     store = ObjectStore(backend, Registry(from_manifest(selection())), ipaddress.ip_network("10.43.0.0/16"))
-    namespaces = store.registry.lookup("", "v1", "namespaces")
-    assert namespaces is not None
-    for name in ("a", "b"):
-        await store.create(namespaces, "", {"metadata": {"name": name}}, WriteOptions())
-    server = TestServer(build_app(store), host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with RestClient(str(server.make_url("")).rstrip("/"), Credentials()) as client:
-            yield client
-    finally:
-        await server.close()
+    await create_namespaces(store, "a", "b")
+    async with served_client(store) as client:
+        yield client
 
 
 async def until(check: Callable[[], bool]) -> None:

@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from k3py.api.resources import Registry, from_manifest, selection
-from k3py.apiserver.app import build_app
-from k3py.apiserver.generic import ObjectStore, WriteOptions
+from k3py.apiserver.generic import ObjectStore
 from k3py.apiserver.runtimeclass import RuntimeClassAdmission, merge_tolerations
-from k3py.client.rest import ApiStatusError, Credentials, RestClient
+from k3py.client.rest import ApiStatusError, RestClient
 from k3py.storage.model import Backend
+from tests.integration.api_support import create_namespaces, served_client
 
 Obj = dict[str, Any]
 NS = "default"
@@ -34,16 +33,9 @@ async def api(backend: Backend) -> AsyncIterator[RestClient]:
     store = ObjectStore(backend, Registry(from_manifest(selection())), ipaddress.ip_network("10.43.0.0/16"))
     runtime_classes = RuntimeClassAdmission(store)
     store.admission += [runtime_classes.mutating, runtime_classes.validating]
-    namespaces = store.registry.lookup("", "v1", "namespaces")
-    assert namespaces is not None
-    await store.create(namespaces, "", {"metadata": {"name": NS}}, WriteOptions())
-    server = TestServer(build_app(store), host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with RestClient(str(server.make_url("")).rstrip("/"), Credentials()) as client:
-            yield client
-    finally:
-        await server.close()
+    await create_namespaces(store, NS)
+    async with served_client(store) as client:
+        yield client
 
 
 def container(name: str, **resources: Obj) -> Obj:

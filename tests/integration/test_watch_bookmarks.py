@@ -17,13 +17,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
 
 from k3py.api.resources import Registry, Resource, from_manifest, selection
 from k3py.apiserver import handlers
-from k3py.apiserver.app import build_app
 from k3py.apiserver.generic import ObjectStore, WriteOptions
 from k3py.storage.model import Backend
+from tests.integration.api_support import create_namespaces, served
 
 Obj = dict[str, Any]
 NS = "default"
@@ -33,21 +32,15 @@ CONFIGMAPS = f"/api/v1/namespaces/{NS}/configmaps"
 @pytest.fixture
 async def store(backend: Backend) -> ObjectStore:
     objects = ObjectStore(backend, Registry(from_manifest(selection())), ipaddress.ip_network("10.43.0.0/16"))
-    namespaces = objects.registry.lookup("", "v1", "namespaces")
-    assert namespaces is not None
-    await objects.create(namespaces, "", {"metadata": {"name": NS}}, WriteOptions())
+    await create_namespaces(objects, NS)
     return objects
 
 
 @pytest.fixture
-async def served(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+async def url(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     monkeypatch.setattr(handlers, "BOOKMARK_INTERVAL", 0.3)
-    server = TestServer(build_app(store), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
+    async with served(store) as served_url:
+        yield served_url
 
 
 def configmaps(store: ObjectStore) -> Resource:
@@ -56,14 +49,14 @@ def configmaps(store: ObjectStore) -> Resource:
     return found
 
 
-async def test_a_quiet_watch_keeps_going_and_its_bookmarks_advance(store: ObjectStore, served: str) -> None:
+async def test_a_quiet_watch_keeps_going_and_its_bookmarks_advance(store: ObjectStore, url: str) -> None:
     res = configmaps(store)
     watched = await store.create(res, NS, {"metadata": {"name": "watched"}}, WriteOptions())
     start = int(watched["metadata"]["resourceVersion"])
     query = f"?watch=1&allowWatchBookmarks=true&fieldSelector=metadata.name%3Dwatched&resourceVersion={start}"
     events: list[Obj] = []
     noise_revisions: list[int] = []
-    async with aiohttp.ClientSession() as session, session.get(served + CONFIGMAPS + query) as response:
+    async with aiohttp.ClientSession() as session, session.get(url + CONFIGMAPS + query) as response:
         assert response.status == 200
 
         async def next_event() -> Obj:
