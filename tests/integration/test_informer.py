@@ -13,7 +13,7 @@ import pytest
 
 from k3py.api.resources import Registry, from_manifest, selection
 from k3py.apiserver.generic import ObjectStore
-from k3py.client.informer import Informer
+from k3py.client.informer import Informer, SharedInformers
 from k3py.client.rest import RestClient
 from k3py.storage.model import Backend
 from tests.integration.api_support import create_namespaces, served_client
@@ -61,3 +61,30 @@ async def test_the_namespace_index_follows_the_watch(api: RestClient) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_shared_informers_list_and_watch_once_for_all(api: RestClient) -> None:
+    shared = SharedInformers(api)
+    first = shared.informer("/api/v1/configmaps")
+    assert shared.informer("/api/v1/configmaps") is first
+    assert shared.informer("/api/v1/configmaps", label_selector="a=b") is not first
+    seen: list[str] = []
+    first.add_handler(lambda old, new: seen.append(str((new or old or {})["metadata"]["name"])))
+    runners = [asyncio.create_task(first.run()) for _ in range(2)]
+    try:
+        await first.synced()
+        await api.create("/api/v1/namespaces/a/configmaps", {"metadata": {"name": "shared"}})
+        await until(lambda: "shared" in seen)
+        assert seen.count("shared") == 1, seen  # one watch, not one per runner
+        runners[0].cancel()  # one component stops: the others still follow
+        await api.create("/api/v1/namespaces/a/configmaps", {"metadata": {"name": "after"}})
+        await until(lambda: "after" in seen)
+        runners[1].cancel()  # the last one stops the watch
+        await asyncio.gather(*runners, return_exceptions=True)
+        await asyncio.sleep(0.1)
+        await api.create("/api/v1/namespaces/a/configmaps", {"metadata": {"name": "unseen"}})
+        await asyncio.sleep(0.3)
+        assert "unseen" not in seen
+    finally:
+        for runner in runners:
+            runner.cancel()

@@ -5,6 +5,12 @@ is resumed from the last version seen (bookmarks included), and one that is too 
 Gone) starts over with a fresh list, whose differences from the cache are delivered as
 changes. Handlers are called on the event loop after the cache has changed, with the old
 and the new object (``None`` for a creation or a deletion); they must not block.
+
+:class:`SharedInformers` hands out one informer per collection and selectors to every
+component that asks (client-go's SharedInformerFactory): one list, one watch and one cache for
+all of them. Its objects are shared, so no one may change them: copy before modifying. Each
+component runs its informers as before; the first :meth:`Informer.run` starts the shared loop
+and the last one cancelled stops it.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class Informer:
         self._handlers: list[Handler] = []
         self._synced = asyncio.Event()
         self.resource_version = ""
+        self._loop: asyncio.Task[None] | None = None
+        self._runners = 0
 
     def add_handler(self, handler: Handler) -> None:
         self._handlers.append(handler)
@@ -83,7 +91,19 @@ class Informer:
                 del self._namespaces[key[0]]
 
     async def run(self) -> None:
-        """Keep the cache current until cancelled."""
+        """Keep the cache current until cancelled; several may run one informer at once."""
+        if self._loop is None or self._loop.done():
+            self._loop = asyncio.get_running_loop().create_task(self._follow(), name=f"informer {self.path}")
+        loop = self._loop
+        self._runners += 1
+        try:
+            await asyncio.shield(loop)
+        finally:
+            self._runners -= 1
+            if self._runners == 0:
+                loop.cancel()
+
+    async def _follow(self) -> None:
         delay = 0.5
         while True:
             try:
@@ -158,3 +178,23 @@ class Informer:
 
 def _version(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+class SharedInformers:
+    """One :class:`Informer` per (collection, selectors) for every component that asks; see the
+    module docstring. ``api`` lists and watches for all of them, so it must be allowed to."""
+
+    def __init__(self, api: RestClient) -> None:
+        self.api = api
+        self._informers: dict[tuple[str, str | None, str | None], Informer] = {}
+
+    def informer(
+        self, path: str, *, field_selector: str | None = None, label_selector: str | None = None
+    ) -> Informer:
+        key = (path, field_selector, label_selector)
+        found = self._informers.get(key)
+        if found is None:
+            found = self._informers[key] = Informer(
+                self.api, path, field_selector=field_selector, label_selector=label_selector
+            )
+        return found

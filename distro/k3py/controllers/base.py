@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from k3py.client.informer import Informer
+from k3py.client.informer import Informer, SharedInformers
 from k3py.client.rest import RestClient
 from k3py.controllers.queue import ShutDown, WorkQueue
 
@@ -34,15 +34,19 @@ class Controller:
     """The kube-system service account upstream's controller runs as (``deployment-controller``)."""
     workers = 1
 
-    def __init__(self, api: RestClient) -> None:
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
         self.api = api
+        self.shared = informers if informers is not None else SharedInformers(api)
+        """Where this controller's informers come from: the controller manager's, shared by all
+        its controllers (whose cached objects none may modify), or one of its own."""
         self.queue: WorkQueue[Key] = WorkQueue()
         self.informers: list[Informer] = []
 
     def informer(self, path: str, **selectors: str) -> Informer:
         """An informer this controller starts and waits for (``field_selector=``, ``label_selector=``)."""
-        found = Informer(self.api, path, **selectors)
-        self.informers.append(found)
+        found = self.shared.informer(path, **selectors)
+        if found not in self.informers:
+            self.informers.append(found)
         return found
 
     def enqueue(self, obj: Obj | None) -> None:

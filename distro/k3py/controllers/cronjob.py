@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from k3py.client.events import EventRecorder
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.job import condition_true
@@ -253,8 +254,8 @@ class CronJobController(Controller):
     name = "cronjob-controller"
     identity = "cronjob-controller"
 
-    def __init__(self, api: RestClient) -> None:
-        super().__init__(api)
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
+        super().__init__(api, informers)
         self.events = EventRecorder(api, "cronjob-controller", kind="CronJob", api_version="batch/v1")
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.cronjobs = self.informer("/apis/batch/v1/cronjobs")

@@ -36,6 +36,7 @@ from typing import Any
 
 from k3py.api.taints import tolerates
 from k3py.client.events import EventRecorder
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.history import (
@@ -399,8 +400,8 @@ class DaemonSetController(Controller):
     name = "daemonset"
     identity = "daemon-set-controller"
 
-    def __init__(self, api: RestClient) -> None:
-        super().__init__(api)
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
+        super().__init__(api, informers)
         self.events = EventRecorder(api, "daemonset-controller", kind=KIND, api_version="apps/v1")
         self.sets = self.informer("/apis/apps/v1/daemonsets")
         self.pods = self.informer("/api/v1/pods")

@@ -41,6 +41,7 @@ import orjson
 from k3py.api import objects
 from k3py.api.selectors import SelectorError, from_label_selector_object
 from k3py.client.events import EventRecorder
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
 from k3py.controllers.objects import (
@@ -444,8 +445,8 @@ class DeploymentController(Controller):
     identity = "deployment-controller"
     workers = 2
 
-    def __init__(self, api: RestClient) -> None:
-        super().__init__(api)
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
+        super().__init__(api, informers)
         self.deployments = self.informer("/apis/apps/v1/deployments")
         self.replica_sets = self.informer("/apis/apps/v1/replicasets")
         self.pods = self.informer("/api/v1/pods")

@@ -35,6 +35,7 @@ from typing import Any
 from k3py.api import objects
 from k3py.api.selectors import SelectorError, from_label_selector_object
 from k3py.client.events import EventRecorder
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
 from k3py.controllers.objects import parse_time, pod_ready
@@ -281,8 +282,8 @@ class DisruptionController(Controller):
     name = "disruption"
     identity = "disruption-controller"
 
-    def __init__(self, api: RestClient) -> None:
-        super().__init__(api)
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
+        super().__init__(api, informers)
         self.events = EventRecorder(
             api, "controllermanager", kind="PodDisruptionBudget", api_version="policy/v1"
         )

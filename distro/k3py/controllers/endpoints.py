@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.objects import deleting, pod_finished, pod_ready
@@ -311,8 +312,8 @@ class EndpointsController(Controller):
     identity = "endpoint-controller"
     workers = 2
 
-    def __init__(self, api: RestClient) -> None:
-        super().__init__(api)
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
+        super().__init__(api, informers)
         self.services = self.informer("/api/v1/services")
         self.pods = self.informer("/api/v1/pods")
         self.endpoints = self.informer("/api/v1/endpoints")

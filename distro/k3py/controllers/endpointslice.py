@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.endpoints import (
@@ -153,8 +154,14 @@ class EndpointSliceController(Controller):
     identity = "endpointslice-controller"
     workers = 2
 
-    def __init__(self, api: RestClient, *, max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> None:
-        super().__init__(api)
+    def __init__(
+        self,
+        api: RestClient,
+        informers: SharedInformers | None = None,
+        *,
+        max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
+    ) -> None:
+        super().__init__(api, informers)
         self.max_endpoints = max_endpoints_per_slice
         self.services = self.informer("/api/v1/services")
         self.pods = self.informer("/api/v1/pods")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k3py.client.events import EventRecorder
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.endpoints import TRIGGER_TIME_ANNOTATION
@@ -310,11 +311,12 @@ class EndpointSliceMirroringController(Controller):
     def __init__(
         self,
         api: RestClient,
+        informers: SharedInformers | None = None,
         *,
         max_endpoints_per_subset: int = MAX_ENDPOINTS_PER_SUBSET,
         max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
     ) -> None:
-        super().__init__(api)
+        super().__init__(api, informers)
         self.max_per_subset = max_endpoints_per_subset
         self.max_per_slice = max_endpoints_per_slice
         self.services = self.informer("/api/v1/services")

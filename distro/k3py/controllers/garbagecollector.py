@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from k3py.client.informer import Informer
+from k3py.client.informer import Informer, SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 
@@ -232,11 +232,12 @@ class GarbageCollector(Controller):
     def __init__(
         self,
         api: RestClient,
+        informers: SharedInformers | None = None,
         *,
         rediscovery_period: float = REDISCOVERY_PERIOD,
         sync_timeout: float = SYNC_TIMEOUT,
     ) -> None:
-        super().__init__(api)
+        super().__init__(api, informers)
         self.rediscovery_period = rediscovery_period
         self.sync_timeout = sync_timeout
         self.nodes: dict[str, Node] = {}

@@ -32,6 +32,7 @@ from typing import Any
 
 from k3py.api.selectors import LabelSelector, SelectorError, from_label_selector_object
 from k3py.client.events import EventRecorder
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.claims import PodClaims, owners_selecting
@@ -265,8 +266,8 @@ class JobController(Controller):
     pod_backoff = POD_BACKOFF
     pod_backoff_max = POD_BACKOFF_MAX
 
-    def __init__(self, api: RestClient) -> None:
-        super().__init__(api)
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
+        super().__init__(api, informers)
         self.events = EventRecorder(api, "job-controller", kind="Job", api_version="batch/v1")
         self.jobs = self.informer("/apis/batch/v1/jobs")
         self.pods = self.informer("/api/v1/pods")

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from k3py.api import objects
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.garbagecollector import ApiResource, Discovery, discover
@@ -121,8 +122,10 @@ class NamespaceController(Controller):
     identity = "namespace-controller"
     workers = 2
 
-    def __init__(self, api: RestClient, *, recheck: float = RECHECK) -> None:
-        super().__init__(api)
+    def __init__(
+        self, api: RestClient, informers: SharedInformers | None = None, *, recheck: float = RECHECK
+    ) -> None:
+        super().__init__(api, informers)
         self.recheck = recheck
         self._discovered: tuple[float, Discovery] | None = None
         self.namespaces = self.informer("/api/v1/namespaces")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from k3py.api.taints import tolerates
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.objects import rfc3339
@@ -198,12 +199,13 @@ class NodeLifecycleController(Controller):
     def __init__(
         self,
         api: RestClient,
+        informers: SharedInformers | None = None,
         *,
         node_monitor_period: float = NODE_MONITOR_PERIOD,
         node_monitor_grace_period: float = NODE_MONITOR_GRACE_PERIOD,
         node_startup_grace_period: float = NODE_STARTUP_GRACE_PERIOD,
     ) -> None:
-        super().__init__(api)
+        super().__init__(api, informers)
         self.monitor_period = node_monitor_period
         self.grace_period = node_monitor_grace_period
         self.startup_grace_period = node_startup_grace_period

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from k3py.api import objects
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.objects import meta_of
@@ -97,12 +98,13 @@ class PodGarbageCollector(Controller):
     def __init__(
         self,
         api: RestClient,
+        informers: SharedInformers | None = None,
         *,
         terminated_threshold: int = TERMINATED_THRESHOLD,
         period: float = CHECK_PERIOD,
         quarantine: float = QUARANTINE,
     ) -> None:
-        super().__init__(api)
+        super().__init__(api, informers)
         self.terminated_threshold = terminated_threshold
         self.period = period
         self.quarantine = quarantine

@@ -37,6 +37,7 @@ from k3py.api.selectors import (
     label_selector_from_set,
 )
 from k3py.client.events import EventRecorder
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
 from k3py.controllers.claims import PodClaims, owners_selecting
@@ -353,8 +354,8 @@ class ReplicaSetController(Controller):
     workload: ClassVar[Workload] = REPLICA_SETS
     workers = 2
 
-    def __init__(self, api: RestClient) -> None:
-        super().__init__(api)
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
+        super().__init__(api, informers)
         self.owners = self.informer(self.workload.prefix + "/" + self.workload.plural)
         self.pods = self.informer("/api/v1/pods")
         self.expectations = Expectations()

@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from k3py.api import quota
-from k3py.client.informer import Informer
+from k3py.client.informer import Informer, SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, key_of
 
@@ -38,8 +38,10 @@ class ResourceQuotaController(Controller):
     name = "resourcequota-controller"
     identity = "resourcequota-controller"
 
-    def __init__(self, api: RestClient, *, period: float = SYNC_PERIOD) -> None:
-        super().__init__(api)
+    def __init__(
+        self, api: RestClient, informers: SharedInformers | None = None, *, period: float = SYNC_PERIOD
+    ) -> None:
+        super().__init__(api, informers)
         self.period = period
         self.quotas = self.informer("/api/v1/resourcequotas")
         self.quotas.add_handler(self._quota_changed)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k3py.client.events import EventRecorder
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.history import (
@@ -271,8 +272,8 @@ class StatefulSetController(Controller):
     name = "statefulset"
     identity = "statefulset-controller"
 
-    def __init__(self, api: RestClient) -> None:
-        super().__init__(api)
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
+        super().__init__(api, informers)
         self.events = EventRecorder(api, "statefulset-controller", kind=KIND, api_version="apps/v1")
         self.sets = self.informer("/apis/apps/v1/statefulsets")
         self.pods = self.informer("/api/v1/pods")

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 from k3py.controllers.job import condition_true
@@ -47,8 +48,8 @@ class TTLAfterFinishedController(Controller):
     name = "ttl-after-finished-controller"
     identity = "ttl-after-finished-controller"
 
-    def __init__(self, api: RestClient) -> None:
-        super().__init__(api)
+    def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
+        super().__init__(api, informers)
         self.jobs = self.informer("/apis/batch/v1/jobs")
         self.jobs.add_handler(self._changed)
 

@@ -85,6 +85,7 @@ from k3py.apiserver.tokens import (
     discovery_routes,
 )
 from k3py.apiserver.webhooks import WebhookAdmission
+from k3py.client.informer import SharedInformers
 from k3py.client.leaderelection import LeaderElector
 from k3py.client.rest import Credentials, RestClient
 from k3py.config import ConfigError, ServerConfig
@@ -381,9 +382,12 @@ async def _start_controllers(pki: Pki, url: str, tasks: Supervisor, cleanup: Asy
     await _open_clients(cleanup, [lease_api, *(api for _, api in clients)])
 
     async def lead() -> None:
+        # One informer per collection for all the controllers of this term, listing and watching
+        # as kube-controller-manager (allowed to list and watch everything), as upstream's do.
+        shared = SharedInformers(lease_api)
         async with asyncio.TaskGroup() as group:
             for kind, api in clients:
-                group.create_task(kind(api).run(), name=kind.name)
+                group.create_task(kind(api, shared).run(), name=kind.name)
 
     elector = LeaderElector(lease_api, "kube-system", "kube-controller-manager", _candidate())
     task = tasks.spawn("controller-manager", elector.run(lead))
