@@ -60,6 +60,10 @@ class Informer:
     def add_handler(self, handler: Handler) -> None:
         self._handlers.append(handler)
 
+    def remove_handler(self, handler: Handler) -> None:
+        """Stop calling ``handler`` (a component that stops following a shared informer)."""
+        self._handlers = [h for h in self._handlers if h is not handler]
+
     async def synced(self) -> None:
         """Wait for the first complete list."""
         await self._synced.wait()

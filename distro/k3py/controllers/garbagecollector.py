@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from k3py.client.informer import Informer, SharedInformers
+from k3py.client.informer import Handler, Informer, SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
 
@@ -147,13 +147,19 @@ def group_of(api_version: str) -> str:
 # -- the graph ----------------------------------------------------------------------------------
 
 
-class Followed(Informer):
-    """The informer of one followed resource, with the task running it."""
+@dataclass
+class Followed:
+    """One followed resource: its informer (from the shared ones), this collector's handler on
+    it, and this collector's run of it."""
 
-    def __init__(self, api: RestClient, resource: ApiResource) -> None:
-        super().__init__(api, resource.collection())
-        self.resource = resource
-        self.task: asyncio.Task[None] | None = None
+    resource: ApiResource
+    informer: Informer
+    handler: Handler
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def has_synced(self) -> bool:
+        return self.informer.has_synced
 
 
 @dataclass
@@ -258,12 +264,12 @@ class GarbageCollector(Controller):
         refresher: asyncio.Task[None] | None = None
         try:
             self._follow(await self._discover_until_it_works())
-            waits = [asyncio.ensure_future(i.synced()) for i in self.followed.values()]
+            waits = [asyncio.ensure_future(i.informer.synced()) for i in self.followed.values()]
             _, pending = await asyncio.wait(waits, timeout=self.sync_timeout) if waits else (set(), set())
             for waiting in pending:
                 waiting.cancel()
             if pending:
-                late = sorted(i.path for i in self.followed.values() if not i.has_synced)
+                late = sorted(i.informer.path for i in self.followed.values() if not i.has_synced)
                 log.warning("%s: starting before these caches synced: %s", self.name, ", ".join(late))
             refresher = asyncio.create_task(self._rediscover(), name=f"{self.name}:discovery")
             await super().run()
@@ -304,24 +310,25 @@ class GarbageCollector(Controller):
                 wanted.setdefault(r.group_resource, r)
         self.kinds = kinds
         for name in list(self.followed):
-            informer = self.followed[name]
-            if name not in wanted and informer.resource.group not in failed_groups:
+            if name not in wanted and self.followed[name].resource.group not in failed_groups:
                 self._unfollow(name)
         for name, r in wanted.items():
             if name in self.followed:
                 continue
-            informer = Followed(self.api, r)
-            informer.add_handler(self._handler(r))
-            informer.task = asyncio.create_task(informer.run(), name=f"{self.name}:{informer.path}")
-            self.followed[name] = informer
+            informer = self.shared.informer(r.collection())
+            handler = self._handler(r)
+            informer.add_handler(handler)
+            task = asyncio.create_task(informer.run(), name=f"{self.name}:{informer.path}")
+            self.followed[name] = Followed(r, informer, handler, task)
 
     def _unfollow(self, name: str) -> None:
-        informer = self.followed.pop(name)
-        if informer.task is not None:
-            informer.task.cancel()
+        followed = self.followed.pop(name)
+        followed.informer.remove_handler(followed.handler)
+        if followed.task is not None:
+            followed.task.cancel()
         log.info("%s: no longer following %s", self.name, name)
-        for obj in informer.items():  # as if deleted: their dependents are judged again
-            self.observe(informer.resource, obj, None)
+        for obj in followed.informer.items():  # as if deleted: their dependents are judged again
+            self.observe(followed.resource, obj, None)
 
     def _handler(self, resource: ApiResource) -> Callable[[Obj | None, Obj | None], None]:
         return lambda old, new: self.observe(resource, old, new)
