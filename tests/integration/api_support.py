@@ -16,7 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from k3py.apiserver.app import build_app
+from k3py.apiserver.authz import Authorizer
 from k3py.apiserver.generic import ObjectStore, WriteOptions
+from k3py.apiserver.webhooks import WebhookAdmission
 from k3py.client.rest import ApiStatusError, Credentials, Kubeconfig, RestClient
 from tests.e2e.cluster import Cluster, start, stop
 
@@ -49,6 +51,20 @@ async def served_client(store: ObjectStore) -> AsyncIterator[RestClient]:
     """A client of :func:`served`."""
     async with served(store) as url, RestClient(url, Credentials()) as client:
         yield client
+
+
+@contextlib.asynccontextmanager
+async def webhook_admission(
+    store: ObjectStore, authorize: Authorizer | None = None
+) -> AsyncIterator[WebhookAdmission]:
+    """Admission webhooks in ``store``'s admission chain, following their configurations."""
+    webhooks = WebhookAdmission(store, authorize)
+    await webhooks.start()
+    store.admission += [webhooks.mutating, webhooks.validating]
+    try:
+        yield webhooks
+    finally:
+        await webhooks.close()
 
 
 async def create_namespaces(store: ObjectStore, *names: str) -> None:

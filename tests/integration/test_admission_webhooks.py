@@ -29,6 +29,7 @@ from k3py.apiserver.authn import User
 from k3py.apiserver.generic import DeleteOptions, ObjectStore, WriteOptions
 from k3py.apiserver.webhooks import WebhookAdmission
 from k3py.storage.model import Backend
+from tests.integration.api_support import webhook_admission
 from tests.integration.tls_support import serving, serving_tls
 
 Obj = dict[str, Any]
@@ -157,16 +158,11 @@ async def webhook_server(tmp_path: Path) -> AsyncIterator[WebhookServer]:
 @pytest.fixture
 async def admission(backend: Backend) -> AsyncIterator[WebhookAdmission]:
     store = ObjectStore(backend, Registry(from_manifest(selection())), ipaddress.ip_network("10.43.0.0/16"))
-    webhooks = WebhookAdmission(store)
-    await webhooks.start()
-    store.admission += [webhooks.mutating, webhooks.validating]
-    await store.create(
-        res(store, "namespaces"), "", {"metadata": {"name": NS, "labels": {"team": "true"}}}, AS_ALICE
-    )
-    try:
+    async with webhook_admission(store) as webhooks:
+        await store.create(
+            res(store, "namespaces"), "", {"metadata": {"name": NS, "labels": {"team": "true"}}}, AS_ALICE
+        )
         yield webhooks
-    finally:
-        await webhooks.close()
 
 
 # -- helpers --------------------------------------------------------------------------------------

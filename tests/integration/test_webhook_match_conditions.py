@@ -28,6 +28,7 @@ from k3py.apiserver.authz import Attributes, Chain, Decision
 from k3py.apiserver.generic import DeleteOptions, ObjectStore, WriteOptions
 from k3py.apiserver.webhooks import WebhookAdmission
 from k3py.storage.model import Backend
+from tests.integration.api_support import webhook_admission
 from tests.integration.tls_support import serving, serving_tls
 
 Obj = dict[str, Any]
@@ -77,14 +78,9 @@ async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
 @pytest.fixture
 async def admission(backend: Backend) -> AsyncIterator[WebhookAdmission]:
     store = ObjectStore(backend, Registry(from_manifest(selection())), ipaddress.ip_network("10.43.0.0/16"))
-    webhooks = WebhookAdmission(store, Chain([_auditors]))
-    await webhooks.start()
-    store.admission += [webhooks.mutating, webhooks.validating]
-    await store.create(res(store, "namespaces"), "", {"metadata": {"name": NS}}, AS_ALICE)
-    try:
+    async with webhook_admission(store, Chain([_auditors])) as webhooks:
+        await store.create(res(store, "namespaces"), "", {"metadata": {"name": NS}}, AS_ALICE)
         yield webhooks
-    finally:
-        await webhooks.close()
 
 
 def res(store: ObjectStore, plural: str, group: str = "") -> Resource:
