@@ -524,11 +524,15 @@ class JobController(Controller):
                 criteria = condition_true(job, "SuccessCriteriaMet")
         if target is not None or criteria is not None:
             await self._delete_pods(job, pods.active)
+            self._set_counts(status, pods)
+            # Terminal only once no pod runs or terminates (upstream counts a deleted pod that
+            # has not reached a terminal phase as terminating, even one already judged failed).
             lingering = (
-                pods.active or pods.terminating or any(FINALIZER in _finalizers(p) for p in pods.finished)
+                pods.active
+                or status["terminating"]
+                or any(FINALIZER in _finalizers(p) for p in pods.finished)
             )
             uncounted_left = (uncounted.get("succeeded") or []) or (uncounted.get("failed") or [])
-            self._set_counts(status, pods)
             if lingering or uncounted_left:
                 return
             if target is not None:
