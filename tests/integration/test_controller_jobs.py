@@ -384,3 +384,36 @@ async def test_a_job_adopts_matching_orphans_and_releases_pods_it_no_longer_sele
         return not meta.get("ownerReferences") and FINALIZER not in (meta.get("finalizers") or [])
 
     await until(released)
+
+
+async def test_a_job_is_complete_only_once_its_deleted_pods_have_terminated(
+    api: RestClient, jobs: JobController
+) -> None:
+    body = job_body("early", completions=3, parallelism=2, completionMode="Indexed", backoffLimit=6)
+    body["spec"]["successPolicy"] = {"rules": [{"succeededCount": 1}]}
+    await api.create(JOBS, body)
+    pods = await live_pods(api, "early", 2)
+    winner, other = sorted(pods, key=lambda p: p["metadata"]["annotations"][INDEX_KEY])
+    # Something else holds the other pod, as a kubelet does while its containers stop.
+    held = [*other["metadata"].get("finalizers", []), "example.com/hold"]
+    await api.patch(f"{PODS}/{other['metadata']['name']}", {"metadata": {"finalizers": held}})
+    await finish(api, winner, 0)
+    await condition(api, "early", "SuccessCriteriaMet")
+
+    async def other_deleted() -> bool:
+        return bool(
+            (await api.get(f"{PODS}/{other['metadata']['name']}"))["metadata"].get("deletionTimestamp")
+        )
+
+    await until(other_deleted)
+    await asyncio.sleep(1.0)  # time enough for the controller to finish the Job, were it allowed to
+    job = await api.get(f"{JOBS}/early")
+    assert "Complete" not in conditions(job), job["status"]
+    assert job["status"]["terminating"] == 1
+    await finish(api, await api.get(f"{PODS}/{other['metadata']['name']}"), 137)
+    done = await condition(api, "early", "Complete")
+    assert done["status"]["terminating"] == 0
+    assert conditions(done)["Complete"] == "SuccessPolicy"
+    current = await api.get(f"{PODS}/{other['metadata']['name']}")
+    kept = [f for f in current["metadata"].get("finalizers", []) if f != "example.com/hold"]
+    await api.patch(f"{PODS}/{other['metadata']['name']}", {"metadata": {"finalizers": kept}})
