@@ -41,7 +41,7 @@ from k3py.apiserver.admission_policy_inputs import Inputs, namespace_object
 from k3py.apiserver.authn import User
 from k3py.apiserver.cache import ObjectCache
 from k3py.apiserver.generic import ListOptions, ObjectStore, WriteOptions
-from k3py.apiserver.webhook_review import Call, admission_request, is_namespace, write_options
+from k3py.apiserver.webhook_review import Call, admission_request, is_namespace
 from k3py.apiserver.webhook_rules import (
     GROUP,
     GroupVersionResource,
@@ -278,28 +278,7 @@ class Admitting:
         opts: WriteOptions,
         authorize: authz.Authorizer | None = None,
     ) -> Admitting:
-        assert opts.user is not None
-        if opts.deleting:
-            operation, new, previous = "DELETE", None, old
-        elif old is None:
-            operation, new, previous = "CREATE", obj, None
-        else:
-            operation, new, previous = "UPDATE", obj, old
-        source = obj if isinstance(obj, dict) else (old or {})
-        name = str((source.get("metadata") or {}).get("name") or "")
-        call = Call(
-            res,
-            namespace,
-            name,
-            operation,
-            opts.subresource,
-            new,
-            previous,
-            opts.user,
-            opts.dry_run,
-            write_options(operation, opts),
-        )
-        call.equivalents = equivalents(store, res)
+        call = Call.of_write(res, namespace, obj, old, opts, equivalents(store, res))
         return cls(store, call, authorize)
 
     @classmethod

@@ -47,6 +47,40 @@ class Call:
     equivalents: tuple[GroupVersionResource, ...] = ()
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
+    @classmethod
+    def of_write(
+        cls,
+        res: Resource,
+        namespace: str,
+        obj: Obj,
+        old: Obj | None,
+        opts: WriteOptions,
+        equivalents: tuple[GroupVersionResource, ...],
+    ) -> Call:
+        """The call for a write the store admits: DELETE (``opts.deleting``), CREATE (no old
+        object) or UPDATE; ``equivalents`` are the same objects served in other versions."""
+        assert opts.user is not None
+        if opts.deleting:
+            operation, new, previous = "DELETE", None, old
+        elif old is None:
+            operation, new, previous = "CREATE", obj, None
+        else:
+            operation, new, previous = "UPDATE", obj, old
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        return cls(
+            res,
+            namespace,
+            name,
+            operation,
+            opts.subresource,
+            new,
+            previous,
+            opts.user,
+            opts.dry_run,
+            write_options(operation, opts),
+            equivalents,
+        )
+
     @property
     def resource(self) -> GroupVersionResource:
         return GroupVersionResource(self.res.group, self.res.version, self.res.plural)

@@ -53,7 +53,6 @@ from k3py.apiserver.webhook_review import (
     response_of,
     review_of,
     review_version,
-    write_options,
 )
 from k3py.apiserver.webhook_rules import (
     GROUP,
@@ -129,7 +128,7 @@ class WebhookAdmission:
     ) -> None:
         if opts.user is None or not self.hooks(mutating=mutating):
             return  # the API server's own writes, or nothing to call
-        call = self._call(res, namespace, obj, old, opts)
+        call = Call.of_write(res, namespace, obj, old, opts, self._equivalents(res))
         if exempt(call.resource):
             return
         matches = await self.matches(call, mutating=mutating)
@@ -171,30 +170,6 @@ class WebhookAdmission:
 
     def _authorizer(self, call: Call) -> CelAuthorizer | None:
         return cel_authorizer(self.authorize, call.user) if self.authorize is not None else None
-
-    def _call(self, res: Resource, namespace: str, obj: Obj, old: Obj | None, opts: WriteOptions) -> Call:
-        assert opts.user is not None
-        if opts.deleting:
-            operation, new, previous = "DELETE", None, old
-        elif old is None:
-            operation, new, previous = "CREATE", obj, None
-        else:
-            operation, new, previous = "UPDATE", obj, old
-        meta = (obj.get("metadata") or {}) if isinstance(obj, dict) else {}
-        call = Call(
-            res,
-            namespace,
-            str(meta.get("name") or ""),
-            operation,
-            opts.subresource,
-            new,
-            previous,
-            opts.user,
-            opts.dry_run,
-            write_options(operation, opts),
-        )
-        call.equivalents = self._equivalents(res)
-        return call
 
     def _equivalents(self, res: Resource) -> tuple[GroupVersionResource, ...]:
         """The same objects served in other versions (``matchPolicy: Equivalent``)."""
