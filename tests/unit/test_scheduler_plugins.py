@@ -198,6 +198,31 @@ def test_node_ready_acts_as_the_not_ready_and_unreachable_taints() -> None:
     )
 
 
+def test_node_verdicts_are_remembered_per_node_object_and_per_pod_shape() -> None:
+    """The node-only filters' verdict is reused for pods that read the same of the node, and
+    recomputed for a pod that tolerates more or for a newer node object."""
+    taint = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
+    shared = info(node("n1", taints=[taint]))
+    refused = Status("TaintToleration", ("node(s) had untolerated taint {dedicated: db}",))
+    assert plugins.run_filters(pod(name="a"), shared) == refused
+    assert plugins.run_filters(pod(name="b"), shared) == refused
+    tolerant = pod(name="c", tolerations=[{"key": "dedicated", "operator": "Exists"}])
+    assert plugins.run_filters(tolerant, shared) is None
+    shared.node = node("n1")  # the taint was removed: a new object, as the informer delivers
+    assert plugins.run_filters(pod(name="a"), shared) is None
+    shared.node = node("n1", labels={"disk": "ssd"}, taints=[taint])
+    assert plugins.run_filters(tolerant, shared) is None
+    picky = pod(name="d", nodeSelector={"disk": "hdd"}, **tolerant["spec"])
+    assert plugins.run_filters(picky, shared) == Status("NodeAffinity", (plugins.ERR_AFFINITY,))
+    # Room is counted afresh for every pod: a full node refuses the next one.
+    small = info(node("n2", pods="1"))
+    assert plugins.run_filters(pod(name="a"), small) is None
+    small.add(pod(name="a"))
+    assert plugins.run_filters(pod(name="b"), small) == Status(
+        "NodeResourcesFit", ("Too many pods",), resolvable=True
+    )
+
+
 def test_node_selector_needs_every_label() -> None:
     n = node("n1", labels={"disk": "ssd", "zone": "a"})
     assert plugins.required_node_affinity_matches(pod(nodeSelector={"disk": "ssd"}), n)

@@ -53,13 +53,19 @@ class _PreFiltered:
     spread: spread.FilterState | None
     affinity: affinity.FilterState | None
 
+    filters: plugins.PodFilters
+
     @classmethod
     def of(cls, pod: Obj, nodes: Sequence[NodeInfo], cluster: Cluster) -> _PreFiltered:
-        return cls(spread.prefilter(pod, nodes), affinity.prefilter(pod, nodes, cluster.namespaces))
+        return cls(
+            spread.prefilter(pod, nodes),
+            affinity.prefilter(pod, nodes, cluster.namespaces),
+            plugins.PodFilters(pod),
+        )
 
     def check(self, pod: Obj, info: NodeInfo) -> plugins.Status | None:
         return (
-            plugins.run_filters(pod, info)
+            self.filters.check(info)
             or spread.filter(self.spread, pod, info)
             or affinity.filter(self.affinity, pod, info)
         )
@@ -113,9 +119,12 @@ def total_scores(
     per_plugin = plugins.plugin_scores(pod, feasible, all_nodes)
     per_plugin["InterPodAffinity"] = affinity.scores(pod, feasible, all_nodes, cluster.namespaces)
     per_plugin["PodTopologySpread"] = spread.scores(pod, feasible, all_nodes, cluster)
-    weighted = [(WEIGHTS[plugin], scores) for plugin, scores in per_plugin.items()]
-    names = [info.name for info in feasible]
-    return {name: sum(weight * scores.get(name, 0) for weight, scores in weighted) for name in names}
+    totals = dict.fromkeys((info.name for info in feasible), 0)
+    for plugin, scores in per_plugin.items():
+        weight = WEIGHTS[plugin]
+        for name in totals:
+            totals[name] += weight * scores.get(name, 0)
+    return totals
 
 
 def find_node(
@@ -126,7 +135,7 @@ def find_node(
     cluster = cluster if cluster is not None else Cluster()
     filtering = Filtering(pod, cluster)
     results = filtering.statuses(nodes)
-    feasible = [info for info in nodes if results[info.name] is None]
+    feasible = [info for info, status in zip(nodes, results.values(), strict=True) if status is None]
     nominated = preemption.nominated_node(pod)
     if nominated and any(info.name == nominated for info in feasible):
         feasible = [info for info in feasible if info.name == nominated]

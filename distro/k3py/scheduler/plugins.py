@@ -20,11 +20,13 @@ need the whole cluster: ``affinity``, ``spread``).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+import orjson
 
 from k3py.api.taints import tolerates
 from k3py.scheduler.resources import (
@@ -155,7 +157,7 @@ def node_affinity(pod: Obj, info: NodeInfo) -> Status | None:
 
 def node_ports(pod: Obj, info: NodeInfo) -> Status | None:
     wanted = host_ports(pod)
-    if any(want.conflicts(used) for want in wanted for used in info.ports):
+    if wanted and any(want.conflicts(used) for want in wanted for used in info.ports):
         return Status("NodePorts", (ERR_PORTS,), resolvable=True)
     return None
 
@@ -226,23 +228,79 @@ def _scalar(name: str) -> bool:
 
 
 Filter = Callable[[Obj, NodeInfo], Status | None]
-FILTERS: tuple[Filter, ...] = (
+NODE_FILTERS: tuple[Filter, ...] = (
     node_unschedulable,
     node_name,
     taint_toleration,
     node_ready,
     node_affinity,
-    node_ports,
-    node_resources_fit,
 )
+"""The filters that read only the node object and the pod's node-facing fields (its node
+name, tolerations, node selector and required node affinity): their verdict on a node is
+remembered for every pod with the same such fields, the replicas of a workload alike."""
+ROOM_FILTERS: tuple[Filter, ...] = (node_ports, node_resources_fit)
+"""The filters that also count the pods already on the node."""
+FILTERS = NODE_FILTERS + ROOM_FILTERS
 """Upstream's default filter order (NodeReady stands where its taint would be checked)."""
 
 
 def run_filters(pod: Obj, info: NodeInfo) -> Status | None:
-    for check in FILTERS:
+    return PodFilters(pod).check(info)
+
+
+class PodFilters:
+    """:data:`FILTERS` for one pod, with what they read of the pod worked out once."""
+
+    __slots__ = ("_fit", "_node_facing", "_ports", "pod")
+
+    def __init__(self, pod: Obj) -> None:
+        self.pod = pod
+        self._node_facing = remembered("node-facing", pod, _node_facing)
+        self._ports = host_ports(pod)
+        self._fit = remembered("checked-requests", pod, _checked_requests)
+
+    def check(self, info: NodeInfo) -> Status | None:
+        status = info.about_node(self._node_facing, lambda: _first_failure(NODE_FILTERS, self.pod, info))
+        if status is not None:
+            return status
+        if self._ports and (status := node_ports(self.pod, info)) is not None:
+            return status
+        if _fits(self._fit, info):
+            return None
+        return node_resources_fit(self.pod, info)
+
+
+def _fits(checked: Sequence[tuple[str, int]], info: NodeInfo) -> bool:
+    """Whether the node has room for the pod: ``insufficient_resources`` finds nothing."""
+    allocatable = info.allocatable
+    if len(info.pods) + 1 > allocatable.get(PODS, 0):
+        return False
+    requested = info.requested
+    return all(need <= allocatable.get(name, 0) - requested.get(name, 0) for name, need in checked)
+
+
+def _first_failure(filters: Sequence[Filter], pod: Obj, info: NodeInfo) -> Status | None:
+    for check in filters:
         if (status := check(pod, info)) is not None:
             return status
     return None
+
+
+def _node_facing(pod: Obj) -> Hashable:
+    """What :data:`NODE_FILTERS` read of the pod, as a key (pods that serialize differently
+    only miss the remembered verdicts)."""
+    spec = _spec(pod)
+    node_affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    fields = (
+        spec.get("nodeName"),
+        spec.get("tolerations"),
+        spec.get("nodeSelector"),
+        node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution"),
+    )
+    try:
+        return ("node-filters", orjson.dumps(fields))
+    except orjson.JSONEncodeError:
+        return ("node-filters", object())  # matches nothing else
 
 
 # -- node affinity --------------------------------------------------------------------------------
@@ -318,35 +376,41 @@ def preferred_node_affinity(pod: Obj, node: Obj) -> int:
 
 def least_allocated(pod: Obj, info: NodeInfo) -> int:
     """Free share of CPU and memory after placing the pod, 0..100 (equal weights)."""
-    wanted = pod_requests(pod, non_zero=True)
-    allocatable = info.allocatable
-    total, weights = 0, 0
-    for name in (CPU, MEMORY):
-        capacity = allocatable.get(name, 0)
-        if capacity == 0:
-            continue
-        used = info.non_zero_requested.get(name, 0) + wanted.get(name, 0)
-        total += 0 if used > capacity else (capacity - used) * MAX_NODE_SCORE // capacity
-        weights += 1
-    return total // weights if weights else 0
+    return _allocation_scores(_cpu_memory(pod), info)[0]
 
 
 def balanced_allocation(pod: Obj, info: NodeInfo) -> int:
     """How evenly CPU and memory would be used: 100 minus the spread of their fractions."""
+    return _allocation_scores(_cpu_memory(pod), info)[1]
+
+
+def _cpu_memory(pod: Obj) -> tuple[int, int]:
     wanted = pod_requests(pod, non_zero=True)
+    return wanted.get(CPU, 0), wanted.get(MEMORY, 0)
+
+
+def _allocation_scores(wanted: tuple[int, int], info: NodeInfo) -> tuple[int, int]:
+    """LeastAllocated and BalancedAllocation of the node with the pod's (non-zero) CPU and
+    memory requests added."""
     allocatable = info.allocatable
-    fractions = []
-    for name in (CPU, MEMORY):
+    requested = info.non_zero_requested
+    free, fractions = 0, []
+    for name, need in zip((CPU, MEMORY), wanted, strict=True):
         capacity = allocatable.get(name, 0)
         if capacity == 0:
             continue
-        used = info.non_zero_requested.get(name, 0) + wanted.get(name, 0)
+        used = requested.get(name, 0) + need
+        free += 0 if used > capacity else (capacity - used) * MAX_NODE_SCORE // capacity
         fractions.append(min(1.0, used / capacity))
     if len(fractions) < 2:
-        return 0
-    mean = sum(fractions) / len(fractions)
-    spread = math.sqrt(sum((f - mean) ** 2 for f in fractions) / len(fractions))
-    return int((1 - spread) * MAX_NODE_SCORE)
+        return (free // len(fractions) if fractions else 0), 0
+    # the standard deviation of two fractions is half their difference
+    spread = abs(fractions[0] - fractions[1]) / 2
+    return free // 2, int((1 - spread) * MAX_NODE_SCORE)
+
+
+def _prefers_no_schedule(node: Obj) -> bool:
+    return any(taint.get("effect") == "PreferNoSchedule" for taint in _taints(node))
 
 
 def intolerable_prefer_no_schedule(pod: Obj, info: NodeInfo) -> int:
@@ -424,13 +488,20 @@ def plugin_scores(
     """
     spread: Counter[str] = Counter()
     for info in all_nodes:
-        spread.update(node_images(info.node).keys())
+        if images := info.about_node("images", partial(node_images, info.node)):
+            spread.update(images.keys())
     names = [i.name for i in feasible]
+    wanted = _cpu_memory(pod)
+    least, balanced = {}, {}
+    for name, info in zip(names, feasible, strict=True):
+        least[name], balanced[name] = _allocation_scores(wanted, info)
     affinity = (_spec(pod).get("affinity") or {}).get("nodeAffinity") or {}
-    prefer_no_schedule = any(t.get("effect") == "PreferNoSchedule" for i in feasible for t in _taints(i.node))
+    prefer_no_schedule = any(
+        i.about_node("prefer-no-schedule", partial(_prefers_no_schedule, i.node)) for i in feasible
+    )
     return {
-        "NodeResourcesFit": {i.name: least_allocated(pod, i) for i in feasible},
-        "NodeResourcesBalancedAllocation": {i.name: balanced_allocation(pod, i) for i in feasible},
+        "NodeResourcesFit": least,
+        "NodeResourcesBalancedAllocation": balanced,
         "ImageLocality": {i.name: image_locality(pod, i, spread, len(all_nodes)) for i in feasible}
         if spread
         else dict.fromkeys(names, 0),

@@ -37,6 +37,8 @@ DEFAULT_MILLI_CPU_REQUEST = 100
 """What scoring counts for a container that requests no CPU (upstream's 0.1 core)."""
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
 """What scoring counts for a container that requests no memory (200 MB)."""
+NODE_ANSWERS = 256
+"""How many answers :meth:`NodeInfo.about_node` keeps per node before it starts over."""
 
 
 def amount(name: str, value: object) -> int:
@@ -237,6 +239,8 @@ class NodeInfo:
     _derived: tuple[Obj, str, Resources] | None = field(default=None, repr=False, compare=False)
     """The node object they were read from, its name and its allocatable resources."""
     _counts: dict[Hashable, int] = field(default_factory=dict, repr=False, compare=False)
+    _verdicts: tuple[Obj, dict[Hashable, Any]] | None = field(default=None, repr=False, compare=False)
+    """Answers that depend on the node object alone (and on the asking pod's ``key``)."""
 
     @classmethod
     def of(cls, node: Obj, pods: Iterable[Obj] = ()) -> NodeInfo:
@@ -264,6 +268,20 @@ class NodeInfo:
                 resource_list(status.get("allocatable") or status.get("capacity")),
             )
         return derived
+
+    def about_node(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, an answer that depends only on this node object and on what ``key``
+        names, remembered until the node object changes (a new object replaces it on every
+        update; at most ``NODE_ANSWERS`` kept)."""
+        verdicts = self._verdicts
+        if verdicts is None or verdicts[0] is not self.node or len(verdicts[1]) >= NODE_ANSWERS:
+            verdicts = self._verdicts = (self.node, {})
+        answers = verdicts[1]
+        if key in answers:
+            answer: T = answers[key]
+            return answer
+        found = answers[key] = compute()
+        return found
 
     def count_pods(self, key: Hashable, matches: Callable[[Obj], bool]) -> int:
         """How many of the node's pods ``matches`` accepts; remembered under ``key`` (which
