@@ -28,10 +28,15 @@ class ObjectCache:
     """``(namespace, name) -> object`` for one resource (the objects ``field_selector``
     selects, when given); subscribers run after each change."""
 
-    def __init__(self, store: ObjectStore, resource: Resource, field_selector: str = "") -> None:
+    def __init__(
+        self, store: ObjectStore, resource: Resource, field_selector: str = "", *, shared: bool = False
+    ) -> None:
+        """With ``shared`` the watched objects are the ones the API's watches send (decoded once
+        for all of them): every reader of this cache must leave them unchanged."""
         self.store = store
         self.resource = resource
         self.field_selector = field_selector
+        self.shared = shared
         self._subscribers: list[Callable[[Obj | None], None]] = []
         self._objects: dict[tuple[str, str], Obj] = {}
         self._task: asyncio.Task[None] | None = None
@@ -74,7 +79,7 @@ class ObjectCache:
         while True:
             try:
                 since = ListOptions(field_selector=self.field_selector, resource_version=str(self.revision))
-                stream = await self.store.watch(self.resource, "", since)
+                stream = await self.store.watch(self.resource, "", since, shared=self.shared)
                 async for kind, obj in stream:
                     self._apply(kind, obj)
                 raise StorageError("the watch ended")

@@ -115,7 +115,7 @@ class NodeAuthorizer:
     def __init__(self, store: ObjectStore, rbac: Rbac) -> None:
         resource = store.registry.lookup("", "v1", "pods")
         assert resource is not None, "core/v1 pods is required"
-        self.pods = pods = ObjectCache(store, resource)
+        self.pods = pods = ObjectCache(store, resource, shared=True)  # only read here
         self.rbac = rbac
         self._pods_on: dict[str, set[tuple[str, str]]] = {}
         self._node_of: dict[tuple[str, str], str] = {}
