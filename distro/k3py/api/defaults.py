@@ -13,6 +13,7 @@ Every function is idempotent: applying it twice gives what applying it once give
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -95,7 +96,11 @@ def canonical_quantity(value: object) -> str | None:
     """What Go serves for a quantity a client sent (``"0.5"`` → ``"500m"``); None if invalid."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    text = value if isinstance(value, str) else repr(value)
+    return _canonical_text(value if isinstance(value, str) else repr(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_text(text: str) -> str | None:
     try:
         return quantity(text.strip())
     except (ProtobufError, ValueError):
@@ -105,7 +110,12 @@ def canonical_quantity(value: object) -> str | None:
 def quantity_value(value: object) -> Fraction | None:
     """The exact number a quantity stands for, for comparisons; None if it does not parse."""
     text = canonical_quantity(value)
-    match = _QUANTITY.fullmatch(text) if text is not None else None
+    return _text_value(text) if text is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_value(text: str) -> Fraction | None:
+    match = _QUANTITY.fullmatch(text)
     if match is None:
         return None
     number, suffix = Fraction(match.group(1)), match.group(2) or ""

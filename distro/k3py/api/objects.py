@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -46,8 +47,15 @@ def generate_name(base: str) -> str:
 
 
 def now() -> str:
-    """A metav1.Time: RFC 3339 in UTC, whole seconds."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A metav1.Time: RFC 3339 in UTC, whole seconds (formatted once a second)."""
+    global _last_second
+    second = int(time.time())
+    if _last_second[0] != second:
+        _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _last_second[1]
+
+
+_last_second = (-1, "")
 
 
 def now_micro() -> str:
