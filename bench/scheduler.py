@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -45,6 +46,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.api import Server, row, rss_kib
+from k3py.scheduler import resources
+from k3py.scheduler.cache import NodeCache
+from k3py.scheduler.cluster import Cluster as SchedulingCluster
+from k3py.scheduler.cycle import Placement, find_node
 
 Obj = dict[str, Any]
 
@@ -411,6 +416,43 @@ async def measure_memory(cluster: Cluster, scale: Scale, progress: Progress, idl
     )
 
 
+DEFAULT_TOLERATIONS = [
+    {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+]
+"""What the API server's DefaultTolerationSeconds admission gives every pod."""
+
+
+def measure_cycle(scale: Scale) -> None:
+    """The scheduling cycle alone, in this process, without the server: the benchmark's pods
+    placed one at a time onto its nodes, each counted on its node before the next cycle."""
+    cache = NodeCache()
+    for i in range(scale.nodes):
+        cache.set_node(node(f"node-{i:03d}"))
+    pods = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"p-{i:05d}", "namespace": NAMESPACE, "labels": {"bench": "cycle"}},
+            "spec": {**pod_spec(), "tolerations": DEFAULT_TOLERATIONS, "priority": 0},
+        }
+        for i in range(scale.pods)
+    ]
+    cluster, rng = SchedulingCluster(), random.Random(0)
+    started = time.process_time()
+    for each in pods:
+        with resources.memoized():
+            placed = find_node(each, cache.snapshot(), rng, cluster)
+        assert isinstance(placed, Placement), placed
+        cache.place((NAMESPACE, each["metadata"]["name"]), placed.node, each)
+    per_pod = (time.process_time() - started) / scale.pods * 1e3
+    row(
+        f"scheduling cycle alone, {scale.pods:,} pods onto {scale.nodes} nodes (ms a pod)",
+        f"{per_pod:.2f}",
+        "CPU time in this process, no server",
+    )
+
+
 async def run(scale: Scale, base: Path, profile: Path | None = None) -> int:
     server = Server(base, profile=profile)
     try:
@@ -458,10 +500,19 @@ if __name__ == "__main__":
         default=None,
         help="run the server under cProfile and write its stats to this file (slows it down)",
     )
+    parser.add_argument(
+        "--cycle-only",
+        action="store_true",
+        help="measure only the scheduling cycle, in this process, without starting a server",
+    )
     args = parser.parse_args()
+    scale = QUICK if args.quick else FULL
+    measure_cycle(scale)
+    if args.cycle_only:
+        sys.exit(0)
     base = Path(tempfile.mkdtemp(prefix="k3py-bench-scheduler-", dir=args.dir))
     profile = args.profile.resolve() if args.profile is not None else None
     try:
-        sys.exit(asyncio.run(run(QUICK if args.quick else FULL, base, profile)))
+        sys.exit(asyncio.run(run(scale, base, profile)))
     finally:
         shutil.rmtree(base, ignore_errors=True)
