@@ -46,6 +46,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.api import Server, row, rss_kib
+from k3py.api import defaults
 from k3py.scheduler import resources
 from k3py.scheduler.cache import NodeCache
 from k3py.scheduler.cluster import Cluster as SchedulingCluster
@@ -416,28 +417,18 @@ async def measure_memory(cluster: Cluster, scale: Scale, progress: Progress, idl
     )
 
 
-DEFAULT_TOLERATIONS = [
-    {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
-    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
-]
-"""What the API server's DefaultTolerationSeconds admission gives every pod."""
-
-
 def measure_cycle(scale: Scale) -> None:
     """The scheduling cycle alone, in this process, without the server: the benchmark's pods
     placed one at a time onto its nodes, each counted on its node before the next cycle."""
     cache = NodeCache()
     for i in range(scale.nodes):
         cache.set_node(node(f"node-{i:03d}"))
-    pods = [
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": f"p-{i:05d}", "namespace": NAMESPACE, "labels": {"bench": "cycle"}},
-            "spec": {**pod_spec(), "tolerations": DEFAULT_TOLERATIONS, "priority": 0},
-        }
-        for i in range(scale.pods)
-    ]
+    pods = []
+    for i in range(scale.pods):
+        spec = {**pod_spec(), "priority": 0}
+        defaults.pod_spec(spec)  # as the API server stores it (default tolerations included)
+        meta = {"name": f"p-{i:05d}", "namespace": NAMESPACE, "labels": {"bench": "cycle"}}
+        pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
     cluster, rng = SchedulingCluster(), random.Random(0)
     started = time.process_time()
     for each in pods:

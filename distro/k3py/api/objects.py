@@ -46,6 +46,10 @@ def generate_name(base: str) -> str:
     return base + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(GENERATED_SUFFIX))
 
 
+_last_second = (-1, "")
+"""The last second :func:`now` formatted, and how."""
+
+
 def now() -> str:
     """A metav1.Time: RFC 3339 in UTC, whole seconds (formatted once a second)."""
     global _last_second
@@ -53,9 +57,6 @@ def now() -> str:
     if _last_second[0] != second:
         _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
     return _last_second[1]
-
-
-_last_second = (-1, "")
 
 
 def now_micro() -> str:

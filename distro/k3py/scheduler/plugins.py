@@ -251,13 +251,12 @@ def run_filters(pod: Obj, info: NodeInfo) -> Status | None:
 class PodFilters:
     """:data:`FILTERS` for one pod, with what they read of the pod worked out once."""
 
-    __slots__ = ("_fit", "_node_facing", "_ports", "pod")
+    __slots__ = ("_node_facing", "_ports", "pod")
 
     def __init__(self, pod: Obj) -> None:
         self.pod = pod
         self._node_facing = remembered("node-facing", pod, _node_facing)
         self._ports = host_ports(pod)
-        self._fit = remembered("checked-requests", pod, _checked_requests)
 
     def check(self, info: NodeInfo) -> Status | None:
         status = info.about_node(self._node_facing, lambda: _first_failure(NODE_FILTERS, self.pod, info))
@@ -265,18 +264,7 @@ class PodFilters:
             return status
         if self._ports and (status := node_ports(self.pod, info)) is not None:
             return status
-        if _fits(self._fit, info):
-            return None
         return node_resources_fit(self.pod, info)
-
-
-def _fits(checked: Sequence[tuple[str, int]], info: NodeInfo) -> bool:
-    """Whether the node has room for the pod: ``insufficient_resources`` finds nothing."""
-    allocatable = info.allocatable
-    if len(info.pods) + 1 > allocatable.get(PODS, 0):
-        return False
-    requested = info.requested
-    return all(need <= allocatable.get(name, 0) - requested.get(name, 0) for name, need in checked)
 
 
 def _first_failure(filters: Sequence[Filter], pod: Obj, info: NodeInfo) -> Status | None:

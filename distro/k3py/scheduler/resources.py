@@ -236,11 +236,12 @@ class NodeInfo:
     with_affinity: list[Obj] = field(default_factory=list)
     """The pods with pod affinity or anti-affinity of any kind."""
     with_required_anti_affinity: list[Obj] = field(default_factory=list)
-    _derived: tuple[Obj, str, Resources] | None = field(default=None, repr=False, compare=False)
-    """The node object they were read from, its name and its allocatable resources."""
+    _derived: tuple[Obj, str, Resources, dict[Hashable, Any]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """The node object they were read from, its name, its allocatable resources and the answers
+    :meth:`about_node` remembers for it."""
     _counts: dict[Hashable, int] = field(default_factory=dict, repr=False, compare=False)
-    _verdicts: tuple[Obj, dict[Hashable, Any]] | None = field(default=None, repr=False, compare=False)
-    """Answers that depend on the node object alone (and on the asking pod's ``key``)."""
 
     @classmethod
     def of(cls, node: Obj, pods: Iterable[Obj] = ()) -> NodeInfo:
@@ -258,7 +259,7 @@ class NodeInfo:
         """Parsed once per node object (the answer is shared: do not modify it)."""
         return self._read_node()[2]
 
-    def _read_node(self) -> tuple[Obj, str, Resources]:
+    def _read_node(self) -> tuple[Obj, str, Resources, dict[Hashable, Any]]:
         derived = self._derived
         if derived is None or derived[0] is not self.node:
             status = self.node.get("status") or {}
@@ -266,6 +267,7 @@ class NodeInfo:
                 self.node,
                 str((self.node.get("metadata") or {}).get("name") or ""),
                 resource_list(status.get("allocatable") or status.get("capacity")),
+                {},
             )
         return derived
 
@@ -273,13 +275,12 @@ class NodeInfo:
         """``compute()``, an answer that depends only on this node object and on what ``key``
         names, remembered until the node object changes (a new object replaces it on every
         update; at most ``NODE_ANSWERS`` kept)."""
-        verdicts = self._verdicts
-        if verdicts is None or verdicts[0] is not self.node or len(verdicts[1]) >= NODE_ANSWERS:
-            verdicts = self._verdicts = (self.node, {})
-        answers = verdicts[1]
+        answers = self._read_node()[3]
         if key in answers:
             answer: T = answers[key]
             return answer
+        if len(answers) >= NODE_ANSWERS:
+            answers.clear()
         found = answers[key] = compute()
         return found
 
