@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -388,3 +389,36 @@ StoreMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestStoreModel = StoreMachine.TestCase
+
+
+@pytest.mark.parametrize("count", [499, 500, 501, 1200])
+async def test_ranges_on_either_side_of_the_inline_read_return_every_key(tmp_path: Path, count: int) -> None:
+    """Ranges without a small limit are read on the loop when the index finds few keys and on
+    a pool thread otherwise: both give every live key of the range, at the head and at a past
+    revision, and a limit above the number of keys ends the range."""
+    store = await open_store(
+        SQLiteOptions(path=tmp_path / "state.db", compaction=CompactionOptions(enabled=False))
+    )
+    try:
+        keys = [b"/r/%05d" % i for i in range(count + 2)]
+        await asyncio.gather(*(store.create(k, k[::-1]) for k in keys))
+        await store.create(b"/s", b"outside")
+        before = store.current_revision
+        await store.delete(keys[0])
+        await store.delete(keys[-1])
+        await store.update(keys[1], b"changed")
+        for rev, want in (
+            (0, [(keys[1], b"changed")] + [(k, k[::-1]) for k in keys[2:-1]]),
+            (before, [(k, k[::-1]) for k in keys]),
+        ):
+            for limit in (0, 501, count + 10):
+                got = await store.range(b"/r/", prefix_end(b"/r/"), rev=rev, limit=limit)
+                assert got.revision == (rev or store.current_revision)
+                if limit and limit < len(want):
+                    assert [(kv.key, kv.value) for kv in got.kvs] == want[:limit]
+                    assert got.more and got.next_key == want[limit][0]
+                else:
+                    assert [(kv.key, kv.value) for kv in got.kvs] == want
+                    assert not got.more and got.next_key is None
+    finally:
+        await store.close()

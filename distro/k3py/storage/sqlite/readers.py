@@ -14,7 +14,7 @@ from pathlib import Path
 
 from k3py.storage.errors import Compacted, FutureRevision
 from k3py.storage.model import Event, EventType, KeyValue, RangeResult
-from k3py.storage.sqlite.index import KeyIndex
+from k3py.storage.sqlite.index import IndexRange, KeyIndex
 from k3py.storage.sqlite.schema import connect
 
 _IN_CHUNK = 500
@@ -43,9 +43,18 @@ def values_by_revision(conn: sqlite3.Connection, revs: list[int]) -> dict[int, b
 def read_range(
     conn: sqlite3.Connection, index: KeyIndex, start: bytes, end: bytes, rev: int, limit: int
 ) -> RangeResult:
+    return fill_range(conn, index, *index_range(index, start, end, rev, limit))
+
+
+def index_range(index: KeyIndex, start: bytes, end: bytes, rev: int, limit: int) -> tuple[int, IndexRange]:
+    """The revision read at and the live keys of [start, end) there, from the index alone."""
     with index.lock:
         rev = resolve_revision(index, rev)
-        found = index.range(start, end, rev, limit)
+        return rev, index.range(start, end, rev, limit)
+
+
+def fill_range(conn: sqlite3.Connection, index: KeyIndex, rev: int, found: IndexRange) -> RangeResult:
+    """The values of the keys :func:`index_range` found, read from the database."""
     values = values_by_revision(conn, [e[0] for _, e in found.items])
     kvs: list[KeyValue] = []
     for key, (mod, create, version) in found.items:

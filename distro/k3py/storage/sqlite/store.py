@@ -24,6 +24,8 @@ from k3py.storage.options import SQLiteOptions
 from k3py.storage.sqlite.index import KeyIndex
 from k3py.storage.sqlite.readers import (
     ReaderPool,
+    fill_range,
+    index_range,
     read_history,
     read_range,
     resolve_revision,
@@ -181,6 +183,11 @@ class SQLiteStore:
         self._check_open()
         if 0 < limit <= _INLINE_RANGE_LIMIT:
             return read_range(self._reader, self._index, start, end, rev, limit)
+        # A range without a small limit is read on a pool thread unless the index shows at
+        # once that it is small: most such ranges (a namespace's quotas, limit ranges) are.
+        at, found = index_range(self._index, start, end, rev, _INLINE_RANGE_LIMIT)
+        if not found.more:
+            return fill_range(self._reader, self._index, at, found)
         return await self._in_pool(lambda: read_range(self._pool.conn(), self._index, start, end, rev, limit))
 
     async def count(self, start: bytes, end: bytes) -> int:
