@@ -30,7 +30,9 @@ import logging
 import platform
 import re
 import socket
+import ssl
 import uuid
+import weakref
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -110,6 +112,7 @@ from k3py.pki import (
 from k3py.pki.frontproxy import FrontProxy, ensure_front_proxy
 from k3py.pki.serviceaccount import JWKS_PATH
 from k3py.scheduler import Scheduler
+from k3py.server.collector import freeze_startup_objects, server_collection
 from k3py.server.datastore import StoreHandle, open_datastore, prepare_data_dir
 from k3py.server.embedded import client_pair, label_control_plane, node_credentials
 from k3py.server.endpoints import keep_kubernetes_endpoints
@@ -125,13 +128,24 @@ SHUTDOWN_GRACE = 10.0
 
 def run_server(config: ServerConfig) -> None:
     """Run the server until SIGINT/SIGTERM; raise on a fatal error."""
-    asyncio.run(_main(config))
+    with server_collection():
+        asyncio.run(_main(config))
 
 
 async def _main(config: ServerConfig) -> None:
     stop = StopRequest()
-    with stop_on_signals(stop):
-        await serve(config, stop)
+    ready = Gate("ready")
+    freeze = asyncio.create_task(_freeze_when(ready), name="freeze-startup-objects")
+    try:
+        with stop_on_signals(stop):
+            await serve(config, stop, ready)
+    finally:
+        freeze.cancel()
+
+
+async def _freeze_when(ready: Gate) -> None:
+    await ready.wait()
+    freeze_startup_objects()
 
 
 async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = None) -> None:
@@ -493,13 +507,21 @@ def _log_missing_components(config: ServerConfig) -> None:
         log.debug("Disabled components: %s", ", ".join(sorted(config.disable)))
 
 
+_CONNECTION_USERS: weakref.WeakKeyDictionary[ssl.SSLObject, User | None] = weakref.WeakKeyDictionary()
+"""The user each open TLS connection's client certificate names, read at its first request."""
+
+
 def _identify(request: web.Request) -> User | None:
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is None:
         return None
-    identity = client_identity(ssl_object.getpeercert())
-    return User(identity[0], tuple(identity[1])) if identity else None
+    try:
+        return _CONNECTION_USERS[ssl_object]
+    except KeyError:
+        identity = client_identity(ssl_object.getpeercert())
+        user = _CONNECTION_USERS[ssl_object] = User(identity[0], tuple(identity[1])) if identity else None
+        return user
 
 
 def first_service_ip(config: ServerConfig) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
