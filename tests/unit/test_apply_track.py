@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from k3py.api.apply import apply, default_reset_fields, track_update
+from k3py.api.apply import apply, default_reset_fields, fieldmanager, track_update
 from k3py.api.schema import Node, Schemas
 
 T0, T1, T2, T3 = (f"2024-05-01T10:0{n}:00Z" for n in range(4))
@@ -335,3 +335,45 @@ def test_each_key_belongs_to_the_last_writer_that_changed_it(
                 assert key[2:] not in owners, "a key has one owner"
                 owners[key[2:]] = entry["manager"]
     assert owners == expected
+
+
+created_objects = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),  # name
+        st.dictionaries(st.sampled_from(["k1", "k2", "k.3"]), st.sampled_from(["", "v"]), max_size=3),
+        st.dictionaries(st.sampled_from(["app", "tier"]), st.just("web"), max_size=2),
+        st.sampled_from(["kubectl-create", "controller"]),
+        st.sampled_from([T0, T1]),
+        st.booleans(),  # a ConfigMap, else a Deployment
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(created_objects)
+@settings(max_examples=60, deadline=None)
+def test_creates_of_one_shape_record_what_each_would_alone(creates: list[Any]) -> None:
+    """Creates are remembered by their shape (names and uids aside); each still gets exactly the
+    managedFields it would get first, with its own manager and time."""
+    fresh = fieldmanager._CreatedFields
+    for name, data, labels, manager, now, is_configmap in creates:
+        if is_configmap:
+            new: dict[str, Any] = configmap(**data)
+            node = CONFIGMAP
+        else:
+            new = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+            new["spec"] = {"replicas": 1, "selector": {"matchLabels": dict(labels) or {"x": "y"}}}
+            node = DEPLOYMENT
+        new["metadata"].update(name=name, uid=f"uid-{name}", creationTimestamp=now)
+        if labels:
+            new["metadata"]["labels"] = dict(labels)
+        raw = track_update(None, new, manager=manager, node=node, api_version=new["apiVersion"], now=now)
+        got = stored(raw)
+        kept, fieldmanager._created = fieldmanager._created, fresh()
+        try:
+            alone = update(None, new, manager, now=now, node=node)
+        finally:
+            fieldmanager._created = kept
+        assert got == alone
+        raw["metadata"]["managedFields"][0]["fieldsV1"]["f:changed"] = {}  # the caller owns what it got

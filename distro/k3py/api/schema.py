@@ -183,6 +183,11 @@ class Node:
     def __repr__(self) -> str:
         return f"<Node {self.name or '(inline)'} {self.type}>"
 
+    @property
+    def identity(self) -> tuple[int, int]:
+        """Equal for two nodes that view the same place of the same schema tree (while both live)."""
+        return id(self._shape), id(self._site)
+
     # What this node is.
 
     @property

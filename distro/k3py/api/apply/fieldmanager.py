@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
+import orjson
+
 from k3py.api.apply import updater
 from k3py.api.apply.errors import ApplyConflict, ApplyError
 from k3py.api.apply.fieldpath import FieldSet, make_path
@@ -38,6 +40,7 @@ from k3py.api.apply.managers import (
     cap_updaters,
     decode,
     encode,
+    normalize_time,
 )
 from k3py.api.apply.shapes import Shape
 from k3py.api.patch.json_value import clone
@@ -143,12 +146,97 @@ def track_update(
     target = _without_managed_fields(new)
     if not managed and old is not None:
         return target
+    if old is None and not managed:
+        return _track_create(target, manager, node, api_version, now, subresource, reset_fields)
+    return _track(old, target, managed, manager, node, api_version, now, subresource, reset_fields)
+
+
+def _track(
+    old: dict[str, Any] | None,
+    target: dict[str, Any],
+    managed: Managed,
+    manager: str,
+    node: Node | None,
+    api_version: str,
+    now: str,
+    subresource: str,
+    reset_fields: Collection[tuple[str, ...]] | None,
+) -> dict[str, Any]:
     shape = Shape.root(node)
     ignored = _reset_paths(node, subresource, reset_fields)
     writer = Manager.updater(manager, api_version, subresource)
     base = _without_managed_fields(old) if old is not None else {}
     managed = _record_update(base, target, shape, managed, writer, api_version, now, ignored)
     return _with_managed_fields(target, cap_updaters(managed))
+
+
+class _CreatedFields:
+    """The managedFields of recent creates, by everything they depend on: objects created from
+    one template (a controller's pods, a client's batch) differ only in values no field set
+    holds, so the field walk and its encoding run once for all of them."""
+
+    SIZE = 128
+    VARYING: Final = ("name", "generateName", "uid", "creationTimestamp")
+    """Metadata whose value differs from one created object to the next (presence is kept)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[Any, ...], tuple[Node | None, bytes]] = {}
+
+    def key(self, target: dict[str, Any], *context: Any) -> tuple[Any, ...] | None:
+        metadata = target.get("metadata")
+        if not isinstance(metadata, dict):
+            return None
+        blanked = {**metadata, **{k: "" for k in self.VARYING if k in metadata}}
+        shown = {**target, "metadata": blanked}
+        try:
+            return (*context, orjson.dumps(shown))
+        except TypeError:
+            return None
+
+    def get(self, key: tuple[Any, ...], node: Node | None, now: str) -> list[dict[str, Any]] | None:
+        found = self._entries.get(key)
+        if found is None or not _same_node(found[0], node):  # ids in the key, the node kept here
+            return None
+        entries: list[dict[str, Any]] = orjson.loads(found[1])
+        for entry in entries:
+            entry["time"] = normalize_time(now)
+        return entries
+
+    def put(self, key: tuple[Any, ...], node: Node | None, entries: list[dict[str, Any]]) -> None:
+        if len(self._entries) >= self.SIZE:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (node, orjson.dumps(entries))
+
+
+_created = _CreatedFields()
+
+
+def _same_node(a: Node | None, b: Node | None) -> bool:
+    return a is b or (a is not None and b is not None and a.identity == b.identity)
+
+
+def _track_create(
+    target: dict[str, Any],
+    manager: str,
+    node: Node | None,
+    api_version: str,
+    now: str,
+    subresource: str,
+    reset_fields: Collection[tuple[str, ...]] | None,
+) -> dict[str, Any]:
+    """:func:`track_update` of a create that carries no managedFields of its own."""
+    reset = tuple(reset_fields) if reset_fields is not None else None
+    key = _created.key(
+        target, node.identity if node is not None else None, manager, api_version, subresource, reset
+    )
+    if key is not None and (entries := _created.get(key, node, now)) is not None:
+        if entries:
+            target["metadata"]["managedFields"] = entries
+        return target
+    result = _track(None, target, {}, manager, node, api_version, now, subresource, reset_fields)
+    if key is not None:
+        _created.put(key, node, clone(_managed_fields_of(result) or []))
+    return result
 
 
 def default_reset_fields(node: Node | None, subresource: str = "") -> tuple[tuple[str, ...], ...]:
