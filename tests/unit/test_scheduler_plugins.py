@@ -223,6 +223,27 @@ def test_node_verdicts_are_remembered_per_node_object_and_per_pod_shape() -> Non
     )
 
 
+def test_room_verdicts_and_allocation_scores_follow_the_nodes_pods_and_object() -> None:
+    """What depends on the node's pods (resource fit, least and balanced allocation) is
+    remembered for pods asking the same, and recomputed after a pod is added or removed and
+    for a new node object."""
+    n = info(node("n1", cpu="1", memory="4Gi"))
+    half = pod(container("500m", "1Gi"), name="a")
+    assert plugins.run_filters(half, n) is None
+    scores = plugins.plugin_scores(half, [n], [n])
+    fresh = plugins.plugin_scores(half, [info(node("n1", cpu="1", memory="4Gi"))], [n])
+    assert scores["NodeResourcesFit"] == fresh["NodeResourcesFit"] == {"n1": 62}
+    n.add(pod(container("500m", "1Gi"), name="b"))
+    n.add(pod(container("100m", "1Gi"), name="c"))
+    assert plugins.run_filters(half, n) == Status("NodeResourcesFit", ("Insufficient cpu",), resolvable=True)
+    assert plugins.plugin_scores(half, [n], [n])["NodeResourcesFit"] == {"n1": 12}  # (0 + 25) / 2
+    n.remove(n.pods[-1])
+    assert plugins.run_filters(half, n) is None
+    n.node = node("n1", cpu="500m", memory="4Gi")
+    assert plugins.run_filters(half, n) == Status("NodeResourcesFit", ("Insufficient cpu",), resolvable=True)
+    assert plugins.plugin_scores(half, [n], [n])["NodeResourcesFit"] == {"n1": 25}
+
+
 def test_node_selector_needs_every_label() -> None:
     n = node("n1", labels={"disk": "ssd", "zone": "a"})
     assert plugins.required_node_affinity_matches(pod(nodeSelector={"disk": "ssd"}), n)

@@ -122,8 +122,11 @@ def total_scores(
     totals = dict.fromkeys((info.name for info in feasible), 0)
     for plugin, scores in per_plugin.items():
         weight = WEIGHTS[plugin]
-        for name in totals:
-            totals[name] += weight * scores.get(name, 0)
+        if not weight or not any(scores.values()):
+            continue  # adds nothing anywhere
+        for name, score in scores.items():
+            if name in totals:
+                totals[name] += weight * score
     return totals
 
 

@@ -251,12 +251,14 @@ def run_filters(pod: Obj, info: NodeInfo) -> Status | None:
 class PodFilters:
     """:data:`FILTERS` for one pod, with what they read of the pod worked out once."""
 
-    __slots__ = ("_node_facing", "_ports", "pod")
+    __slots__ = ("_fit", "_node_facing", "_ports", "pod")
 
     def __init__(self, pod: Obj) -> None:
         self.pod = pod
         self._node_facing = remembered("node-facing", pod, _node_facing)
         self._ports = host_ports(pod)
+        self._fit = ("resources-fit", tuple(remembered("checked-requests", pod, _checked_requests)))
+        """What NodeResourcesFit reads of the pod, besides that it is one more pod."""
 
     def check(self, info: NodeInfo) -> Status | None:
         status = info.about_node(self._node_facing, lambda: _first_failure(NODE_FILTERS, self.pod, info))
@@ -264,7 +266,7 @@ class PodFilters:
             return status
         if self._ports and (status := node_ports(self.pod, info)) is not None:
             return status
-        return node_resources_fit(self.pod, info)
+        return info.about_pods(self._fit, lambda: node_resources_fit(self.pod, info))
 
 
 def _first_failure(filters: Sequence[Filter], pod: Obj, info: NodeInfo) -> Status | None:
@@ -482,7 +484,9 @@ def plugin_scores(
     wanted = _cpu_memory(pod)
     least, balanced = {}, {}
     for name, info in zip(names, feasible, strict=True):
-        least[name], balanced[name] = _allocation_scores(wanted, info)
+        least[name], balanced[name] = info.about_pods(
+            ("allocation", wanted), partial(_allocation_scores, wanted, info)
+        )
     affinity = (_spec(pod).get("affinity") or {}).get("nodeAffinity") or {}
     prefer_no_schedule = any(
         i.about_node("prefer-no-schedule", partial(_prefers_no_schedule, i.node)) for i in feasible

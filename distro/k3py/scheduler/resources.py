@@ -236,12 +236,15 @@ class NodeInfo:
     with_affinity: list[Obj] = field(default_factory=list)
     """The pods with pod affinity or anti-affinity of any kind."""
     with_required_anti_affinity: list[Obj] = field(default_factory=list)
-    _derived: tuple[Obj, str, Resources, dict[Hashable, Any]] | None = field(
+    name: str = field(init=False, default="", repr=False, compare=False)
+    """The node's name, kept in step with ``node`` (read for every node in every cycle)."""
+    _derived: tuple[Obj, Resources, dict[Hashable, Any]] | None = field(
         default=None, repr=False, compare=False
     )
-    """The node object they were read from, its name, its allocatable resources and the answers
+    """The node object they were read from, its allocatable resources and the answers
     :meth:`about_node` remembers for it."""
-    _counts: dict[Hashable, int] = field(default_factory=dict, repr=False, compare=False)
+    _pod_answers: tuple[Obj, dict[Hashable, Any]] | None = field(default=None, repr=False, compare=False)
+    """The node object and the answers :meth:`about_pods` remembers for it and these pods."""
 
     @classmethod
     def of(cls, node: Obj, pods: Iterable[Obj] = ()) -> NodeInfo:
@@ -250,32 +253,48 @@ class NodeInfo:
             info.add(pod)
         return info
 
-    @property
-    def name(self) -> str:
-        return self._read_node()[1]
+    def __post_init__(self) -> None:
+        self.node = self.node  # the field defaults ran after the node was first set
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        object.__setattr__(self, key, value)
+        if key == "node":
+            object.__setattr__(self, "name", str((value.get("metadata") or {}).get("name") or ""))
 
     @property
     def allocatable(self) -> Resources:
         """Parsed once per node object (the answer is shared: do not modify it)."""
-        return self._read_node()[2]
+        return self._read_node()[1]
 
-    def _read_node(self) -> tuple[Obj, str, Resources, dict[Hashable, Any]]:
+    def _read_node(self) -> tuple[Obj, Resources, dict[Hashable, Any]]:
         derived = self._derived
         if derived is None or derived[0] is not self.node:
             status = self.node.get("status") or {}
-            derived = self._derived = (
-                self.node,
-                str((self.node.get("metadata") or {}).get("name") or ""),
-                resource_list(status.get("allocatable") or status.get("capacity")),
-                {},
-            )
+            allocatable = resource_list(status.get("allocatable") or status.get("capacity"))
+            derived = self._derived = (self.node, allocatable, {})
         return derived
 
     def about_node(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, an answer that depends only on this node object and on what ``key``
         names, remembered until the node object changes (a new object replaces it on every
         update; at most ``NODE_ANSWERS`` kept)."""
-        answers = self._read_node()[3]
+        answers = self._read_node()[2]
+        if key in answers:
+            answer: T = answers[key]
+            return answer
+        if len(answers) >= NODE_ANSWERS:
+            answers.clear()
+        found = answers[key] = compute()
+        return found
+
+    def about_pods(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, an answer that depends on this node object and the pods assigned to
+        it, remembered under ``key`` (which must identify ``compute``) until either changes (at
+        most ``NODE_ANSWERS`` kept)."""
+        memo = self._pod_answers
+        if memo is None or memo[0] is not self.node:
+            memo = self._pod_answers = (self.node, {})
+        answers = memo[1]
         if key in answers:
             answer: T = answers[key]
             return answer
@@ -287,14 +306,11 @@ class NodeInfo:
     def count_pods(self, key: Hashable, matches: Callable[[Obj], bool]) -> int:
         """How many of the node's pods ``matches`` accepts; remembered under ``key`` (which
         must identify ``matches``) until the node's pods change."""
-        found = self._counts.get(key)
-        if found is None:
-            found = self._counts[key] = sum(1 for pod in self.pods if matches(pod))
-        return found
+        return self.about_pods(key, lambda: sum(1 for pod in self.pods if matches(pod)))
 
     def add(self, pod: Obj) -> None:
         self.pods.append(pod)
-        self._counts.clear()
+        self._pod_answers = None
         _add(self.requested, pod_requests(pod))
         _add(self.non_zero_requested, pod_requests(pod, non_zero=True))
         self.ports.extend(host_ports(pod))
@@ -309,7 +325,7 @@ class NodeInfo:
         if index is None:
             raise ValueError(f"pod {(pod.get('metadata') or {}).get('name')!r} is not on {self.name!r}")
         del self.pods[index]
-        self._counts.clear()
+        self._pod_answers = None
         _subtract(self.requested, pod_requests(pod))
         _subtract(self.non_zero_requested, pod_requests(pod, non_zero=True))
         for port in host_ports(pod):
