@@ -88,3 +88,30 @@ async def test_shared_informers_list_and_watch_once_for_all(api: RestClient) -> 
     finally:
         for runner in runners:
             runner.cancel()
+
+
+async def test_cached_objects_leave_out_managed_fields_and_updates_keep_the_stored_ones(
+    api: RestClient,
+) -> None:
+    path = "/api/v1/namespaces/a/configmaps"
+    await api.create(path, {"metadata": {"name": "listed"}, "data": {"k": "v"}})
+    informer = Informer(api, "/api/v1/configmaps")
+    seen: list[dict[str, object]] = []
+    informer.add_handler(lambda old, new: seen.extend(o for o in (old, new) if o is not None))
+    task = asyncio.create_task(informer.run())
+    try:
+        await informer.synced()
+        await api.create(path, {"metadata": {"name": "watched"}, "data": {"k": "v"}})
+        await until(lambda: names(informer.items()) == {"listed", "watched"})
+        cached = informer.get("a", "listed")
+        assert cached is not None
+        changed = {**cached, "data": {"k": "changed"}}
+        await api.update(f"{path}/listed", changed)  # written back as a controller does
+        await until(lambda: (informer.get("a", "listed") or {}).get("data") == {"k": "changed"})
+        assert seen and all("managedFields" not in o["metadata"] for o in seen)  # type: ignore[operator]
+        stored = await api.get(f"{path}/listed")
+        assert stored["metadata"]["managedFields"], "the update kept the stored managedFields"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

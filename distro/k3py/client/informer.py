@@ -4,7 +4,10 @@
 is resumed from the last version seen (bookmarks included), and one that is too old (410
 Gone) starts over with a fresh list, whose differences from the cache are delivered as
 changes. Handlers are called on the event loop after the cache has changed, with the old
-and the new object (``None`` for a creation or a deletion); they must not block.
+and the new object (``None`` for a creation or a deletion); they must not block. Objects are
+kept without ``metadata.managedFields``, as kube-scheduler's and kube-controller-manager's
+informers keep them: no controller reads them, an update that leaves them out keeps the
+stored ones, and they are a large part of every object.
 
 :class:`SharedInformers` hands out one informer per collection and selectors to every
 component that asks (client-go's SharedInformerFactory): one list, one watch and one cache for
@@ -134,7 +137,7 @@ class Informer:
         listed = await self.api.list(
             self.path, field_selector=self.field_selector, label_selector=self.label_selector
         )
-        fresh = {key_of(item): item for item in listed.get("items") or []}
+        fresh = {key_of(item): _trimmed(item) for item in listed.get("items") or []}
         old = self._objects
         self._objects = fresh
         self._namespaces = {}
@@ -163,7 +166,7 @@ class Informer:
                 self.resource_version = version
             if kind == "BOOKMARK":
                 continue
-            key = key_of(obj)
+            key = key_of(_trimmed(obj))
             before = self._objects.get(key)
             if kind == "DELETED":
                 self._drop(key)
@@ -178,6 +181,14 @@ class Informer:
                 handler(old, new)
             except Exception:
                 log.exception("%s: a change handler failed", self.path)
+
+
+def _trimmed(obj: Obj) -> Obj:
+    """``obj`` without its managedFields (changed in place: it is the client's own copy)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
 
 
 def _version(obj: Obj) -> str:
