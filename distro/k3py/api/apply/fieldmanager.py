@@ -225,7 +225,7 @@ def _track_create(
     reset_fields: Collection[tuple[str, ...]] | None,
 ) -> dict[str, Any]:
     """:func:`track_update` of a create that carries no managedFields of its own."""
-    reset = tuple(reset_fields) if reset_fields is not None else None
+    reset = tuple(tuple(fields) for fields in reset_fields) if reset_fields is not None else None
     key = _created.key(
         target, node.identity if node is not None else None, manager, api_version, subresource, reset
     )
