@@ -67,6 +67,17 @@ def resource_list(values: object) -> Resources:
     return {str(name): amount(str(name), value) for name, value in values.items()}
 
 
+def _remember(answers: dict[Hashable, Any], key: Hashable, compute: Callable[[], T]) -> T:
+    """``answers[key]``, computed now if missing (all are dropped once ``NODE_ANSWERS`` are kept)."""
+    if key in answers:
+        answer: T = answers[key]
+        return answer
+    if len(answers) >= NODE_ANSWERS:
+        answers.clear()
+    found = answers[key] = compute()
+    return found
+
+
 def _add(total: Resources, more: Mapping[str, int]) -> None:
     for name, value in more.items():
         total[name] = total.get(name, 0) + value
@@ -278,14 +289,7 @@ class NodeInfo:
         """``compute()``, an answer that depends only on this node object and on what ``key``
         names, remembered until the node object changes (a new object replaces it on every
         update; at most ``NODE_ANSWERS`` kept)."""
-        answers = self._read_node()[2]
-        if key in answers:
-            answer: T = answers[key]
-            return answer
-        if len(answers) >= NODE_ANSWERS:
-            answers.clear()
-        found = answers[key] = compute()
-        return found
+        return _remember(self._read_node()[2], key, compute)
 
     def about_pods(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, an answer that depends on this node object and the pods assigned to
@@ -294,14 +298,7 @@ class NodeInfo:
         memo = self._pod_answers
         if memo is None or memo[0] is not self.node:
             memo = self._pod_answers = (self.node, {})
-        answers = memo[1]
-        if key in answers:
-            answer: T = answers[key]
-            return answer
-        if len(answers) >= NODE_ANSWERS:
-            answers.clear()
-        found = answers[key] = compute()
-        return found
+        return _remember(memo[1], key, compute)
 
     def count_pods(self, key: Hashable, matches: Callable[[Obj], bool]) -> int:
         """How many of the node's pods ``matches`` accepts; remembered under ``key`` (which
