@@ -180,6 +180,9 @@ class SQLiteStore:
         return KeyValue(key, row[0], entry[1], entry[0], entry[2])
 
     async def range(self, start: bytes, end: bytes, *, rev: int = 0, limit: int = 0) -> RangeResult:
+        # Every range lets the loop run once, even one answered here without waiting: a caller
+        # that lists in a loop must not starve the writes it is listing.
+        await asyncio.sleep(0)
         self._check_open()
         if 0 < limit <= _INLINE_RANGE_LIMIT:
             return read_range(self._reader, self._index, start, end, rev, limit)
