@@ -8,6 +8,7 @@ import asyncio
 import ipaddress
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -111,6 +112,54 @@ async def test_cached_objects_leave_out_managed_fields_and_updates_keep_the_stor
         assert seen and all("managedFields" not in o["metadata"] for o in seen)  # type: ignore[operator]
         stored = await api.get(f"{path}/listed")
         assert stored["metadata"]["managedFields"], "the update kept the stored managedFields"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def by_team(obj: dict[str, Any]) -> list[str]:
+    labels = obj["metadata"].get("labels") or {}
+    return [labels["team"]] if "team" in labels else []
+
+
+async def test_named_indexes_follow_updates_deletions_and_the_list(api: RestClient) -> None:
+    path = "/api/v1/namespaces/a/configmaps"
+    await api.create(path, {"metadata": {"name": "red-1", "labels": {"team": "red"}}})
+    await api.create(path, {"metadata": {"name": "plain"}})
+    informer = Informer(api, "/api/v1/configmaps")
+    informer.add_index("team", by_team)
+    task = asyncio.create_task(informer.run())
+    try:
+        await informer.synced()
+        assert names(informer.by_index("team", "red")) == {"red-1"}  # from the list
+        await api.create(path, {"metadata": {"name": "blue-1", "labels": {"team": "blue"}}})
+        moved = {"metadata": {"name": "plain", "labels": {"team": "red"}}}
+        await api.update(f"{path}/plain", moved)
+        await until(lambda: names(informer.by_index("team", "red")) == {"red-1", "plain"})
+        assert names(informer.by_index("team", "blue")) == {"blue-1"}
+        await api.update(f"{path}/red-1", {"metadata": {"name": "red-1", "labels": {"team": "blue"}}})
+        await until(lambda: names(informer.by_index("team", "blue")) == {"blue-1", "red-1"})
+        assert names(informer.by_index("team", "red")) == {"plain"}  # left its old value
+        await api.delete(f"{path}/plain")
+        await until(lambda: informer.by_index("team", "red") == [])
+        assert informer.by_index("team", "green") == []
+        # An index added to a running informer starts with what the cache holds.
+        informer.add_index("name", lambda o: [str(o["metadata"]["name"])])
+        assert names(informer.by_index("name", "blue-1")) == {"blue-1"}
+        informer.add_index("team", lambda o: ["ignored"])  # the first function stays
+        assert names(informer.by_index("team", "blue")) == {"blue-1", "red-1"}
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Changes made while nobody watched arrive with a fresh list, which rebuilds the indexes.
+        await api.delete(f"{path}/blue-1")
+        await api.create(path, {"metadata": {"name": "red-2", "labels": {"team": "red"}}})
+        informer.resource_version = ""
+        task = asyncio.create_task(informer.run())
+        await until(lambda: names(informer.by_index("team", "red")) == {"red-2"})
+        assert names(informer.by_index("team", "blue")) == {"red-1"}
+        assert informer.by_index("name", "blue-1") == []
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from k3py.client.rest import ApiStatusError, Obj, RestClient
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Obj | None, Obj | None], None]
+IndexFunc = Callable[[Obj], Iterable[str]]
+"""The values an object is found under in one index (client-go's ``IndexFunc``)."""
+Index = dict[str, dict[tuple[str, str], Obj]]
+"""Per value, the objects found under it, by key."""
 RETRY_MAX = 30.0
 """Longest pause between attempts when the server cannot be reached."""
 
@@ -54,6 +58,8 @@ class Informer:
         self._objects: dict[tuple[str, str], Obj] = {}
         self._namespaces: dict[str, dict[str, Obj]] = {}
         """The same objects by namespace, then name (client-go's namespace index)."""
+        self._index_funcs: dict[str, IndexFunc] = {}
+        self._indexes: dict[str, Index] = {}
         self._handlers: list[Handler] = []
         self._synced = asyncio.Event()
         self.resource_version = ""
@@ -85,17 +91,47 @@ class Informer:
         """The objects of one namespace (``""``: the cluster-scoped ones)."""
         return list(self._namespaces.get(namespace, {}).values())
 
+    def add_index(self, name: str, values: IndexFunc) -> None:
+        """Keep the objects findable by ``values(obj)`` under ``name`` (see :meth:`by_index`).
+        Components sharing the informer may add the same index; the first one's function stays."""
+        if name in self._index_funcs:
+            return
+        self._index_funcs[name] = values
+        self._reindex(name)
+
+    def _reindex(self, name: str) -> None:
+        values = self._index_funcs[name]
+        index: Index = {}
+        for key, obj in self._objects.items():
+            for value in values(obj):
+                index.setdefault(value, {})[key] = obj
+        self._indexes[name] = index
+
+    def by_index(self, name: str, value: str) -> list[Obj]:
+        """The objects whose index function for ``name`` gave ``value``."""
+        return list(self._indexes[name].get(value, {}).values())
+
     def _put(self, key: tuple[str, str], obj: Obj) -> None:
+        before = self._objects.get(key)
         self._objects[key] = obj
         self._namespaces.setdefault(key[0], {})[key[1]] = obj
+        for name, values in self._index_funcs.items():
+            index = self._indexes[name]
+            if before is not None:
+                _unindex(index, key, values(before))
+            for value in values(obj):
+                index.setdefault(value, {})[key] = obj
 
     def _drop(self, key: tuple[str, str]) -> None:
-        self._objects.pop(key, None)
+        before = self._objects.pop(key, None)
         names = self._namespaces.get(key[0])
         if names is not None:
             names.pop(key[1], None)
             if not names:
                 del self._namespaces[key[0]]
+        if before is not None:
+            for name, values in self._index_funcs.items():
+                _unindex(self._indexes[name], key, values(before))
 
     async def run(self) -> None:
         """Keep the cache current until cancelled; several may run one informer at once."""
@@ -143,6 +179,8 @@ class Informer:
         self._namespaces = {}
         for (namespace, name), item in fresh.items():
             self._namespaces.setdefault(namespace, {})[name] = item
+        for index_name in self._index_funcs:
+            self._reindex(index_name)
         self.resource_version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
         for key, obj in fresh.items():
             before = old.get(key)
@@ -181,6 +219,17 @@ class Informer:
                 handler(old, new)
             except Exception:
                 log.exception("%s: a change handler failed", self.path)
+
+
+def _unindex(
+    index: dict[str, dict[tuple[str, str], Obj]], key: tuple[str, str], values: Iterable[str]
+) -> None:
+    for value in values:
+        found = index.get(value)
+        if found is not None:
+            found.pop(key, None)
+            if not found:
+                del index[value]
 
 
 def _trimmed(obj: Obj) -> Obj:

@@ -6,23 +6,77 @@ adopts orphans the selector matches (a controller reference is patched on), unle
 being deleted. Before its first adoption in a sync it reads the owner afresh: an owner deleted
 or replaced (same name, new uid) since the cache saw it must not adopt. Patches carry the pod's
 uid, so a pod replaced under the same name is never touched.
+
+The candidates come from the pod informer's index by controller (upstream's
+``PodControllerUIDIndex``): the pods a controller owns and its namespace's orphans, never every pod
+of the namespace, so a sync costs what the owner has, not what its namespace holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from k3py.api.selectors import LabelSelector, SelectorError
+from k3py.api.selectors import LabelSelector, Operator, SelectorError
+from k3py.client.informer import Informer
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.objects import (
     Obj,
     controller_ref,
+    controller_uid,
     deleting,
     labels_of,
     meta_of,
     owner_reference,
     uid_of,
 )
+
+EXACT = frozenset({Operator.EQUALS, Operator.DOUBLE_EQUALS, Operator.IN})
+"""Requirements that name every value a matching label may have."""
+
+
+BY_CONTROLLER = "controller-uid"
+"""The pod index by controller: a pod is found under its controller's uid; an orphan under
+:func:`orphans_of` its namespace, and under :func:`orphans_of` its namespace and each label."""
+
+
+def orphans_of(namespace: str, label: str = "", value: str = "") -> str:
+    """The index value of a namespace's pods without a controller, or of those among them with
+    ``label`` set to ``value`` (uids and namespaces hold no ``/``, label keys no ``=``)."""
+    return f"orphans/{namespace}/{label}={value}" if label else f"orphans/{namespace}"
+
+
+def _controller_values(pod: Obj) -> list[str]:
+    uid = controller_uid(pod)
+    if uid:
+        return [uid]
+    namespace = str(meta_of(pod).get("namespace") or "")
+    labels = meta_of(pod).get("labels") or {}
+    return [orphans_of(namespace), *(orphans_of(namespace, k, str(v)) for k, v in labels.items())]
+
+
+def index_by_controller(pods: Informer) -> Informer:
+    """Make ``pods`` (a pod informer) answer :func:`pods_of`; returns it."""
+    pods.add_index(BY_CONTROLLER, _controller_values)
+    return pods
+
+
+def pods_of(pods: Informer, owner: Obj, selector: LabelSelector | None = None) -> list[Obj]:
+    """The pods of ``owner``'s namespace that it controls; with ``selector``, also the orphans
+    it could adopt: those with no controller, narrowed by the first label the selector requires
+    an exact value of (all of them when it has none); the selector is not applied here.
+    ``pods`` went through :func:`index_by_controller`."""
+    namespace = str(meta_of(owner).get("namespace") or "")
+    found = [
+        p for p in pods.by_index(BY_CONTROLLER, uid_of(owner)) if meta_of(p).get("namespace") == namespace
+    ]
+    if selector is None or selector.nothing:
+        return found
+    for requirement in selector.requirements:
+        if requirement.operator in EXACT:
+            for value in requirement.values:
+                found += pods.by_index(BY_CONTROLLER, orphans_of(namespace, requirement.key, value))
+            return found
+    return found + pods.by_index(BY_CONTROLLER, orphans_of(namespace))
 
 
 class PodClaims:

@@ -44,6 +44,7 @@ from k3py.client.events import EventRecorder
 from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
+from k3py.controllers.claims import index_by_controller, pods_of
 from k3py.controllers.objects import (
     controller_ref,
     deleting,
@@ -449,7 +450,7 @@ class DeploymentController(Controller):
         super().__init__(api, informers)
         self.deployments = self.informer("/apis/apps/v1/deployments")
         self.replica_sets = self.informer("/apis/apps/v1/replicasets")
-        self.pods = self.informer("/api/v1/pods")
+        self.pods = index_by_controller(self.informer("/api/v1/pods"))
         self.events = EventRecorder(api, self.name, kind="Deployment", api_version="apps/v1")
         self.deployments.add_handler(lambda old, new: self.enqueue(new or old))
         self.replica_sets.add_handler(self._on_replica_set)
@@ -867,13 +868,13 @@ class DeploymentController(Controller):
     def _old_pods_running(self, new: Obj | None, olds: list[Obj]) -> bool:
         if replica_sum(olds, "replicas") > 0:
             return True
-        old_uids = {uid_of(rs) for rs in olds} - ({uid_of(new)} if new is not None else set())
-        for pod in self.pods.items():
-            ref = controller_ref(pod)
-            finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-            if ref is not None and ref.get("uid") in old_uids and not finished:
-                return True
-        return False
+        new_uid = uid_of(new) if new is not None else ""
+        return any(
+            (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            for rs in olds
+            if uid_of(rs) != new_uid
+            for pod in pods_of(self.pods, rs)
+        )
 
     async def _cleanup(self, d: Obj, olds: list[Obj]) -> None:
         """Delete the oldest empty ReplicaSets beyond ``revisionHistoryLimit``."""

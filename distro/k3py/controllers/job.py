@@ -35,10 +35,9 @@ from k3py.client.events import EventRecorder
 from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key
-from k3py.controllers.claims import PodClaims, owners_selecting
+from k3py.controllers.claims import PodClaims, index_by_controller, owners_selecting, pods_of
 from k3py.controllers.objects import (
     controller_ref,
-    controller_uid,
     deleting,
     parse_time,
     phase,
@@ -270,7 +269,7 @@ class JobController(Controller):
         super().__init__(api, informers)
         self.events = EventRecorder(api, "job-controller", kind="Job", api_version="batch/v1")
         self.jobs = self.informer("/apis/batch/v1/jobs")
-        self.pods = self.informer("/api/v1/pods")
+        self.pods = index_by_controller(self.informer("/api/v1/pods"))
         self.claims = PodClaims(
             api,
             "batch/v1",
@@ -309,13 +308,12 @@ class JobController(Controller):
         """The Job's pods, after adopting the orphans its selector matches and releasing the
         pods it no longer matches (``getPodsForJob``)."""
         namespace = job["metadata"]["namespace"]
-        candidates = self.pods.in_namespace(namespace)
         try:
             selector = job_selector(job)
         except SelectorError as exc:
             log.warning("Job %s/%s has an invalid selector: %s", namespace, job["metadata"]["name"], exc)
-            return [p for p in candidates if controller_uid(p) == job["metadata"]["uid"]]
-        return await self.claims.claim(job, selector, candidates)
+            return pods_of(self.pods, job)
+        return await self.claims.claim(job, selector, pods_of(self.pods, job, selector))
 
     def _pods_of(self, job: Obj, owned: list[Obj]) -> _Pods:
         found = _Pods()

@@ -40,7 +40,7 @@ from k3py.client.events import EventRecorder
 from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller, Key, Obj
-from k3py.controllers.claims import PodClaims, owners_selecting
+from k3py.controllers.claims import PodClaims, index_by_controller, owners_selecting, pods_of
 from k3py.controllers.objects import (
     controller_ref,
     deleting,
@@ -357,7 +357,7 @@ class ReplicaSetController(Controller):
     def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
         super().__init__(api, informers)
         self.owners = self.informer(self.workload.prefix + "/" + self.workload.plural)
-        self.pods = self.informer("/api/v1/pods")
+        self.pods = index_by_controller(self.informer("/api/v1/pods"))
         self.expectations = Expectations()
         self.events = EventRecorder(
             api, self.name, kind=self.workload.kind, api_version=self.workload.api_version
@@ -409,7 +409,7 @@ class ReplicaSetController(Controller):
         except SelectorError as exc:
             log.warning("%s %s/%s has an invalid selector: %s", self.workload.kind, namespace, name, exc)
             return
-        active = [p for p in self.pods.in_namespace(namespace) if pod_active(p)]
+        active = [p for p in pods_of(self.pods, owner, selector) if pod_active(p)]
         pods = await self.claims.claim(owner, selector, active)
         error: Exception | None = None
         diff = len(pods) - int((owner.get("spec") or {}).get("replicas", 1) or 0)
@@ -440,7 +440,7 @@ class ReplicaSetController(Controller):
                 raise
             created_name = str(meta_of(created).get("name") or "")
             self.expectations.expect(key, adds=[created_name])
-            await self.events.record(owner, "Normal", "SuccessfulCreate", f"Created pod: {created_name}")
+            self.events.post(owner, "Normal", "SuccessfulCreate", f"Created pod: {created_name}")
 
         return await _slow_start(count, create_one)
 
@@ -456,7 +456,7 @@ class ReplicaSetController(Controller):
                     return
                 await self.events.record(owner, "Warning", "FailedDelete", f"Error deleting: {exc}")
                 raise
-            await self.events.record(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {pod_name}")
+            self.events.post(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {pod_name}")
 
         results = await asyncio.gather(*(delete_one(p) for p in victims), return_exceptions=True)
         errors = [r for r in results if isinstance(r, Exception)]
@@ -466,22 +466,13 @@ class ReplicaSetController(Controller):
         """Pods of the owners sharing this owner's controller (a Deployment's ReplicaSets)."""
         parent = controller_ref(owner)
         namespace = meta_of(owner).get("namespace")
-        siblings = {uid_of(owner)}
+        siblings = [owner]
         if parent is not None:
-            for other in self.owners.items():
+            for other in self.owners.in_namespace(str(namespace or "")):
                 other_ref = controller_ref(other)
-                if (
-                    meta_of(other).get("namespace") == namespace
-                    and other_ref
-                    and other_ref.get("uid") == parent.get("uid")
-                ):
-                    siblings.add(uid_of(other))
-        related = []
-        for pod in self.pods.items():
-            ref = controller_ref(pod)
-            if meta_of(pod).get("namespace") == namespace and ref is not None and ref.get("uid") in siblings:
-                related.append(pod)
-        return related
+                if other_ref and other_ref.get("uid") == parent.get("uid") and uid_of(other) != uid_of(owner):
+                    siblings.append(other)
+        return [pod for sibling in siblings for pod in pods_of(self.pods, sibling)]
 
     async def _write_status(
         self, key: Key, owner: Obj, pods: list[Obj], error: Exception | None, diff: int
