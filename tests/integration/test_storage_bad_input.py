@@ -318,6 +318,13 @@ async def test_writes_fail_cleanly_when_the_filesystem_turns_read_only(mounts: M
                     async with asyncio.timeout(TIMEOUT):
                         await write()
                 messages.append(str(caught.value))
+            async with asyncio.timeout(TIMEOUT):  # a group commit fails as a whole, as clearly
+                group = await asyncio.gather(
+                    *(store.create(b"/group/%d" % i, b"never stored") for i in range(4)),
+                    return_exceptions=True,
+                )
+            assert all(isinstance(result, StoreUnavailable) for result in group), group
+            messages += [str(result) for result in group]
             assert store.current_revision == head
             assert await store.get(b"/new") is None
             assert await contents(store) == written  # reads still answer, from what was committed
