@@ -16,6 +16,7 @@ from k3py.api.resources import Registry, from_manifest, selection
 from k3py.apiserver.generic import ObjectStore
 from k3py.client.informer import Informer, SharedInformers
 from k3py.client.rest import RestClient
+from k3py.controllers.base import Controller, Key
 from k3py.storage.model import Backend
 from tests.integration.api_support import create_namespaces, served_client
 
@@ -164,3 +165,40 @@ async def test_named_indexes_follow_updates_deletions_and_the_list(api: RestClie
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_component_joining_a_running_shared_informer_starts_from_its_cache_and_leaves_cleanly(
+    api: RestClient,
+) -> None:
+    class Recording(Controller):
+        def __init__(self, api: RestClient, shared: SharedInformers) -> None:
+            super().__init__(api, shared)
+            self.seen: list[str] = []
+            configmaps = self.informer("/api/v1/configmaps")
+            self.on(
+                configmaps, lambda old, new: self.seen.append(str((new or old or {})["metadata"]["name"]))
+            )
+
+        async def sync(self, key: Key) -> None:
+            pass
+
+    path = "/api/v1/namespaces/a/configmaps"
+    await api.create(path, {"metadata": {"name": "early"}})
+    shared = SharedInformers(api)
+    informer = shared.informer("/api/v1/configmaps")
+    keeper = asyncio.create_task(informer.run())  # another component, running on
+    try:
+        await informer.synced()
+        component = Recording(api, shared)
+        assert component.seen == ["early"]  # told of what the cache held when it joined
+        running = asyncio.create_task(component.run())
+        await api.create(path, {"metadata": {"name": "during"}})
+        await until(lambda: "during" in component.seen)
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await api.create(path, {"metadata": {"name": "after"}})
+        await until(lambda: informer.get("a", "after") is not None)
+        assert component.seen == ["early", "during"]  # its handler went with its run
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)

@@ -67,11 +67,18 @@ class Informer:
         self._runners = 0
 
     def add_handler(self, handler: Handler) -> None:
+        """Call ``handler`` on every change from now on. Added to an informer that has listed
+        already, it is first told of every cached object as a creation (client-go's
+        ``AddEventHandler``), so a component that joins a running shared informer starts from
+        the same picture as one that was there from the start."""
         self._handlers.append(handler)
+        if self._synced.is_set():
+            for obj in list(self._objects.values()):
+                _call(handler, self.path, None, obj)
 
     def remove_handler(self, handler: Handler) -> None:
         """Stop calling ``handler`` (a component that stops following a shared informer)."""
-        self._handlers = [h for h in self._handlers if h is not handler]
+        self._handlers = [h for h in self._handlers if h != handler]  # bound methods are equal, not identical
 
     async def synced(self) -> None:
         """Wait for the first complete list."""
@@ -215,10 +222,14 @@ class Informer:
 
     def _notify(self, old: Obj | None, new: Obj | None) -> None:
         for handler in self._handlers:
-            try:
-                handler(old, new)
-            except Exception:
-                log.exception("%s: a change handler failed", self.path)
+            _call(handler, self.path, old, new)
+
+
+def _call(handler: Handler, path: str, old: Obj | None, new: Obj | None) -> None:
+    try:
+        handler(old, new)
+    except Exception:
+        log.exception("%s: a change handler failed", path)
 
 
 def _unindex(

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from k3py.client.informer import Informer, SharedInformers
+from k3py.client.informer import Handler, Informer, SharedInformers
 from k3py.client.rest import RestClient
 from k3py.controllers.queue import ShutDown, WorkQueue
 
@@ -41,6 +41,7 @@ class Controller:
         its controllers (whose cached objects none may modify), or one of its own."""
         self.queue: WorkQueue[Key] = WorkQueue()
         self.informers: list[Informer] = []
+        self._handlers: list[tuple[Informer, Handler]] = []
 
     def informer(self, path: str, **selectors: str) -> Informer:
         """An informer this controller starts and waits for (``field_selector=``, ``label_selector=``)."""
@@ -48,6 +49,12 @@ class Controller:
         if found not in self.informers:
             self.informers.append(found)
         return found
+
+    def on(self, informer: Informer, handler: Handler) -> None:
+        """Call ``handler`` on the informer's changes while this controller exists; when ``run``
+        ends the handler goes (the informers are shared and outlive a leadership term)."""
+        informer.add_handler(handler)
+        self._handlers.append((informer, handler))
 
     def enqueue(self, obj: Obj | None) -> None:
         if obj is not None:
@@ -66,6 +73,8 @@ class Controller:
         finally:
             for task in tasks:
                 task.cancel()
+            for informer, handler in self._handlers:
+                informer.remove_handler(handler)
             await self.queue.shut_down()
 
     async def _work(self) -> None:

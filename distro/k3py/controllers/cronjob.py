@@ -260,8 +260,8 @@ class CronJobController(Controller):
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.cronjobs = self.informer("/apis/batch/v1/cronjobs")
         self.jobs = self.informer("/apis/batch/v1/jobs")
-        self.cronjobs.add_handler(lambda old, new: self.enqueue(new or old))
-        self.jobs.add_handler(self._job_changed)
+        self.on(self.cronjobs, lambda old, new: self.enqueue(new or old))
+        self.on(self.jobs, self._job_changed)
 
     def _job_changed(self, old: Obj | None, new: Obj | None) -> None:
         job = new or old

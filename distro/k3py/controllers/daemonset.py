@@ -407,11 +407,11 @@ class DaemonSetController(Controller):
         self.pods = self.informer("/api/v1/pods")
         self.nodes = self.informer("/api/v1/nodes")
         self.revisions = self.informer("/apis/apps/v1/controllerrevisions")
-        self.sets.add_handler(lambda old, new: self.enqueue(new or old))
-        self.pods.add_handler(lambda old, new: self._owner_changed(new or old))
+        self.on(self.sets, lambda old, new: self.enqueue(new or old))
+        self.on(self.pods, lambda old, new: self._owner_changed(new or old))
         # as upstream, a revision's creation or change does not sync its set (its deletion does)
-        self.revisions.add_handler(lambda old, new: self._owner_changed(old) if new is None else None)
-        self.nodes.add_handler(self._node_changed)
+        self.on(self.revisions, lambda old, new: self._owner_changed(old) if new is None else None)
+        self.on(self.nodes, self._node_changed)
         self._creating: dict[Key, dict[str, tuple[str, float]]] = defaultdict(dict)
         """Per set: nodes a pod was created for (with its hash), until the informer shows a pod
         with that hash there (or time runs out)."""

@@ -452,9 +452,9 @@ class DeploymentController(Controller):
         self.replica_sets = self.informer("/apis/apps/v1/replicasets")
         self.pods = index_by_controller(self.informer("/api/v1/pods"))
         self.events = EventRecorder(api, self.name, kind="Deployment", api_version="apps/v1")
-        self.deployments.add_handler(lambda old, new: self.enqueue(new or old))
-        self.replica_sets.add_handler(self._on_replica_set)
-        self.pods.add_handler(self._on_pod)
+        self.on(self.deployments, lambda old, new: self.enqueue(new or old))
+        self.on(self.replica_sets, self._on_replica_set)
+        self.on(self.pods, self._on_pod)
 
     # -- change handlers ----------------------------------------------------------------------
 

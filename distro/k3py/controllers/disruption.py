@@ -295,8 +295,8 @@ class DisruptionController(Controller):
         self.statefulsets = self.informer("/apis/apps/v1/statefulsets")
         self.stale_pods: WorkQueue[Key] = WorkQueue()
         self._plurals: dict[tuple[str, str], str] = {}
-        self.pdbs.add_handler(lambda old, new: self.enqueue(new or old))
-        self.pods.add_handler(self._pod_changed)
+        self.on(self.pdbs, lambda old, new: self.enqueue(new or old))
+        self.on(self.pods, self._pod_changed)
 
     async def run(self) -> None:
         try:

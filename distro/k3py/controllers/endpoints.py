@@ -318,9 +318,9 @@ class EndpointsController(Controller):
         self.pods = self.informer("/api/v1/pods")
         self.endpoints = self.informer("/api/v1/endpoints")
         self.triggers = TriggerTimes()
-        self.services.add_handler(lambda old, new: self.enqueue(new or old))
-        self.pods.add_handler(self._pod_changed)
-        self.endpoints.add_handler(self._endpoints_changed)
+        self.on(self.services, lambda old, new: self.enqueue(new or old))
+        self.on(self.pods, self._pod_changed)
+        self.on(self.endpoints, self._endpoints_changed)
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
         keys: set[Key] = set()

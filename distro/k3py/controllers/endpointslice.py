@@ -169,9 +169,9 @@ class EndpointSliceController(Controller):
         self.slices = self.informer(SLICES, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
         self.triggers = TriggerTimes()
         self.expected = Expectations()
-        self.services.add_handler(lambda old, new: self.enqueue(new or old))
-        self.pods.add_handler(self._pod_changed)
-        self.slices.add_handler(self._slice_changed)
+        self.on(self.services, lambda old, new: self.enqueue(new or old))
+        self.on(self.pods, self._pod_changed)
+        self.on(self.slices, self._slice_changed)
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
         keys: set[Key] = set()

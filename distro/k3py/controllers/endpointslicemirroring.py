@@ -326,9 +326,9 @@ class EndpointSliceMirroringController(Controller):
             api, "endpoint-slice-mirroring-controller", kind="Endpoints", api_version="v1"
         )
         self.expected = Expectations()
-        self.services.add_handler(lambda old, new: self.enqueue(new or old))
-        self.endpoints.add_handler(self._endpoints_changed)
-        self.slices.add_handler(self._slice_changed)
+        self.on(self.services, lambda old, new: self.enqueue(new or old))
+        self.on(self.endpoints, self._endpoints_changed)
+        self.on(self.slices, self._slice_changed)
 
     def _endpoints_changed(self, old: Obj | None, new: Obj | None) -> None:
         if old is not None and new is not None and not (should_mirror(old) or should_mirror(new)):

@@ -274,6 +274,8 @@ class GarbageCollector(Controller):
             refresher = asyncio.create_task(self._rediscover(), name=f"{self.name}:discovery")
             await super().run()
         finally:
+            for followed in self.followed.values():
+                followed.informer.remove_handler(followed.handler)
             tasks = [i.task for i in self.followed.values() if i.task is not None]
             tasks += [refresher] if refresher is not None else []
             for task in tasks:

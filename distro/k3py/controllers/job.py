@@ -277,8 +277,8 @@ class JobController(Controller):
             lambda ns, name: f"/apis/batch/v1/namespaces/{ns}/jobs/{name}",
             finalizer=FINALIZER,
         )
-        self.jobs.add_handler(self._job_changed)
-        self.pods.add_handler(self._pod_changed)
+        self.on(self.jobs, self._job_changed)
+        self.on(self.pods, self._pod_changed)
         self._backoff: dict[str, _Backoff] = {}
         self._expected: dict[str, _Expected] = {}
 

@@ -129,7 +129,7 @@ class NamespaceController(Controller):
         self.recheck = recheck
         self._discovered: tuple[float, Discovery] | None = None
         self.namespaces = self.informer("/api/v1/namespaces")
-        self.namespaces.add_handler(self._changed)
+        self.on(self.namespaces, self._changed)
 
     def _changed(self, old: Obj | None, new: Obj | None) -> None:
         if new is not None and (new.get("metadata") or {}).get("deletionTimestamp"):

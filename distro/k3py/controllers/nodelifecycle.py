@@ -217,9 +217,9 @@ class NodeLifecycleController(Controller):
         self._pods_to_mark: set[str] = set()
         self._evicted: dict[Key, str] = {}
         """Pods deleted by eviction (their uid) that the cache still shows alive."""
-        self.nodes.add_handler(self._node_changed)
-        self.leases.add_handler(lambda old, new: self._lease_changed(new or old))
-        self.pods.add_handler(lambda old, new: self.enqueue(new or old))
+        self.on(self.nodes, self._node_changed)
+        self.on(self.leases, lambda old, new: self._lease_changed(new or old))
+        self.on(self.pods, lambda old, new: self.enqueue(new or old))
 
     # -- informer handlers -----------------------------------------------------------------------
 

@@ -363,8 +363,8 @@ class ReplicaSetController(Controller):
             api, self.name, kind=self.workload.kind, api_version=self.workload.api_version
         )
         self.claims = PodClaims(api, self.workload.api_version, self.workload.kind, self.workload.path)
-        self.owners.add_handler(self._on_owner)
-        self.pods.add_handler(self._on_pod)
+        self.on(self.owners, self._on_owner)
+        self.on(self.pods, self._on_pod)
 
     # -- change handlers ----------------------------------------------------------------------
 

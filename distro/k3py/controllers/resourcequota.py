@@ -44,11 +44,11 @@ class ResourceQuotaController(Controller):
         super().__init__(api, informers)
         self.period = period
         self.quotas = self.informer("/api/v1/resourcequotas")
-        self.quotas.add_handler(self._quota_changed)
+        self.on(self.quotas, self._quota_changed)
         self.watched: dict[quota.ResourceKey, Informer] = {}
         for plural in WATCHED:
             informer = self.informer(f"/api/v1/{plural}")
-            informer.add_handler(self._object_changed)
+            self.on(informer, self._object_changed)
             self.watched[(plural, "")] = informer
         self._versions: dict[str, str] = {}
 

@@ -279,9 +279,9 @@ class StatefulSetController(Controller):
         self.pods = self.informer("/api/v1/pods")
         self.revisions = self.informer("/apis/apps/v1/controllerrevisions")
         self.claims = self.informer("/api/v1/persistentvolumeclaims")
-        self.sets.add_handler(lambda old, new: self.enqueue(new or old))
-        self.pods.add_handler(lambda old, new: self._owner_changed(new or old))
-        self.revisions.add_handler(lambda old, new: self._owner_changed(new or old))
+        self.on(self.sets, lambda old, new: self.enqueue(new or old))
+        self.on(self.pods, lambda old, new: self._owner_changed(new or old))
+        self.on(self.revisions, lambda old, new: self._owner_changed(new or old))
 
     def _owner_changed(self, obj: Obj | None) -> None:
         if obj is None:

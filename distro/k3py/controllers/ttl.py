@@ -51,7 +51,7 @@ class TTLAfterFinishedController(Controller):
     def __init__(self, api: RestClient, informers: SharedInformers | None = None) -> None:
         super().__init__(api, informers)
         self.jobs = self.informer("/apis/batch/v1/jobs")
-        self.jobs.add_handler(self._changed)
+        self.on(self.jobs, self._changed)
 
     def _changed(self, old: Obj | None, new: Obj | None) -> None:
         if new is not None and remaining(new, time.time()) is not None:

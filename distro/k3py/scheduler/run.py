@@ -1,6 +1,7 @@
 """The scheduler's loop: watch nodes and pods, place pending pods, bind them, say why not.
 
-Two informers keep nodes and all pods in memory. Pending pods that are ours
+Informers keep nodes and all pods in memory (shared with the controllers when the server passes
+its ``SharedInformers``: one watch and one cache of each for both). Pending pods that are ours
 (``spec.schedulerName``), unbound and not terminating go into the :class:`SchedulingQueue`;
 node changes and pod deletions that may free room retry the unschedulable ones, and a pod
 placed or relabelled retries those that wait for other pods (pod affinity, topology spread).
@@ -46,7 +47,7 @@ from typing import Any
 
 from k3py.aio.supervisor import Supervisor
 from k3py.api import objects
-from k3py.client.informer import Informer
+from k3py.client.informer import SharedInformers
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.scheduler import plugins, resources
 from k3py.scheduler.cache import NodeCache
@@ -94,16 +95,20 @@ class Scheduler:
         name: str = DEFAULT_SCHEDULER,
         queue: SchedulingQueue | None = None,
         rng: random.Random | None = None,
+        informers: SharedInformers | None = None,
     ) -> None:
+        """``informers``: shared ones to read the cluster through (their objects are not to be
+        changed); by default the scheduler's own, listing and watching as ``api``."""
         self.api = api
         self.name = name
         self.queue = queue if queue is not None else SchedulingQueue()
-        self.nodes = Informer(api, "/api/v1/nodes")
-        self.pods = Informer(api, "/api/v1/pods")
-        self.namespaces = Informer(api, "/api/v1/namespaces")
-        self.services = Informer(api, "/api/v1/services")
-        self.pdbs = Informer(api, "/apis/policy/v1/poddisruptionbudgets")
-        self.controllers = {kind: Informer(api, path) for kind, path in CONTROLLERS.items()}
+        shared = informers if informers is not None else SharedInformers(api)
+        self.nodes = shared.informer("/api/v1/nodes")
+        self.pods = shared.informer("/api/v1/pods")
+        self.namespaces = shared.informer("/api/v1/namespaces")
+        self.services = shared.informer("/api/v1/services")
+        self.pdbs = shared.informer("/apis/policy/v1/poddisruptionbudgets")
+        self.controllers = {kind: shared.informer(path) for kind, path in CONTROLLERS.items()}
         self._rng = rng if rng is not None else random.Random()
         self.cache = NodeCache()
         self._assumed: dict[Key, str] = {}
@@ -116,18 +121,22 @@ class Scheduler:
         """Schedule until cancelled; a crash of the loop or an informer ends it."""
         self.nodes.add_handler(self.on_node_change)
         self.pods.add_handler(self.on_pod_change)
-        async with Supervisor(f"scheduler-{self.name}") as tasks:
-            tasks.spawn("nodes", self.nodes.run())
-            tasks.spawn("pods", self.pods.run())
-            tasks.spawn("namespaces", self.namespaces.run())
-            tasks.spawn("services", self.services.run())
-            tasks.spawn("pdbs", self.pdbs.run())
-            for kind, informer in self.controllers.items():
-                tasks.spawn(kind, informer.run())
-            for index in range(BINDERS):
-                tasks.spawn(f"binder-{index}", self._binder())
-            tasks.spawn("loop", self._loop())
-            raise await tasks.wait_failed()
+        try:
+            async with Supervisor(f"scheduler-{self.name}") as tasks:
+                tasks.spawn("nodes", self.nodes.run())
+                tasks.spawn("pods", self.pods.run())
+                tasks.spawn("namespaces", self.namespaces.run())
+                tasks.spawn("services", self.services.run())
+                tasks.spawn("pdbs", self.pdbs.run())
+                for kind, informer in self.controllers.items():
+                    tasks.spawn(kind, informer.run())
+                for index in range(BINDERS):
+                    tasks.spawn(f"binder-{index}", self._binder())
+                tasks.spawn("loop", self._loop())
+                raise await tasks.wait_failed()
+        finally:
+            self.nodes.remove_handler(self.on_node_change)
+            self.pods.remove_handler(self.on_pod_change)
 
     async def _loop(self) -> None:
         await self.nodes.synced()

@@ -276,10 +276,12 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         cleanup.push_async_callback(objects.end_watches)  # open watches would hold the listener's stop
         await asyncio.to_thread(_write_admin_kubeconfig, config, pki)
         url = _local_url(config)
-        if not config.disable_scheduler:
-            await _start_scheduler(pki, url, tasks, cleanup)
-        if not config.disable_controller_manager:
-            await _start_controllers(pki, url, tasks, cleanup)
+        if not (config.disable_scheduler and config.disable_controller_manager):
+            shared = await _shared_informers(pki, url, cleanup)
+            if not config.disable_scheduler:
+                await _start_scheduler(pki, url, shared, tasks, cleanup)
+            if not config.disable_controller_manager:
+                await _start_controllers(pki, url, shared, tasks, cleanup)
         if "coredns" not in config.disable:
             await _start_dns(config, pki, url, advertised, tasks, cleanup)
         if not config.disable_agent:
@@ -373,17 +375,31 @@ async def _start_aggregator(
     return aggregator
 
 
-async def _start_scheduler(pki: Pki, url: str, tasks: Supervisor, cleanup: AsyncExitStack) -> None:
+async def _shared_informers(pki: Pki, url: str, cleanup: AsyncExitStack) -> SharedInformers:
+    """One informer per collection for the scheduler and the controllers: one list, one watch
+    and one cache of each in this process, whichever of them leads. They list and watch as
+    kube-controller-manager, which may read everything (each component writes as itself)."""
+    cert, key = await asyncio.to_thread(client_pair, pki, "system:kube-controller-manager", ())
+    api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+    await _open_clients(cleanup, [api])
+    return SharedInformers(api)
+
+
+async def _start_scheduler(
+    pki: Pki, url: str, shared: SharedInformers, tasks: Supervisor, cleanup: AsyncExitStack
+) -> None:
     """The scheduler, while this server holds the ``kube-system/kube-scheduler`` Lease."""
     cert, key = await asyncio.to_thread(client_pair, pki, "system:kube-scheduler", ())
     api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
     await cleanup.enter_async_context(api)
     elector = LeaderElector(api, "kube-system", "kube-scheduler", _candidate())
-    scheduler = tasks.spawn("scheduler", elector.run(lambda: Scheduler(api).run()))
+    scheduler = tasks.spawn("scheduler", elector.run(lambda: Scheduler(api, informers=shared).run()))
     cleanup.push_async_callback(_cancel, scheduler)  # its watches end before the listener stops
 
 
-async def _start_controllers(pki: Pki, url: str, tasks: Supervisor, cleanup: AsyncExitStack) -> None:
+async def _start_controllers(
+    pki: Pki, url: str, shared: SharedInformers, tasks: Supervisor, cleanup: AsyncExitStack
+) -> None:
     """kube-controller-manager's controllers, each a client with its service account's identity,
     while this server holds the ``kube-system/kube-controller-manager`` Lease."""
     clients: list[tuple[type[Controller], RestClient]] = []
@@ -396,9 +412,8 @@ async def _start_controllers(pki: Pki, url: str, tasks: Supervisor, cleanup: Asy
     await _open_clients(cleanup, [lease_api, *(api for _, api in clients)])
 
     async def lead() -> None:
-        # One informer per collection for all the controllers of this term, listing and watching
-        # as kube-controller-manager (allowed to list and watch everything), as upstream's do.
-        shared = SharedInformers(lease_api)
+        # The controllers of a term take the process's shared informers; each removes its
+        # handlers when the term ends.
         async with asyncio.TaskGroup() as group:
             for kind, api in clients:
                 group.create_task(kind(api, shared).run(), name=kind.name)
