@@ -5,31 +5,17 @@ informer's index by controller as pods are created, adopted and deleted."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from collections.abc import AsyncIterator
 
 import pytest
 
-from k3py.api.resources import Registry, from_manifest, selection
 from k3py.api.selectors import LabelSelector, from_label_selector_object
-from k3py.apiserver.generic import ObjectStore
 from k3py.client.informer import Informer
 from k3py.client.rest import RestClient
 from k3py.controllers.claims import index_by_controller, pods_of
-from k3py.storage.model import Backend
-from tests.integration.api_support import create_namespaces, served_client
-from tests.integration.test_informer import names, until
+from tests.integration.test_informer import api, names, until  # noqa: F401 (the api fixture)
 
 OWNER = {"metadata": {"name": "web", "namespace": "a", "uid": "uid-web"}}
 REF = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "uid-web", "controller": True}
-
-
-@pytest.fixture
-async def api(backend: Backend) -> AsyncIterator[RestClient]:
-    store = ObjectStore(backend, Registry(from_manifest(selection())), ipaddress.ip_network("10.43.0.0/16"))
-    await create_namespaces(store, "a", "b")
-    async with served_client(store) as client:
-        yield client
 
 
 def pod(name: str, labels: dict[str, str], *owners: dict[str, object]) -> dict[str, object]:
@@ -43,7 +29,7 @@ def selector(**match: object) -> LabelSelector:
     return from_label_selector_object(match)
 
 
-async def test_a_sync_sees_its_own_pods_and_the_orphans_its_selector_could_adopt(api: RestClient) -> None:
+async def test_a_sync_sees_its_own_pods_and_the_orphans_its_selector_could_adopt(api: RestClient) -> None:  # noqa: F811
     other = {**REF, "name": "other", "uid": "uid-other"}
     for namespace, body in (
         ("a", pod("mine", {"app": "web"}, REF)),

@@ -7,7 +7,8 @@ changes. Handlers are called on the event loop after the cache has changed, with
 and the new object (``None`` for a creation or a deletion); they must not block. Objects are
 kept without ``metadata.managedFields``, as kube-scheduler's and kube-controller-manager's
 informers keep them: no controller reads them, an update that leaves them out keeps the
-stored ones, and they are a large part of every object.
+stored ones, and they are a large part of every object. Besides the namespace index, components
+may add named indexes (:meth:`Informer.add_index`, client-go's ``Indexers``).
 
 :class:`SharedInformers` hands out one informer per collection and selectors to every
 component that asks (client-go's SharedInformerFactory): one list, one watch and one cache for
@@ -232,9 +233,7 @@ def _call(handler: Handler, path: str, old: Obj | None, new: Obj | None) -> None
         log.exception("%s: a change handler failed", path)
 
 
-def _unindex(
-    index: dict[str, dict[tuple[str, str], Obj]], key: tuple[str, str], values: Iterable[str]
-) -> None:
+def _unindex(index: Index, key: tuple[str, str], values: Iterable[str]) -> None:
     for value in values:
         found = index.get(value)
         if found is not None:

@@ -8,8 +8,8 @@ or replaced (same name, new uid) since the cache saw it must not adopt. Patches 
 uid, so a pod replaced under the same name is never touched.
 
 The candidates come from the pod informer's index by controller (upstream's
-``PodControllerUIDIndex``): the pods a controller owns and its namespace's orphans, never every pod
-of the namespace, so a sync costs what the owner has, not what its namespace holds.
+``PodControllerUIDIndex``): the pods a controller owns and the orphans its selector may adopt, never
+every pod of the namespace, so a sync costs what the owner has, not what its namespace holds.
 """
 
 from __future__ import annotations
