@@ -145,6 +145,32 @@ async def test_foreground_cascade_keeps_the_owner_until_its_pods_are_gone(
     await asyncio.wait_for(waiting, 30)
 
 
+async def test_a_dependent_with_another_valid_owner_outlives_a_foreground_deletion(
+    api: RestClient, gc: Controller
+) -> None:
+    doomed, pods = await replica_set(api, "doomed", 4)
+    stays, _ = await replica_set(api, "stays", 0)
+    shared, alone = pods[:2], pods[2:]
+    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "stays", "uid": stays["metadata"]["uid"]}
+    for pod in shared:  # as upstream's test does: the patch merges by uid, so both owners stay
+        await api.patch(f"{PODS}/{pod}", {"metadata": {"ownerReferences": [ref]}}, "strategic")
+    options = {
+        "kind": "DeleteOptions",
+        "apiVersion": "v1",
+        "propagationPolicy": "Foreground",
+        "preconditions": {"uid": doomed["metadata"]["uid"]},
+    }
+    await api.delete(f"{REPLICASETS}/doomed", options)
+    for pod in alone:
+        await until(functools.partial(terminating, api, f"{PODS}/{pod}"))
+        await finish(api, f"{PODS}/{pod}")
+    await until(functools.partial(gone, api, f"{REPLICASETS}/doomed"))
+    for pod in shared:
+        found = await api.get(f"{PODS}/{pod}")
+        assert not found["metadata"].get("deletionTimestamp")
+        assert [r["uid"] for r in found["metadata"]["ownerReferences"]] == [stays["metadata"]["uid"]]
+
+
 async def test_a_cycle_of_owners_deleted_in_the_foreground_does_not_wait_on_itself(
     api: RestClient, gc: Controller
 ) -> None:
