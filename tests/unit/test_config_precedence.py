@@ -39,8 +39,8 @@ def test_defaults_match_k3s_conventions() -> None:
     assert config.write_kubeconfig == Path("/etc/k3py/k3py.yaml")
     assert config.write_kubeconfig_mode == 0o600
     assert config.datastore_endpoint.path == Path("/var/lib/k3py/server/db/state.db")
-    assert config.datastore_compact_interval == 300.0
-    assert config.datastore_compact_retain == 1000
+    assert config.datastore_compact_interval == 60.0
+    assert config.datastore_compact_retain == 0
     assert config.disable == frozenset()
     assert config.tls_san == ()
     assert config.token is None

@@ -35,7 +35,7 @@ BAD_SERVER_FLAGS = [
     ("datastore-endpoint", "sqlite://", "names no database file"),
     ("datastore-endpoint", "sqlite:///x.db?_journal=WAL", "no query parameters"),
     ("datastore-compact-interval", "-1", "not a number of seconds"),
-    ("datastore-compact-retain", "0", "at least 1"),
+    ("datastore-compact-retain", "-1", "not a whole number"),
 ]
 
 

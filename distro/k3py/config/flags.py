@@ -192,15 +192,18 @@ SERVER_FLAGS: tuple[Flag, ...] = (
         name="datastore-compact-interval",
         metavar="SECONDS",
         parse=values.seconds,
-        default="300",
+        default="60",
         help="Seconds between compactions of the datastore history; 0 turns compaction off.",
     ),
     Flag(
         name="datastore-compact-retain",
         metavar="REVISIONS",
-        parse=values.positive_int,
-        default=1000,
-        help="Revisions of history that compaction keeps behind the newest one.",
+        parse=values.whole_number,
+        default=0,
+        help=(
+            "Revisions of history that compaction keeps behind the newest one, however old they are "
+            "(0: history is kept by age alone, as kube-apiserver compacts etcd)."
+        ),
     ),
     Flag(
         name="datastore-compact-min-age",

@@ -69,10 +69,10 @@ def port(raw: object) -> int:
     return int(value)
 
 
-def positive_int(raw: object) -> int:
+def whole_number(raw: object) -> int:
     value = _scalar(raw)
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{_show(raw)} is not a whole number of at least 1")
+    if not value.isdigit():
+        raise ValueError(f"{_show(raw)} is not a whole number (0 or more)")
     return int(value)
 
 

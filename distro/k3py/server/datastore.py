@@ -62,11 +62,9 @@ async def open_datastore(config: ServerConfig) -> StoreHandle:
     _make_private_dir(options.path.parent)
     store = await open_store(options)
     policy = options.compaction
-    compaction = (
-        f"compacting every {policy.interval:g}s, keeping {policy.retain_revisions} revisions "
-        f"and {policy.retain_seconds:g}s of history"
-        if policy.enabled
-        else "compaction off"
-    )
-    log.info("Datastore %s (%s)", config.datastore_endpoint, compaction)
+    kept = f"{policy.retain_seconds:g}s of history"
+    if policy.retain_revisions:
+        kept += f" and at least {policy.retain_revisions} revisions"
+    compaction = f"compacting every {policy.interval:g}s, keeping {kept}" if policy.enabled else "off"
+    log.info("Datastore %s (compaction: %s)", config.datastore_endpoint, compaction)
     return store

@@ -1,0 +1,46 @@
+"""The server's compaction policy on a quiet cluster: history goes by age, however few writes
+came after it, as kube-apiserver compacts etcd (a paged list's continue token from long ago must
+expire even on an idle cluster, which upstream's API chunking conformance test waits for)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from k3py.config import load_server_config
+from k3py.server.datastore import storage_options
+from k3py.storage import Compacted, open_store
+
+NO_DEFAULT_FILE = Path("/nonexistent/k3py/config.yaml")
+
+
+async def test_a_quiet_store_compacts_history_older_than_the_minimum_age(tmp_path: Path) -> None:
+    given = {
+        "data-dir": str(tmp_path),
+        "datastore-compact-interval": "0.2",
+        "datastore-compact-min-age": "1",
+    }  # every other compaction setting at the server's default
+    options = storage_options(load_server_config(given, {}, default_config_file=NO_DEFAULT_FILE))
+    options.path.parent.mkdir(parents=True)
+    store = await open_store(options)
+    try:
+        await store.create(b"/registry/leases/kube-system/k3py", b"0")
+        first = await store.create(b"/registry/configmaps/default/a", b"1")
+        writes, started = 1, time.monotonic()
+        while store.compact_revision < first.mod_revision:  # a lease renewal now and then
+            assert time.monotonic() - started < 5, "the old revision was never compacted"
+            await asyncio.sleep(0.15)
+            await store.update(b"/registry/leases/kube-system/k3py", str(writes).encode())
+            writes += 1
+        assert time.monotonic() - started >= 1.0, "compacted before it was a second old"
+        assert writes < 40
+        try:
+            await store.range(b"/registry/configmaps/", b"/registry/configmaps0", rev=first.mod_revision - 1)
+        except Compacted:
+            pass
+        else:
+            raise AssertionError("a read below the compaction point succeeded")
+        assert (await store.get(b"/registry/configmaps/default/a")) is not None  # the live key stays
+    finally:
+        await store.close()
