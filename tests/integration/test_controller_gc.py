@@ -18,7 +18,7 @@ import pytest
 
 from k3py.client.rest import ApiStatusError, RestClient
 from k3py.controllers.base import Controller
-from k3py.controllers.garbagecollector import GarbageCollector
+from k3py.controllers.garbagecollector import ApiResource, GarbageCollector
 from k3py.controllers.namespace import NamespaceController
 from k3py.controllers.podgc import PodGarbageCollector
 from tests.e2e.cluster import Cluster
@@ -169,6 +169,29 @@ async def test_a_dependent_with_another_valid_owner_outlives_a_foreground_deleti
         found = await api.get(f"{PODS}/{pod}")
         assert not found["metadata"].get("deletionTimestamp")
         assert [r["uid"] for r in found["metadata"]["ownerReferences"]] == [stays["metadata"]["uid"]]
+
+
+async def test_a_reference_added_after_the_graph_last_saw_the_dependent_keeps_it(api: RestClient) -> None:
+    """The collector judges a dependent as it is now: its graph still shows the pod owned only by
+    an owner waiting for its dependents, but a second, valid owner was added meanwhile."""
+    doomed, pods = await replica_set(api, "waits", 1)
+    stays, _ = await replica_set(api, "valid", 0)
+    stale = await api.get(f"{PODS}/{pods[0]}")
+    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "valid", "uid": stays["metadata"]["uid"]}
+    await api.patch(f"{PODS}/{pods[0]}", {"metadata": {"ownerReferences": [ref]}}, "strategic")
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+    await api.delete(f"{REPLICASETS}/waits", options)  # no collector runs: it stays, waiting
+    replicasets = ApiResource("apps", "v1", "replicasets", "ReplicaSet", True, frozenset({"get", "delete"}))
+    pods_resource = ApiResource("", "v1", "pods", "Pod", True, frozenset({"get", "delete"}))
+    gc = GarbageCollector(api)
+    gc.observe(replicasets, None, await api.get(f"{REPLICASETS}/waits"))
+    gc.observe(replicasets, None, stays)
+    gc.observe(pods_resource, None, stale)
+    await gc.sync(("", stale["metadata"]["uid"]))
+    found = await api.get(f"{PODS}/{pods[0]}")
+    assert not found["metadata"].get("deletionTimestamp")
+    assert [r["uid"] for r in found["metadata"]["ownerReferences"]] == [stays["metadata"]["uid"]]
+    assert doomed["metadata"]["uid"] not in {r["uid"] for r in found["metadata"]["ownerReferences"]}
 
 
 async def test_a_cycle_of_owners_deleted_in_the_foreground_does_not_wait_on_itself(

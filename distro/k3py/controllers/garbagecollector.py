@@ -424,6 +424,15 @@ class GarbageCollector(Controller):
                 self.queue.add(("", dep.uid))  # judged as a dependent of a waiting owner
 
     async def _judge(self, node: Node) -> None:
+        """Decide on the dependent as it is now, not as the graph last saw it: a reference added
+        a moment ago (another, valid owner) must keep it. The delete then names the version
+        judged, so a change made meanwhile fails it and the change's event judges again."""
+        live = await self._live(node)
+        if live is None:
+            return
+        node = Node.of(node.resource, live)
+        if not node.owners or node.deleting:
+            return
         verdict = await self._verdict(node)
         action, arg = decide(node, verdict)
         if action == "unlink":
@@ -431,9 +440,21 @@ class GarbageCollector(Controller):
             await self._unlink(node, set(arg))
         elif action == "delete":
             assert isinstance(arg, str)
+            version = str((live.get("metadata") or {}).get("resourceVersion") or "")
             if verdict.waiting and self._cycle_risk(node):
                 await self._unblock(node)
-            await self._delete(node, arg)
+                version = ""  # changed by this collector, for this very deletion
+            await self._delete(node, arg, version)
+
+    async def _live(self, node: Node) -> Obj | None:
+        """The object ``node`` stands for, read afresh; None once it is gone or replaced."""
+        try:
+            obj = await self.api.get(node.resource.path(node.namespace, node.name))
+        except ApiStatusError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        return obj if (obj.get("metadata") or {}).get("uid") == node.uid else None
 
     def _cycle_risk(self, node: Node) -> bool:
         """A dependent of ``node`` waits for its own dependents too: the owners may form a
@@ -495,17 +516,19 @@ class GarbageCollector(Controller):
 
     # -- acting ---------------------------------------------------------------------------------
 
-    async def _delete(self, node: Node, policy: str) -> None:
+    async def _delete(self, node: Node, policy: str, version: str = "") -> None:
+        """Delete ``node`` (only at ``version``, when given)."""
+        preconditions = {"uid": node.uid, **({"resourceVersion": version} if version else {})}
         body = {
             "kind": "DeleteOptions",
             "apiVersion": "v1",
             "propagationPolicy": policy,
-            "preconditions": {"uid": node.uid},
+            "preconditions": preconditions,
         }
         try:
             await self.api.delete(node.resource.path(node.namespace, node.name), body)
         except ApiStatusError as exc:
-            if exc.code not in (404, 409):  # gone already, or another object has the name now
+            if exc.code not in (404, 409):  # gone already, replaced, or changed since it was judged
                 raise
             return
         log.info("%s: deleted %s (%s)", self.name, _describe(node), policy)
