@@ -6,10 +6,12 @@
 - A read-only file system (a tmpfs remounted read-only; an ext4 file system that the kernel
   turns read-only under an open store) refuses opening and writing with a clear reason, and
   every acknowledged write is there once the file system is writable again.
-- A full disk (a small tmpfs) fails the write that does not fit, with a clear reason, and
-  nothing else: acknowledged writes stay, the failed one is invisible, the revision does not
-  advance for it, no watcher sees it, and the store goes on once there is room again. A
-  compaction that does not fit changes nothing either.
+- A full disk (a small tmpfs) fails the writes that do not fit, with a clear reason, and
+  nothing else: acknowledged writes stay, the failed ones are invisible, the revision does not
+  advance for them, no watcher sees them, and the store goes on once there is room again.
+  Writes whose commit log record fit are acknowledged although SQLite cannot take them yet:
+  the store serves them from memory, also after a reopen on the still-full disk, and SQLite
+  takes them once there is room. A compaction that does not fit changes nothing either.
 
 The mount tests need root (``root`` marker); every mount is undone in a finalizer.
 """
@@ -376,8 +378,17 @@ def fill_remaining_space(directory: Path) -> Path:
     return filler
 
 
+def rows_in_database(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        count: int = conn.execute("SELECT count(*) FROM log").fetchone()[0]
+        return count
+    finally:
+        conn.close()
+
+
 @pytest.mark.root
-async def test_full_disk_fails_only_the_write_that_does_not_fit(mounts: Mounts) -> None:
+async def test_full_disk_fails_only_the_writes_that_do_not_fit(mounts: Mounts) -> None:
     mnt = mounts.tmpfs("1m")
     path = mnt / "data" / "state.db"
     store = await open_store(options(path))
@@ -400,6 +411,8 @@ async def test_full_disk_fails_only_the_write_that_does_not_fit(mounts: Mounts) 
                         else:
                             acked[key] = result
             assert len(acked) > 50  # the disk held a fair amount before it filled
+            in_database = rows_in_database(path)
+            assert in_database < len(acked)  # the newest acknowledged writes wait in the commit log
 
             for error in failed.values():
                 assert isinstance(error, StoreUnavailable), repr(error)
@@ -429,6 +442,7 @@ async def test_full_disk_fails_only_the_write_that_does_not_fit(mounts: Mounts) 
         assert await contents(store) == acked
     finally:
         await store.close()
+    assert rows_in_database(path) == in_database
 
     # Once there is room again, the store goes on from where it was.
     mounts.remount(mnt, "size=8m")
@@ -441,6 +455,7 @@ async def test_full_disk_fails_only_the_write_that_does_not_fit(mounts: Mounts) 
         assert await contents(store) == acked
     finally:
         await store.close()
+    assert rows_in_database(path) == len(acked)
     store = await open_store(options(path))
     try:
         assert await contents(store) == acked

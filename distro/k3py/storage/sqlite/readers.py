@@ -1,8 +1,10 @@
 """Read paths against the database: values by revision, ranges, and log history for watches.
 
 Reads never take SQLite's write lock (WAL readers see the last commit), and they ask the
-in-memory index which revision holds each value. A row missing although the index named it
-means compaction removed it meanwhile: the read reports ``Compacted``.
+in-memory index which revision holds each value. Values are looked up among the rows waiting
+for insertion (``PendingRows``) first, then in the database. A row missing from both
+although the index named it means compaction removed it meanwhile: the read reports
+``Compacted``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from k3py.storage.errors import Compacted, FutureRevision
 from k3py.storage.model import Event, EventType, KeyValue, RangeResult
 from k3py.storage.sqlite.index import IndexRange, KeyIndex
+from k3py.storage.sqlite.pending import PendingRows
 from k3py.storage.sqlite.schema import connect
 
 _IN_CHUNK = 500
@@ -31,8 +34,10 @@ def resolve_revision(index: KeyIndex, rev: int) -> int:
     return rev
 
 
-def values_by_revision(conn: sqlite3.Connection, revs: list[int]) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
+def values_by_revision(conn: sqlite3.Connection, pending: PendingRows, revs: list[int]) -> dict[int, bytes]:
+    out = pending.values(revs)  # first: a row leaves it only once the database has it
+    if out:
+        revs = [rev for rev in revs if rev not in out]
     for i in range(0, len(revs), _IN_CHUNK):
         chunk = revs[i : i + _IN_CHUNK]
         marks = ",".join("?" * len(chunk))
@@ -41,9 +46,15 @@ def values_by_revision(conn: sqlite3.Connection, revs: list[int]) -> dict[int, b
 
 
 def read_range(
-    conn: sqlite3.Connection, index: KeyIndex, start: bytes, end: bytes, rev: int, limit: int
+    conn: sqlite3.Connection,
+    index: KeyIndex,
+    pending: PendingRows,
+    start: bytes,
+    end: bytes,
+    rev: int,
+    limit: int,
 ) -> RangeResult:
-    return fill_range(conn, index, *index_range(index, start, end, rev, limit))
+    return fill_range(conn, index, pending, *index_range(index, start, end, rev, limit))
 
 
 def index_range(index: KeyIndex, start: bytes, end: bytes, rev: int, limit: int) -> tuple[int, IndexRange]:
@@ -53,9 +64,11 @@ def index_range(index: KeyIndex, start: bytes, end: bytes, rev: int, limit: int)
         return rev, index.range(start, end, rev, limit)
 
 
-def fill_range(conn: sqlite3.Connection, index: KeyIndex, rev: int, found: IndexRange) -> RangeResult:
-    """The values of the keys :func:`index_range` found, read from the database."""
-    values = values_by_revision(conn, [e[0] for _, e in found.items])
+def fill_range(
+    conn: sqlite3.Connection, index: KeyIndex, pending: PendingRows, rev: int, found: IndexRange
+) -> RangeResult:
+    """The values of the keys :func:`index_range` found."""
+    values = values_by_revision(conn, pending, [e[0] for _, e in found.items])
     kvs: list[KeyValue] = []
     for key, (mod, create, version) in found.items:
         value = values.get(mod)
@@ -66,11 +79,20 @@ def fill_range(conn: sqlite3.Connection, index: KeyIndex, rev: int, found: Index
 
 
 def read_history(
-    conn: sqlite3.Connection, index: KeyIndex, start: bytes, end: bytes, after: int, upto: int
+    conn: sqlite3.Connection,
+    index: KeyIndex,
+    pending: PendingRows,
+    start: bytes,
+    end: bytes,
+    after: int,
+    upto: int,
 ) -> list[Event]:
     """Every event on keys in [start, end) with after < revision <= upto, in order."""
     if after < index.compacted:
         raise Compacted(after, index.compacted)
+    # The waiting rows first: every revision from ``first`` on was waiting then, so the
+    # database's rows below it and the waiting ones together are the whole history.
+    first, waiting = pending.between(after, upto, start, end)
     sql = "SELECT rev, key, create_rev, prev_rev, version, value FROM log WHERE rev > ? AND rev <= ?"
     args: list[object] = [after, upto]
     if start:
@@ -79,8 +101,10 @@ def read_history(
     if end:
         sql += " AND key < ?"
         args.append(end)
-    rows = conn.execute(sql + " ORDER BY rev", args).fetchall()
-    prev_values = values_by_revision(conn, [r[3] for r in rows if r[3]])
+    rows: list[tuple[int, bytes, int, int, int, bytes]] = conn.execute(sql + " ORDER BY rev", args).fetchall()
+    if first:
+        rows = [row for row in rows if row[0] < first] + waiting
+    prev_values = values_by_revision(conn, pending, [r[3] for r in rows if r[3]])
     if after < index.compacted:  # compaction ran while we read: the rows may be incomplete
         raise Compacted(after, index.compacted)
     events: list[Event] = []

@@ -9,9 +9,11 @@ when the data is on stable storage, cheaper than SQLite's WAL append plus ``fdat
 Layout: block 0 is a header (magic, epoch); records follow, each a whole number of 4 KiB
 blocks: a header (magic, epoch, first revision, row count, payload length, CRC-32) and the
 rows. A record counts only if its epoch is the file's and its checksum matches; the first one
-that does not ends the log. When the log is full the writer makes SQLite durable itself (a
-commit with ``synchronous = FULL``) and then ``reset`` starts a new epoch, which invalidates
-every old record at once. On open, records newer than SQLite's head are applied to SQLite.
+that does not ends the log. Rows reach SQLite some time after their record (the writer
+batches inserts), so the log holds the only durable copy of the newest writes. When the log
+is full the writer makes SQLite durable itself (everything waiting inserted by a commit with
+``synchronous = FULL``) and then ``reset`` starts a new epoch, which invalidates every old
+record at once. On open, records newer than SQLite's head are applied to SQLite.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class RedoLog:
         self.epoch = epoch
         self.direct = direct
         self._offset = BLOCK
+        self._tail = BLOCK
         self._buffer = mmap.mmap(-1, 16 * BLOCK)  # page-aligned, as O_DIRECT requires
 
     @classmethod
@@ -115,7 +118,7 @@ class RedoLog:
     def records(self) -> Iterator[list[Row]]:
         """The valid records of the current epoch, oldest first."""
         with self.path.open("rb") as f:  # buffered: direct I/O would need aligned reads
-            offset = BLOCK
+            offset = self._tail = BLOCK
             while offset + BLOCK <= self._size:
                 f.seek(offset)
                 head = f.read(_RECORD_HEADER.size)
@@ -129,6 +132,12 @@ class RedoLog:
                     return
                 yield _decode_rows(payload, count)
                 offset += total + (-total % BLOCK)
+                self._tail = offset
+
+    def keep(self) -> None:
+        """Append after the records ``records`` read, instead of starting afresh: for a
+        store whose replayed rows SQLite could not take yet."""
+        self._offset = self._tail
 
     def fits(self, record: bytes) -> bool:
         return self._offset + len(record) <= self._size
@@ -139,11 +148,6 @@ class RedoLog:
         self._write(record, offset)
         self._offset = offset + len(record)
         return offset
-
-    def erase(self, offset: int) -> None:
-        """Invalidate the record at ``offset`` and everything after it."""
-        self._write(bytes(BLOCK), offset)
-        self._offset = offset
 
     def reset(self) -> None:
         """Start a new epoch: every record written so far stops counting."""

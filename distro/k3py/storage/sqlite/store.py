@@ -1,8 +1,9 @@
 """``SQLiteStore``: the default backend, one SQLite file in WAL mode.
 
-Data flow: writes → ``Writer`` (group commit once per loop turn) → index update →
-futures resolved and watch events published by ``_deliver`` → ``Broadcaster``. Point reads run inline on
-the loop (one primary-key lookup); ranges that may be large and watch history run on the
+Data flow: writes → ``Writer`` (group commit once per loop turn: a commit log record, the
+rows kept in ``PendingRows`` until SQLite takes them in batches) → index update → futures
+resolved and watch events published by ``_deliver`` → ``Broadcaster``. Point reads run inline
+on the loop (one primary-key lookup); ranges that may be large and watch history run on the
 ``ReaderPool`` threads. A periodic task asks the writer to compact.
 """
 
@@ -22,6 +23,7 @@ from k3py.storage.errors import Compacted, StorageError, StoreUnavailable
 from k3py.storage.model import Event, KeyValue, RangeResult
 from k3py.storage.options import SQLiteOptions
 from k3py.storage.sqlite.index import KeyIndex
+from k3py.storage.sqlite.pending import PendingRows
 from k3py.storage.sqlite.readers import (
     ReaderPool,
     fill_range,
@@ -33,7 +35,7 @@ from k3py.storage.sqlite.readers import (
 from k3py.storage.sqlite.redo import RedoLog, Row, redo_path, size_for
 from k3py.storage.sqlite.schema import connect, describe, open_database, sync_files
 from k3py.storage.sqlite.watch import SQLiteWatch
-from k3py.storage.sqlite.writer import INSERT, Op, Outcome, Request, Writer
+from k3py.storage.sqlite.writer import Op, Outcome, Request, Writer
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,12 @@ def _load(conn: sqlite3.Connection, index: KeyIndex) -> None:
     index.revision = max(int(meta.get("base_rev", 1)), head, index.compacted + 1)
 
 
-def _recover(conn: sqlite3.Connection, path: Path, index: KeyIndex) -> RedoLog:
-    """Open the commit log, apply the records SQLite lacks, then start the log afresh.
+def _recover(path: Path, index: KeyIndex) -> tuple[RedoLog, list[Row]]:
+    """Open the commit log and index the rows of its records that SQLite lacks.
 
     Runs after the index was loaded, which has read the whole log table: a damaged
-    database is refused before anything is written to it.
+    database is refused before anything is written to it. The writer then inserts the rows
+    returned (``Writer.recover``).
     """
     redo = RedoLog.open(redo_path(path), size_for(path.parent))
     try:
@@ -70,23 +73,14 @@ def _recover(conn: sqlite3.Connection, path: Path, index: KeyIndex) -> RedoLog:
                     )
                 missing.append(row)
                 head = row[0]
-        if missing:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(INSERT, missing)
-            conn.execute("COMMIT")
-            with index.lock:
-                for rev, key, create, _, version, _ in missing:
-                    index.apply(key, (rev, create, version))
-                index.revision = head
-            log.info("applied %d writes from the commit log (up to revision %d)", len(missing), head)
-        sync_files(path)
-        redo.reset()
+        with index.lock:
+            for rev, key, create, _, version, _ in missing:
+                index.apply(key, (rev, create, version))
+            index.revision = head
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
         redo.close()
         raise
-    return redo
+    return redo, missing
 
 
 async def open_store(options: SQLiteOptions) -> SQLiteStore:
@@ -101,6 +95,7 @@ class SQLiteStore:
         self._options = options
         self._loop = asyncio.get_running_loop()
         self._index = index
+        self._waiting = PendingRows()
         self._reader = connect(options.path, writer=False)
         self._pool = ReaderPool(options.path)
         self._broadcaster = Broadcaster(index.revision)
@@ -109,6 +104,7 @@ class SQLiteStore:
             options.path,
             redo,
             index,
+            self._waiting,
             self._loop,
             self._deliver,
             max_batch=options.max_batch,
@@ -131,7 +127,7 @@ class SQLiteStore:
                 f"cannot read database {options.path}: {describe(exc)} (corrupt file?)"
             ) from exc
         try:
-            redo = await asyncio.to_thread(_recover, conn, options.path, index)
+            redo, missing = await asyncio.to_thread(_recover, options.path, index)
         except (sqlite3.Error, OSError) as exc:
             conn.close()
             raise StoreUnavailable(f"cannot recover database {options.path}: {describe(exc)}") from exc
@@ -139,6 +135,11 @@ class SQLiteStore:
             conn.close()
             raise
         store = cls(options, conn, index, redo)
+        try:
+            store._writer.recover(missing)
+        except OSError as exc:
+            await store.close()
+            raise StoreUnavailable(f"cannot recover database {options.path}: {describe(exc)}") from exc
         if options.compaction.enabled and options.compaction.interval > 0:
             store._tasks.spawn("compactor", store._compact_periodically(), critical=False)
         log.info(
@@ -174,10 +175,13 @@ class SQLiteStore:
             entry = index.get(key, rev)
         if entry is None:
             return None
-        row = self._reader.execute("SELECT value FROM log WHERE rev = ?", (entry[0],)).fetchone()
-        if row is None:
-            raise Compacted(rev, index.compacted)
-        return KeyValue(key, row[0], entry[1], entry[0], entry[2])
+        value = self._waiting.value(entry[0])
+        if value is None:
+            row = self._reader.execute("SELECT value FROM log WHERE rev = ?", (entry[0],)).fetchone()
+            if row is None:
+                raise Compacted(rev, index.compacted)
+            value = row[0]
+        return KeyValue(key, value, entry[1], entry[0], entry[2])
 
     async def range(self, start: bytes, end: bytes, *, rev: int = 0, limit: int = 0) -> RangeResult:
         # Every range lets the loop run once, even one answered here without waiting: a caller
@@ -185,13 +189,15 @@ class SQLiteStore:
         await asyncio.sleep(0)
         self._check_open()
         if 0 < limit <= _INLINE_RANGE_LIMIT:
-            return read_range(self._reader, self._index, start, end, rev, limit)
+            return read_range(self._reader, self._index, self._waiting, start, end, rev, limit)
         # A range without a small limit is read on a pool thread unless the index shows at
         # once that it is small: most such ranges (a namespace's quotas, limit ranges) are.
         at, found = index_range(self._index, start, end, rev, _INLINE_RANGE_LIMIT)
         if not found.more:
-            return fill_range(self._reader, self._index, at, found)
-        return await self._in_pool(lambda: read_range(self._pool.conn(), self._index, start, end, rev, limit))
+            return fill_range(self._reader, self._index, self._waiting, at, found)
+        return await self._in_pool(
+            lambda: read_range(self._pool.conn(), self._index, self._waiting, start, end, rev, limit)
+        )
 
     async def count(self, start: bytes, end: bytes) -> int:
         self._check_open()
@@ -248,7 +254,7 @@ class SQLiteStore:
     def _history(self, start: bytes, end: bytes, after: int, upto: int) -> asyncio.Future[list[Event]]:
         return self._loop.run_in_executor(
             self._pool.executor,
-            lambda: read_history(self._pool.conn(), self._index, start, end, after, upto),
+            lambda: read_history(self._pool.conn(), self._index, self._waiting, start, end, after, upto),
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -275,13 +281,21 @@ class SQLiteStore:
         self._closed = True
         await self._tasks.shutdown()
         self._writer.flush()
+        inserted = self._writer.close()
         self._broadcaster.close()
         await asyncio.to_thread(self._pool.close)
         self._reader.close()
         self._conn.close()
-        try:  # everything is in SQLite's files: the next open has nothing to replay
-            await asyncio.to_thread(sync_files, self._options.path)
-            self._redo.reset()
-        except OSError as exc:
-            log.warning("store %s closed without a final sync: %s", self._options.path, describe(exc))
+        if not inserted:  # the log keeps them; the next open applies them
+            log.warning(
+                "store %s closed with %d writes only in its commit log",
+                self._options.path,
+                len(self._waiting),
+            )
+        else:
+            try:  # everything is in SQLite's files: the next open has nothing to replay
+                await asyncio.to_thread(sync_files, self._options.path)
+                self._redo.reset()
+            except OSError as exc:
+                log.warning("store %s closed without a final sync: %s", self._options.path, describe(exc))
         self._redo.close()

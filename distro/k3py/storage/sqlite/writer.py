@@ -3,10 +3,18 @@
 Every mutation of the store goes through one ``Writer`` that owns the writing connection,
 so SQLite never sees two writers and never answers "database is locked". Writers submitted
 during one turn of the event loop are committed together by a callback queued behind them:
-one transaction and one fsync for the whole group (up to ``max_batch``). Within a group each
-write is checked against the index plus the group's earlier writes, so compare-and-swap
-stays exact. Only after the commit is durable does the index change (readers see the
-write) and the callers' futures resolve, in revision order, with the watch events.
+one commit log record and one synchronous write for the whole group (up to ``max_batch``).
+Within a group each write is checked against the index plus the group's earlier writes, so
+compare-and-swap stays exact. Only after the record is durable does the index change
+(readers see the write) and the callers' futures resolve, in revision order, with the watch
+events.
+
+SQLite takes the rows later, many groups in one transaction (``DEFER_ROWS`` rows, or after
+``DEFER_SECONDS``); until then readers find them in ``PendingRows``. An insert that fails
+(a full disk) loses nothing: the rows stay durable in the commit log and readable from
+memory, the writer tries again, and writes are accepted for as long as the commit log has
+room. When it has none, everything waiting goes into SQLite with ``synchronous = FULL``
+before the log starts over, and a group that cannot be stored that way fails as a whole.
 
 The commit runs on the loop thread. A hand-off to a writer thread costs two thread wake-ups
 per write (about 80 µs in CPython), more than half an fsync; the loop instead pauses for
@@ -38,8 +46,9 @@ from k3py.storage.errors import (
 from k3py.storage.model import Event, EventType, KeyValue
 from k3py.storage.options import CompactionOptions
 from k3py.storage.sqlite.index import Entry, KeyIndex
+from k3py.storage.sqlite.pending import PendingRows
 from k3py.storage.sqlite.redo import RedoLog, Row, encode
-from k3py.storage.sqlite.schema import describe, on_read_only_filesystem
+from k3py.storage.sqlite.schema import describe, on_read_only_filesystem, sync_files
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,14 @@ _AGE_SAMPLE_SECONDS = 0.1
 VALUE_CACHE_BYTES = 4 << 20
 """Recently written values kept in memory, so an update or delete finds the previous value
 (which its watch event carries) without reading the log."""
+DEFER_ROWS = 64
+"""Rows waiting for SQLite that make the writer insert them at once."""
+DEFER_BYTES = 1 << 20
+"""Bytes of keys and values waiting that make the writer insert them at once."""
+DEFER_SECONDS = 0.1
+"""How long a row waits for SQLite at most while the store is quiet."""
+RETRY_SECONDS = 1.0
+"""After SQLite refused the waiting rows, how long before the writer asks again."""
 
 
 class Op(enum.Enum):
@@ -109,6 +126,7 @@ class Writer:
         path: Path,
         redo: RedoLog,
         index: KeyIndex,
+        pending: PendingRows,
         loop: asyncio.AbstractEventLoop,
         deliver: Deliver,
         *,
@@ -118,23 +136,24 @@ class Writer:
         self._conn = conn
         self._path = path
         self._redo = redo
-        self._failed = ""
         self._index = index
+        self._waiting = pending
         self._loop = loop
         self._deliver = deliver
         self._max_batch = max_batch
         self._compaction = compaction
-        self._pending: list[Request] = []
+        self._queue: list[Request] = []
         self._flush_scheduled = False
+        self._insert_timer: asyncio.TimerHandle | None = None
+        self._insert_error = ""
+        """Why SQLite last refused the waiting rows ("" once it took them)."""
+        self._retry_at = 0.0
         self._last_compact_check = index.revision
         self._ages: deque[tuple[int, float]] = deque([(index.revision, time.monotonic())])
         self._values = _ValueCache(VALUE_CACHE_BYTES)
 
     def submit(self, request: Request) -> None:
-        if self._failed:
-            request.fut.set_exception(StoreUnavailable(f"the store refuses writes: {self._failed}"))
-            return
-        self._pending.append(request)
+        self._queue.append(request)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
@@ -142,15 +161,16 @@ class Writer:
     def flush(self) -> None:
         """Commit everything submitted so far, one group of at most ``max_batch`` at a time."""
         self._flush_scheduled = False
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
             try:
                 self._process(batch)
             except Exception as exc:  # keep callers from waiting forever
                 log.exception("store writer failed")
                 failure = StoreUnavailable(f"store writer failed: {exc}")
                 self._deliver([(r.fut, failure) for r in batch], [])
+        self._insert_when_due()
 
     def _process(self, batch: list[Request]) -> None:
         writes = [r for r in batch if r.op is not Op.COMPACT]
@@ -161,7 +181,10 @@ class Writer:
                 self._deliver([(r.fut, self._compact_request(r.expected))], [])
         c = self._compaction
         if c.enabled and self._index.revision - self._last_compact_check >= c.trigger_revisions:
-            self.compact_auto()
+            try:
+                self.compact_auto()
+            except StorageError as exc:  # the writes are done; the next trigger tries again
+                log.warning("compaction failed: %s", exc)
 
     def _commit(self, writes: list[Request]) -> None:
         index = self._index
@@ -237,50 +260,115 @@ class Writer:
         self._deliver(outcomes, events)
 
     def _store_rows(self, rows: list[Row]) -> None:
-        """Insert ``rows`` in one transaction, durable when this returns.
+        """Make ``rows`` durable: one commit log record, their insert into SQLite deferred.
 
-        The commit log record goes first; if SQLite then fails to take the rows, the record
-        is erased again, so no write reported as failed can come back from the log. A group
-        that does not fit in the log's free space commits with SQLite's own fsync, after
-        which the log starts over.
+        When the record does not fit in the log, the rows waiting and these go into SQLite
+        in one transaction with ``synchronous = FULL``, after which the log starts over; if
+        SQLite refuses that transaction, the group fails and the waiting rows keep waiting.
         """
-        conn, redo = self._conn, self._redo
+        redo, waiting = self._redo, self._waiting
         record = encode(rows, redo.epoch)
-        if not redo.fits(record):
-            conn.execute("PRAGMA synchronous = FULL")
-            try:
-                self._insert(rows)
-            finally:
-                conn.execute("PRAGMA synchronous = NORMAL")
-            try:
-                redo.reset()
-            except OSError as exc:  # the log still holds only committed rows: harmless
-                log.warning("cannot restart commit log %s: %s", redo.path, describe(exc))
+        if redo.fits(record):
+            redo.append(record)
+            waiting.add(rows)  # before the index names them
             return
-        offset = redo.append(record)
+        self._insert(waiting.rows() + rows, full=True)
+        self._inserted()
+        try:
+            redo.reset()
+        except OSError as exc:  # the log still holds only committed rows: harmless
+            log.warning("cannot restart commit log %s: %s", redo.path, describe(exc))
+
+    def _insert_when_due(self) -> None:
+        waiting = self._waiting
+        if not waiting:
+            return
+        due = len(waiting) >= DEFER_ROWS or waiting.size >= DEFER_BYTES
+        if due and time.monotonic() >= self._retry_at:
+            self.insert_waiting()
+            return
+        if self._insert_timer is None:
+            self._insert_timer = self._loop.call_later(
+                max(DEFER_SECONDS, self._retry_at - time.monotonic()), self._on_insert_timer
+            )
+
+    def _on_insert_timer(self) -> None:
+        self._insert_timer = None
+        self.insert_waiting()
+
+    def insert_waiting(self) -> bool:
+        """Insert the rows waiting for SQLite; False (and a retry planned) if SQLite refused."""
+        rows = self._waiting.rows()
+        if not rows:
+            return True
         try:
             self._insert(rows)
-        except BaseException:
-            try:
-                redo.erase(offset)
-            except OSError as exc:
-                self._failed = f"cannot erase a failed commit from {redo.path}: {describe(exc)}"
-                log.error("store stops accepting writes: %s", self._failed)
-            raise
+        except (sqlite3.Error, OSError) as exc:
+            reason = self._reason(exc)
+            if reason != self._insert_error:
+                log.warning(
+                    "%d acknowledged writes wait in the commit log %s: SQLite cannot take them: %s",
+                    len(rows),
+                    self._redo.path,
+                    reason,
+                )
+            self._insert_error = reason
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            if self._insert_timer is None:
+                self._insert_timer = self._loop.call_later(RETRY_SECONDS, self._on_insert_timer)
+            return False
+        self._inserted()
+        return True
 
-    def _insert(self, rows: list[Row]) -> None:
-        conn = self._conn
-        if len(rows) == 1:  # a single statement is its own transaction
-            conn.execute(INSERT, rows[0])
+    def _inserted(self) -> None:
+        """Every waiting row is in SQLite now."""
+        self._waiting.clear()
+        if self._insert_timer is not None:
+            self._insert_timer.cancel()
+            self._insert_timer = None
+        if self._insert_error:
+            log.info("SQLite takes writes again (it refused them: %s)", self._insert_error)
+            self._insert_error = ""
+        self._retry_at = 0.0
+
+    def recover(self, rows: list[Row]) -> None:
+        """At open: insert the rows the commit log held and SQLite lacked (already indexed),
+        sync SQLite's files and start the log afresh. If SQLite refuses them (a full disk),
+        they wait in memory and in the log, which goes on after them."""
+        self._waiting.add(rows)
+        if not self.insert_waiting():
+            self._redo.keep()
             return
-        conn.execute("BEGIN IMMEDIATE")
+        sync_files(self._path)
+        self._redo.reset()
+        if rows:
+            log.info("applied %d writes from the commit log (up to revision %d)", len(rows), rows[-1][0])
+
+    def close(self) -> bool:
+        """Try a last time to insert the waiting rows; no retry is planned after this."""
+        inserted = self.insert_waiting()
+        if self._insert_timer is not None:
+            self._insert_timer.cancel()
+            self._insert_timer = None
+        return inserted
+
+    def _insert(self, rows: list[Row], *, full: bool = False) -> None:
+        """Insert ``rows`` in one transaction (made durable by SQLite itself if ``full``)."""
+        conn = self._conn
+        if full:
+            conn.execute("PRAGMA synchronous = FULL")
         try:
-            conn.executemany(INSERT, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(INSERT, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            if full:
+                conn.execute("PRAGMA synchronous = NORMAL")
 
     def _reason(self, exc: sqlite3.Error | OSError) -> str:
         """Why a write failed. SQLite reports a file system that went read-only under it as a
@@ -301,6 +389,8 @@ class Writer:
 
     def _value_of(self, rev: int) -> bytes:
         cached = self._values.get(rev)
+        if cached is None:
+            cached = self._waiting.value(rev)
         if cached is not None:
             return cached
         row = self._conn.execute("SELECT value FROM log WHERE rev = ?", (rev,)).fetchone()
@@ -347,6 +437,8 @@ class Writer:
         target = min(target, index.revision - 1)  # the head row is never removed
         if target <= index.compacted:
             return index.compacted
+        if not self.insert_waiting():  # compaction deletes from the database alone
+            raise StoreUnavailable(f"compaction failed: {self._insert_error}")
         with index.lock:
             before = index.compacted
             index.compacted = target  # new reads below the target fail from now on
