@@ -1,6 +1,11 @@
-"""The server's compaction policy on a quiet cluster: history goes by age, however few writes
-came after it, as kube-apiserver compacts etcd (a paged list's continue token from long ago must
-expire even on an idle cluster, which upstream's API chunking conformance test waits for)."""
+"""Compaction and checkpoints on real files.
+
+- The server's compaction policy on a quiet cluster: history goes by age, however few writes
+  came after it, as kube-apiserver compacts etcd (a paged list's continue token from long ago
+  must expire even on an idle cluster, which upstream's API chunking conformance test waits for).
+- Under steady churn the WAL stays small: batched inserts and compaction leave SQLite's
+  automatic checkpoint room to copy it back and start it over.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from pathlib import Path
 
 from k3py.config import load_server_config
 from k3py.server.datastore import storage_options
-from k3py.storage import Compacted, open_store
+from k3py.storage import Compacted, CompactionOptions, SQLiteOptions, open_store
 
 NO_DEFAULT_FILE = Path("/nonexistent/k3py/config.yaml")
 
@@ -44,3 +49,26 @@ async def test_a_quiet_store_compacts_history_older_than_the_minimum_age(tmp_pat
         assert (await store.get(b"/registry/configmaps/default/a")) is not None  # the live key stays
     finally:
         await store.close()
+
+
+async def test_the_wal_stays_small_under_churn(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    wal = tmp_path / "state.db-wal"
+    compaction = CompactionOptions(retain_revisions=500, trigger_revisions=500)
+    store = await open_store(SQLiteOptions(path=path, compaction=compaction))
+    keys = [b"/churn/%03d" % i for i in range(200)]
+    value = bytes(range(256)) * 4
+    written = 0
+    largest = 0
+    try:
+        for key in keys:
+            await store.create(key, value)
+        for n in range(20_000):  # 20 MB of values, 40 compactions
+            await store.update(keys[n % len(keys)], value)
+            written += len(value)
+            if n % 500 == 0:
+                largest = max(largest, wal.stat().st_size)
+    finally:
+        await store.close()
+    assert written > 2 * (8 << 20)  # without checkpoints the WAL would hold it all
+    assert largest < 8 << 20, f"the WAL grew to {largest:,} bytes"
