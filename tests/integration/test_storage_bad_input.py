@@ -10,8 +10,8 @@
   nothing else: acknowledged writes stay, the failed ones are invisible, the revision does not
   advance for them, no watcher sees them, and the store goes on once there is room again.
   Writes whose commit log record fit are acknowledged although SQLite cannot take them yet:
-  the store serves them from memory, also after a reopen on the still-full disk, and SQLite
-  takes them once there is room. A compaction that does not fit changes nothing either.
+  the store serves them from memory, also after a reopen on the still-full disk (where new
+  writes go into the commit log after them), and SQLite takes them once there is room. A compaction that does not fit changes nothing either.
 
 The mount tests need root (``root`` marker); every mount is undone in a finalizer.
 """
@@ -42,6 +42,7 @@ from k3py.storage import (
     open_store,
     prefix_end,
 )
+from k3py.storage.sqlite import writer
 from k3py.util.proc import run
 
 TIMEOUT = 60.0  # no store operation may hang on a bad disk
@@ -494,6 +495,47 @@ async def test_full_disk_keeps_the_open_store_writable_once_space_is_freed(mount
         assert await contents(store) == written
     finally:
         await store.close()
+
+
+@pytest.mark.root
+async def test_a_store_opened_with_writes_sqlite_cannot_take_appends_after_them(
+    mounts: Mounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "DEFER_SECONDS", 3600.0)  # rows wait until the store closes
+    mnt = mounts.tmpfs("4m")
+    path = mnt / "data" / "state.db"
+    written: dict[bytes, KeyValue] = {}
+    store = await open_store(options(path))
+    try:
+        for i in range(10):
+            key = b"/before/%d" % i
+            written[key] = await store.create(key, value_for(key))
+        filler = fill_remaining_space(mnt)
+    finally:
+        await store.close()  # SQLite cannot take the ten rows: they stay in the commit log
+    assert rows_in_database(path) == 0
+
+    # Opened on the full disk: the rows are served from memory, and new writes go into the
+    # commit log after them (the log has room; SQLite has none).
+    store = await open_store(options(path))
+    try:
+        assert await contents(store) == written
+        for i in range(5):
+            key = b"/after/%d" % i
+            written[key] = await store.create(key, value_for(key))
+        assert await contents(store) == written
+    finally:
+        await store.close()
+    assert rows_in_database(path) == 0
+
+    filler.unlink()
+    store = await open_store(options(path))
+    try:
+        assert await contents(store) == written
+        assert store.current_revision == max(kv.mod_revision for kv in written.values())
+    finally:
+        await store.close()
+    assert rows_in_database(path) == len(written)
 
 
 @pytest.mark.root
