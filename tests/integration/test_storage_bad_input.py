@@ -11,7 +11,8 @@
   advance for them, no watcher sees them, and the store goes on once there is room again.
   Writes whose commit log record fit are acknowledged although SQLite cannot take them yet:
   the store serves them from memory, also after a reopen on the still-full disk (where new
-  writes go into the commit log after them), and SQLite takes them once there is room. A compaction that does not fit changes nothing either.
+  writes go into the commit log after them), and SQLite takes them once there is room. A
+  compaction that does not fit changes nothing either.
 
 The mount tests need root (``root`` marker); every mount is undone in a finalizer.
 """
