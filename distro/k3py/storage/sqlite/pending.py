@@ -28,10 +28,12 @@ class PendingRows:
         return len(self._rows)
 
     def add(self, rows: list[Row]) -> None:
+        size = 0
         with self._lock:
             for row in rows:
                 self._rows[row[0]] = row
-        self.size += sum(len(row[1]) + len(row[5]) for row in rows)
+                size += len(row[1]) + len(row[5])
+        self.size += size
 
     def rows(self) -> list[Row]:
         with self._lock:

@@ -55,17 +55,24 @@ def size_for(directory: Path, wanted: int = DEFAULT_SIZE) -> int:
     return max(MIN_SIZE, min(wanted, free // 10 // BLOCK * BLOCK))
 
 
+_ZEROS = bytes(BLOCK)
+
+
 def encode(rows: Sequence[Row], epoch: int) -> bytes:
     """One record, padded to whole blocks."""
-    parts: list[bytes] = []
-    for rev, key, create, prev, version, value in rows:
-        parts += (_ROW.pack(rev, create, prev, version, len(key), len(value)), key, value)
-    payload = b"".join(parts)
+    if len(rows) == 1:
+        rev, key, create, prev, version, value = rows[0]
+        payload = b"".join((_ROW.pack(rev, create, prev, version, len(key), len(value)), key, value))
+    else:
+        parts: list[bytes] = []
+        for rev, key, create, prev, version, value in rows:
+            parts += (_ROW.pack(rev, create, prev, version, len(key), len(value)), key, value)
+        payload = b"".join(parts)
     head = _RECORD_HEADER.pack(MAGIC, epoch, rows[0][0], len(rows), len(payload), 0)
     crc = zlib.crc32(payload, zlib.crc32(head))
     head = _RECORD_HEADER.pack(MAGIC, epoch, rows[0][0], len(rows), len(payload), crc)
-    size = _RECORD_HEADER.size + len(payload)
-    return head + payload + bytes(-size % BLOCK)
+    pad = -(_RECORD_HEADER.size + len(payload)) % BLOCK
+    return b"".join((head, payload, _ZEROS[:pad]))
 
 
 def _decode_rows(payload: bytes, count: int) -> list[Row]:
@@ -91,6 +98,7 @@ class RedoLog:
         self._offset = BLOCK
         self._tail = BLOCK
         self._buffer = mmap.mmap(-1, 16 * BLOCK)  # page-aligned, as O_DIRECT requires
+        self._view = memoryview(self._buffer)
 
     @classmethod
     def open(cls, path: Path, size: int) -> RedoLog:
@@ -160,20 +168,23 @@ class RedoLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        self._view.release()
         self._buffer.close()
 
     def _write(self, data: bytes, offset: int) -> None:
-        if len(data) > len(self._buffer):
+        size = len(data)
+        if size > len(self._buffer):
+            self._view.release()
             self._buffer.close()
-            self._buffer = mmap.mmap(-1, len(data) + (-len(data) % (16 * BLOCK)))
-        self._buffer.seek(0)
-        self._buffer.write(data)
-        view = memoryview(self._buffer)[: len(data)]
+            self._buffer = mmap.mmap(-1, size + (-size % (16 * BLOCK)))
+            self._view = memoryview(self._buffer)
+        view = self._view[:size]
+        view[:] = data
         try:
             written = os.pwritev(self._fd, [view], offset)
         finally:
             view.release()
-        if written != len(data):
+        if written != size:
             raise OSError(errno.EIO, f"short write to {self.path}")
 
 

@@ -32,7 +32,6 @@ import sqlite3
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from k3py.storage.errors import (
@@ -88,14 +87,6 @@ class Request:
 
 Outcome = tuple["asyncio.Future[object]", object]
 Deliver = Callable[[list[Outcome], list[Event]], None]
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A key's state inside the group being built: its newest entry and value."""
-
-    entry: Entry
-    value: bytes
 
 
 class _ValueCache:
@@ -189,7 +180,7 @@ class Writer:
     def _commit(self, writes: list[Request]) -> None:
         index = self._index
         rev = index.revision
-        pending: dict[bytes, _Pending] = {}
+        pending: dict[bytes, tuple[Entry, bytes]] = {}  # each key's newest entry and value in the group
         rows: list[Row] = []
         outcomes: list[Outcome] = []
         events: list[Event] = []
@@ -198,7 +189,7 @@ class Writer:
             for r in writes:
                 key = r.key
                 p = pending.get(key)
-                latest = p.entry if p is not None else index.latest(key)
+                latest = p[0] if p is not None else index.latest(key)
                 live = latest is not None and latest[2] > 0
                 try:
                     if r.op is Op.CREATE:
@@ -220,7 +211,7 @@ class Writer:
                     result: object = kv
                 else:
                     assert latest is not None
-                    prev_value = p.value if p is not None else self._value_of(latest[0])
+                    prev_value = p[1] if p is not None else self._value_of(latest[0])
                     prev = KeyValue(key, prev_value, latest[1], latest[0], latest[2])
                     prev_rev = latest[0]
                     if r.op is Op.UPDATE:
@@ -234,7 +225,7 @@ class Writer:
                         value = b""
                         event = Event(EventType.DELETE, KeyValue(key, b"", latest[1], rev, 0), prev)
                         result = prev
-                pending[key] = _Pending(entry, value)
+                pending[key] = (entry, value)
                 rows.append((rev, key, entry[1], prev_rev, entry[2], value))
                 accepted.append(len(outcomes))
                 outcomes.append((r.fut, result))
