@@ -34,6 +34,16 @@ def resolve_revision(index: KeyIndex, rev: int) -> int:
     return rev
 
 
+def value_at(conn: sqlite3.Connection, pending: PendingRows, rev: int) -> bytes | None:
+    """The value written at ``rev``, or None if no row holds it (compacted)."""
+    value = pending.value(rev)  # first: a row leaves it only once the database has it
+    if value is None:
+        row = conn.execute("SELECT value FROM log WHERE rev = ?", (rev,)).fetchone()
+        if row is not None:
+            value = row[0]
+    return value
+
+
 def values_by_revision(conn: sqlite3.Connection, pending: PendingRows, revs: list[int]) -> dict[int, bytes]:
     out = pending.values(revs)  # first: a row leaves it only once the database has it
     if out:

@@ -150,12 +150,10 @@ class RedoLog:
     def fits(self, record: bytes) -> bool:
         return self._offset + len(record) <= self._size
 
-    def append(self, record: bytes) -> int:
-        """Write ``record`` (from ``encode``) durably; return its offset."""
-        offset = self._offset
-        self._write(record, offset)
-        self._offset = offset + len(record)
-        return offset
+    def append(self, record: bytes) -> None:
+        """Write ``record`` (from ``encode``) durably."""
+        self._write(record, self._offset)
+        self._offset += len(record)
 
     def reset(self) -> None:
         """Start a new epoch: every record written so far stops counting."""

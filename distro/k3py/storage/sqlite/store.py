@@ -31,6 +31,7 @@ from k3py.storage.sqlite.readers import (
     read_history,
     read_range,
     resolve_revision,
+    value_at,
 )
 from k3py.storage.sqlite.redo import RedoLog, Row, redo_path, size_for
 from k3py.storage.sqlite.schema import connect, describe, open_database, sync_files
@@ -175,12 +176,9 @@ class SQLiteStore:
             entry = index.get(key, rev)
         if entry is None:
             return None
-        value = self._waiting.value(entry[0])
+        value = value_at(self._reader, self._waiting, entry[0])
         if value is None:
-            row = self._reader.execute("SELECT value FROM log WHERE rev = ?", (entry[0],)).fetchone()
-            if row is None:
-                raise Compacted(rev, index.compacted)
-            value = row[0]
+            raise Compacted(rev, index.compacted)
         return KeyValue(key, value, entry[1], entry[0], entry[2])
 
     async def range(self, start: bytes, end: bytes, *, rev: int = 0, limit: int = 0) -> RangeResult:

@@ -46,6 +46,7 @@ from k3py.storage.model import Event, EventType, KeyValue
 from k3py.storage.options import CompactionOptions
 from k3py.storage.sqlite.index import Entry, KeyIndex
 from k3py.storage.sqlite.pending import PendingRows
+from k3py.storage.sqlite.readers import value_at
 from k3py.storage.sqlite.redo import RedoLog, Row, encode
 from k3py.storage.sqlite.schema import describe, on_read_only_filesystem, sync_files
 
@@ -314,9 +315,7 @@ class Writer:
     def _inserted(self) -> None:
         """Every waiting row is in SQLite now."""
         self._waiting.clear()
-        if self._insert_timer is not None:
-            self._insert_timer.cancel()
-            self._insert_timer = None
+        self._stop_insert_timer()
         if self._insert_error:
             log.info("SQLite takes writes again (it refused them: %s)", self._insert_error)
             self._insert_error = ""
@@ -338,10 +337,13 @@ class Writer:
     def close(self) -> bool:
         """Try a last time to insert the waiting rows; no retry is planned after this."""
         inserted = self.insert_waiting()
+        self._stop_insert_timer()
+        return inserted
+
+    def _stop_insert_timer(self) -> None:
         if self._insert_timer is not None:
             self._insert_timer.cancel()
             self._insert_timer = None
-        return inserted
 
     def _insert(self, rows: list[Row], *, full: bool = False) -> None:
         """Insert ``rows`` in one transaction (made durable by SQLite itself if ``full``)."""
@@ -379,15 +381,11 @@ class Writer:
         return reason
 
     def _value_of(self, rev: int) -> bytes:
-        cached = self._values.get(rev)
-        if cached is None:
-            cached = self._waiting.value(rev)
-        if cached is not None:
-            return cached
-        row = self._conn.execute("SELECT value FROM log WHERE rev = ?", (rev,)).fetchone()
-        if row is None:
+        value = self._values.get(rev)
+        if value is None:
+            value = value_at(self._conn, self._waiting, rev)
+        if value is None:
             raise StoreUnavailable(f"index names revision {rev} but the log has no such row")
-        value: bytes = row[0]
         return value
 
     # -- compaction ---------------------------------------------------------------------------
