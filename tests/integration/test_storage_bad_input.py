@@ -33,11 +33,9 @@ from pathlib import Path
 import pytest
 
 from k3py.storage import (
-    CompactionOptions,
     Event,
     EventType,
     KeyValue,
-    SQLiteOptions,
     SQLiteStore,
     StoreUnavailable,
     open_store,
@@ -45,16 +43,13 @@ from k3py.storage import (
 )
 from k3py.storage.sqlite import writer
 from k3py.util.proc import run
+from tests.integration.storage_support import options, revisions_in_database
 
 TIMEOUT = 60.0  # no store operation may hang on a bad disk
 CORRUPT = r"corrupt|malformed|not a (k3py |SQLite )?database|not SQLite"
 FOREIGN = r"another program|foreign|not a k3py"
 READ_ONLY = r"read-only"
 DISK_FULL = r"disk full"
-
-
-def options(path: Path) -> SQLiteOptions:
-    return SQLiteOptions(path=path, compaction=CompactionOptions(enabled=False))
 
 
 def value_for(key: bytes, size: int = 1000) -> bytes:
@@ -380,15 +375,6 @@ def fill_remaining_space(directory: Path) -> Path:
     return filler
 
 
-def rows_in_database(path: Path) -> int:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        count: int = conn.execute("SELECT count(*) FROM log").fetchone()[0]
-        return count
-    finally:
-        conn.close()
-
-
 @pytest.mark.root
 async def test_full_disk_fails_only_the_writes_that_do_not_fit(mounts: Mounts) -> None:
     mnt = mounts.tmpfs("1m")
@@ -413,7 +399,7 @@ async def test_full_disk_fails_only_the_writes_that_do_not_fit(mounts: Mounts) -
                         else:
                             acked[key] = result
             assert len(acked) > 50  # the disk held a fair amount before it filled
-            in_database = rows_in_database(path)
+            in_database = len(revisions_in_database(path))
             assert in_database < len(acked)  # the newest acknowledged writes wait in the commit log
 
             for error in failed.values():
@@ -444,7 +430,7 @@ async def test_full_disk_fails_only_the_writes_that_do_not_fit(mounts: Mounts) -
         assert await contents(store) == acked
     finally:
         await store.close()
-    assert rows_in_database(path) == in_database
+    assert len(revisions_in_database(path)) == in_database
 
     # Once there is room again, the store goes on from where it was.
     mounts.remount(mnt, "size=8m")
@@ -457,7 +443,7 @@ async def test_full_disk_fails_only_the_writes_that_do_not_fit(mounts: Mounts) -
         assert await contents(store) == acked
     finally:
         await store.close()
-    assert rows_in_database(path) == len(acked)
+    assert len(revisions_in_database(path)) == len(acked)
     store = await open_store(options(path))
     try:
         assert await contents(store) == acked
@@ -514,7 +500,7 @@ async def test_a_store_opened_with_writes_sqlite_cannot_take_appends_after_them(
         filler = fill_remaining_space(mnt)
     finally:
         await store.close()  # SQLite cannot take the ten rows: they stay in the commit log
-    assert rows_in_database(path) == 0
+    assert len(revisions_in_database(path)) == 0
 
     # Opened on the full disk: the rows are served from memory, and new writes go into the
     # commit log after them (the log has room; SQLite has none).
@@ -527,7 +513,7 @@ async def test_a_store_opened_with_writes_sqlite_cannot_take_appends_after_them(
         assert await contents(store) == written
     finally:
         await store.close()
-    assert rows_in_database(path) == 0
+    assert len(revisions_in_database(path)) == 0
 
     filler.unlink()
     store = await open_store(options(path))
@@ -536,7 +522,7 @@ async def test_a_store_opened_with_writes_sqlite_cannot_take_appends_after_them(
         assert store.current_revision == max(kv.mod_revision for kv in written.values())
     finally:
         await store.close()
-    assert rows_in_database(path) == len(written)
+    assert len(revisions_in_database(path)) == len(written)
 
 
 @pytest.mark.root

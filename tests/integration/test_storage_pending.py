@@ -11,39 +11,25 @@ them, and that reads racing the batched inserts never miss a row.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 from k3py.storage import (
-    CompactionOptions,
     Event,
     EventType,
     KeyValue,
-    SQLiteOptions,
     SQLiteStore,
     open_store,
     prefix_end,
 )
 from k3py.storage.sqlite import writer
 from k3py.storage.sqlite.writer import DEFER_ROWS
+from tests.integration.storage_support import options, revisions_in_database
 
 PREFIX = b"/p/"
 KEYS = 600  # more than a range answers on the loop, so listing them all uses a reader thread
-
-
-def options(path: Path) -> SQLiteOptions:
-    return SQLiteOptions(path=path, compaction=CompactionOptions(enabled=False))
-
-
-def revisions_in_database(path: Path) -> set[int]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return {rev for (rev,) in conn.execute("SELECT rev FROM log")}
-    finally:
-        conn.close()
 
 
 async def contents(store: SQLiteStore) -> dict[bytes, KeyValue]:

@@ -12,12 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from k3py.storage import CompactionOptions, EventType, SQLiteOptions, StoreUnavailable, open_store
+from k3py.storage import EventType, StoreUnavailable, open_store
 from k3py.storage.sqlite.redo import BLOCK, MIN_SIZE, RedoLog, Row, encode, redo_path, size_for
-
-
-def options(path: Path) -> SQLiteOptions:
-    return SQLiteOptions(path=path, compaction=CompactionOptions(enabled=False))
+from tests.integration.storage_support import options
 
 
 async def make_store(path: Path, keys: int = 5) -> int:
