@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right, insort
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -49,24 +50,26 @@ class KeyIndex:
         """History at or before this revision is gone."""
         self._hist: dict[bytes, list[Entry]] = {}
         self._keys: list[bytes] = []
-        # Keys whose history holds something compaction could drop (older entries or a
-        # tombstone), so compaction costs what changed, not the size of the keyspace.
-        self._compactable: set[bytes] = set()
+        # (revision, key) in revision order: from that revision on, compaction can drop part
+        # of the key's history (the entry before it, or the whole key if the revision deleted
+        # it). Compaction reads this from the front, so it costs what it removes, not the
+        # size of the keyspace.
+        self._droppable: deque[tuple[int, bytes]] = deque()
 
     # -- loading ---------------------------------------------------------------------------
 
     def load(self, rows: Iterable[tuple[int, bytes, int, int]]) -> None:
         """Fill from ``(rev, key, create_rev, version)`` rows in revision order."""
-        hist = self._hist
+        hist, droppable = self._hist, self._droppable
         for rev, key, create_rev, version in rows:
             entries = hist.get(key)
             if entries is None:
                 hist[key] = [(rev, create_rev, version)]
                 if version == 0:
-                    self._compactable.add(key)
+                    droppable.append((rev, key))
             else:
                 entries.append((rev, create_rev, version))
-                self._compactable.add(key)
+                droppable.append((rev, key))
         self._keys = sorted(hist)
 
     # -- reads (callers hold ``lock``) ---------------------------------------------------------
@@ -116,15 +119,23 @@ class KeyIndex:
             self._hist[key] = [entry]
             insort(self._keys, key)
             if entry[2] == 0:
-                self._compactable.add(key)
+                self._droppable.append((entry[0], key))
         else:
             entries.append(entry)
-            self._compactable.add(key)
+            self._droppable.append((entry[0], key))
 
     def _superseded(self, rev: int) -> Iterator[tuple[bytes, list[Entry], int]]:
-        """Each compactable key with how many leading entries compaction at ``rev`` drops."""
-        for key in self._compactable:
-            entries = self._hist[key]
+        """Each key whose history compaction at ``rev`` shortens, with how many leading
+        entries it drops."""
+        hist = self._hist
+        seen: set[bytes] = set()
+        for at, key in self._droppable:
+            if at > rev:
+                return
+            if key in seen:
+                continue
+            seen.add(key)
+            entries = hist[key]
             n = bisect_right(entries, rev, key=_mod)
             drop = n if n and entries[n - 1][2] == 0 else n - 1
             if drop > 0:
@@ -137,17 +148,15 @@ class KeyIndex:
     def compact(self, rev: int) -> None:
         """Drop every entry superseded at or before ``rev``, and tombstones at or before it."""
         gone: list[bytes] = []
-        settled: list[bytes] = []
         for key, entries, drop in list(self._superseded(rev)):
             del entries[:drop]
             if not entries:
                 gone.append(key)
-            elif len(entries) == 1 and entries[0][2]:
-                settled.append(key)
-        self._compactable.difference_update(settled)
+        droppable = self._droppable
+        while droppable and droppable[0][0] <= rev:
+            droppable.popleft()
         for key in gone:
             del self._hist[key]
-            self._compactable.discard(key)
         if len(gone) > 64:
             self._keys = [k for k in self._keys if k in self._hist]
         else:
