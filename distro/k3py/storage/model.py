@@ -11,11 +11,13 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class KeyValue:
+class KeyValue(NamedTuple):
+    """One key's state at one revision. A named tuple, not a dataclass: the writer builds
+    one or two per write, and a tuple is built in half the time of a frozen dataclass."""
+
     key: bytes
     value: bytes
     create_revision: int
@@ -29,8 +31,7 @@ class EventType(enum.Enum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One change. ``kv`` is the new state (for DELETE: the key with an empty value at the
     deleting revision); ``prev`` is the state just before, for UPDATE and DELETE."""
 

@@ -56,23 +56,16 @@ def size_for(directory: Path, wanted: int = DEFAULT_SIZE) -> int:
 
 
 _ZEROS = bytes(BLOCK)
+_CRC = struct.Struct("<I")
+_CRC_OFFSET = _RECORD_HEADER.size - _CRC.size
 
 
-def encode(rows: Sequence[Row], epoch: int) -> bytes:
-    """One record, padded to whole blocks."""
-    if len(rows) == 1:
-        rev, key, create, prev, version, value = rows[0]
-        payload = b"".join((_ROW.pack(rev, create, prev, version, len(key), len(value)), key, value))
-    else:
-        parts: list[bytes] = []
-        for rev, key, create, prev, version, value in rows:
-            parts += (_ROW.pack(rev, create, prev, version, len(key), len(value)), key, value)
-        payload = b"".join(parts)
-    head = _RECORD_HEADER.pack(MAGIC, epoch, rows[0][0], len(rows), len(payload), 0)
-    crc = zlib.crc32(payload, zlib.crc32(head))
-    head = _RECORD_HEADER.pack(MAGIC, epoch, rows[0][0], len(rows), len(payload), crc)
-    pad = -(_RECORD_HEADER.size + len(payload)) % BLOCK
-    return b"".join((head, payload, _ZEROS[:pad]))
+def _record_size(rows: Sequence[Row]) -> int:
+    """Bytes one record holding ``rows`` takes in the log (whole blocks)."""
+    size = _RECORD_HEADER.size
+    for row in rows:
+        size += _ROW.size + len(row[1]) + len(row[5])
+    return size + (-size % BLOCK)
 
 
 def _decode_rows(payload: bytes, count: int) -> list[Row]:
@@ -147,18 +140,43 @@ class RedoLog:
         store whose replayed rows SQLite could not take yet."""
         self._offset = self._tail
 
-    def fits(self, record: bytes) -> bool:
-        return self._offset + len(record) <= self._size
+    def append(self, rows: Sequence[Row]) -> bool:
+        """Write one record holding ``rows`` durably; False, with nothing written, if the log
+        has no room for it.
 
-    def append(self, record: bytes) -> None:
-        """Write ``record`` (from ``encode``) durably."""
-        self._write(record, self._offset)
-        self._offset += len(record)
+        The record is built in the aligned buffer itself: a header, then each row's fixed
+        fields, key and value; the checksum covers the header (with a zero checksum field)
+        and the rows.
+        """
+        total = _record_size(rows)
+        if self._offset + total > self._size:
+            return False
+        self._reserve(total)
+        buf = self._buffer
+        pos = _RECORD_HEADER.size
+        for rev, key, create, prev, version, value in rows:
+            klen, vlen = len(key), len(value)
+            _ROW.pack_into(buf, pos, rev, create, prev, version, klen, vlen)
+            pos += _ROW.size
+            buf[pos : pos + klen] = key
+            pos += klen
+            buf[pos : pos + vlen] = value
+            pos += vlen
+        _RECORD_HEADER.pack_into(
+            buf, 0, MAGIC, self.epoch, rows[0][0], len(rows), pos - _RECORD_HEADER.size, 0
+        )
+        _CRC.pack_into(buf, _CRC_OFFSET, zlib.crc32(self._view[:pos]))
+        buf[pos:total] = _ZEROS[: total - pos]
+        self._write(total, self._offset)
+        self._offset += total
+        return True
 
     def reset(self) -> None:
         """Start a new epoch: every record written so far stops counting."""
         epoch = self.epoch + 1
-        self._write(_FILE_HEADER.pack(MAGIC, epoch).ljust(BLOCK, b"\0"), 0)
+        self._reserve(BLOCK)
+        self._buffer[:BLOCK] = _FILE_HEADER.pack(MAGIC, epoch).ljust(BLOCK, b"\0")
+        self._write(BLOCK, 0)
         self.epoch = epoch
         self._offset = BLOCK
 
@@ -169,15 +187,17 @@ class RedoLog:
         self._view.release()
         self._buffer.close()
 
-    def _write(self, data: bytes, offset: int) -> None:
-        size = len(data)
+    def _reserve(self, size: int) -> None:
+        """Make the aligned buffer hold at least ``size`` bytes."""
         if size > len(self._buffer):
             self._view.release()
             self._buffer.close()
             self._buffer = mmap.mmap(-1, size + (-size % (16 * BLOCK)))
             self._view = memoryview(self._buffer)
+
+    def _write(self, size: int, offset: int) -> None:
+        """Write the first ``size`` bytes of the buffer at ``offset``."""
         view = self._view[:size]
-        view[:] = data
         try:
             written = os.pwritev(self._fd, [view], offset)
         finally:

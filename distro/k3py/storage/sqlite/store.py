@@ -205,23 +205,24 @@ class SQLiteStore:
     # -- writes --------------------------------------------------------------------------------
 
     async def create(self, key: bytes, value: bytes) -> KeyValue:
-        return await self._write(Op.CREATE, key, value, 0)  # type: ignore[return-value]
+        return await self._submit(Op.CREATE, key, value, 0)  # type: ignore[return-value]
 
     async def update(self, key: bytes, value: bytes, *, expected_mod: int = 0) -> KeyValue:
-        return await self._write(Op.UPDATE, key, value, expected_mod)  # type: ignore[return-value]
+        return await self._submit(Op.UPDATE, key, value, expected_mod)  # type: ignore[return-value]
 
     async def delete(self, key: bytes, *, expected_mod: int = 0) -> KeyValue:
-        return await self._write(Op.DELETE, key, b"", expected_mod)  # type: ignore[return-value]
+        return await self._submit(Op.DELETE, key, b"", expected_mod)  # type: ignore[return-value]
 
     async def compact(self, rev: int) -> int:
         """Compact history up to ``rev`` (0: to what the retention options allow)."""
-        return await self._write(Op.COMPACT, b"", b"", rev)  # type: ignore[return-value]
+        return await self._submit(Op.COMPACT, b"", b"", rev)  # type: ignore[return-value]
 
-    async def _write(self, op: Op, key: bytes, value: bytes, expected: int) -> object:
+    def _submit(self, op: Op, key: bytes, value: bytes, expected: int) -> asyncio.Future[object]:
+        """Hand a write to the writer; the future resolves once it is durable (or failed)."""
         self._check_open()
         fut: asyncio.Future[object] = self._loop.create_future()
         self._writer.submit(Request(op, key, value, expected, fut))
-        return await fut
+        return fut
 
     def _deliver(self, outcomes: list[Outcome], events: list[Event]) -> None:
         """On the loop: resolve the callers' futures, then publish the committed events."""

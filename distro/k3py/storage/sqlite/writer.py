@@ -29,6 +29,7 @@ import errno
 import logging
 import os
 import sqlite3
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -47,7 +48,7 @@ from k3py.storage.options import CompactionOptions
 from k3py.storage.sqlite.index import Entry, KeyIndex
 from k3py.storage.sqlite.pending import PendingRows
 from k3py.storage.sqlite.readers import value_at
-from k3py.storage.sqlite.redo import RedoLog, Row, encode
+from k3py.storage.sqlite.redo import RedoLog, Row
 from k3py.storage.sqlite.schema import describe, on_read_only_filesystem, sync_files
 
 log = logging.getLogger(__name__)
@@ -145,35 +146,47 @@ class Writer:
         self._max_batch = max_batch
         self._compaction = compaction
         self._queue: list[Request] = []
+        self._compactions: list[Request] = []
         self._flush_scheduled = False
         self._insert_timer: asyncio.TimerHandle | None = None
         self._insert_error = ""
         """Why SQLite last refused the waiting rows ("" once it took them)."""
         self._retry_at = 0.0
-        self._last_compact_check = index.revision
+        self._compact_due = self._next_compact_check()
         self._ages: deque[tuple[int, float]] = deque([(index.revision, time.monotonic())])
         self._values = _ValueCache(VALUE_CACHE_BYTES)
 
     def submit(self, request: Request) -> None:
-        self._queue.append(request)
+        if request.op is Op.COMPACT:
+            self._compactions.append(request)
+        else:
+            self._queue.append(request)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Commit everything submitted so far, one group of at most ``max_batch`` at a time."""
+        """Commit everything submitted so far, in groups of at most ``max_batch``, then run
+        the compactions asked for."""
         self._flush_scheduled = False
-        if not self._queue:
+        if not self._queue and not self._compactions:
             return
-        while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
+        writes, self._queue = self._queue, []
+        step = self._max_batch
+        if len(writes) <= step:
+            self._commit_group(writes)
+        else:
+            for i in range(0, len(writes), step):
+                self._commit_group(writes[i : i + step])
+        if self._compactions:
+            requests, self._compactions = self._compactions, []
+            for r in requests:
+                self._deliver([(r.fut, self._compact_request(r.expected))], [])
+        if self._index.revision >= self._compact_due:
             try:
-                self._process(batch)
-            except Exception as exc:  # keep callers from waiting forever
-                log.exception("store writer failed")
-                failure = StoreUnavailable(f"store writer failed: {exc}")
-                self._deliver([(r.fut, failure) for r in batch], [])
+                self.compact_auto()
+            except StorageError as exc:  # the writes are done; the next trigger tries again
+                log.warning("compaction failed: %s", exc)
         self._insert_when_due()
         # The callers just resumed run in the next turn of the loop, before anything queued
         # from now on; a flush queued behind them commits what they write next in that same
@@ -182,19 +195,13 @@ class Writer:
         self._flush_scheduled = True
         self._loop.call_soon(self.flush)
 
-    def _process(self, batch: list[Request]) -> None:
-        writes = [r for r in batch if r.op is not Op.COMPACT]
-        if writes:
+    def _commit_group(self, writes: list[Request]) -> None:
+        try:
             self._commit(writes)
-        for r in batch:
-            if r.op is Op.COMPACT:
-                self._deliver([(r.fut, self._compact_request(r.expected))], [])
-        c = self._compaction
-        if c.enabled and self._index.revision - self._last_compact_check >= c.trigger_revisions:
-            try:
-                self.compact_auto()
-            except StorageError as exc:  # the writes are done; the next trigger tries again
-                log.warning("compaction failed: %s", exc)
+        except Exception as exc:  # keep callers from waiting forever
+            log.exception("store writer failed")
+            failure = StoreUnavailable(f"store writer failed: {exc}")
+            self._deliver([(r.fut, failure) for r in writes], [])
 
     def _commit(self, writes: list[Request]) -> None:
         index = self._index
@@ -203,7 +210,6 @@ class Writer:
         rows: list[Row] = []
         outcomes: list[Outcome] = []
         events: list[Event] = []
-        accepted: list[int] = []  # positions in outcomes of writes that joined the group
         try:
             for r in writes:
                 key = r.key
@@ -246,16 +252,16 @@ class Writer:
                         result = prev
                 pending[key] = (entry, value)
                 rows.append((rev, key, entry[1], prev_rev, entry[2], value))
-                accepted.append(len(outcomes))
                 outcomes.append((r.fut, result))
                 events.append(event)
             if rows:
                 self._store_rows(rows)
         except (sqlite3.Error, OSError) as exc:
             failure = StoreUnavailable(f"write failed, nothing was stored: {self._reason(exc)}")
-            for i in accepted:
-                outcomes[i] = (outcomes[i][0], failure)
-            self._deliver(outcomes, [])
+            rejected: list[Outcome] = [
+                (fut, result if isinstance(result, StorageError) else failure) for fut, result in outcomes
+            ]
+            self._deliver(rejected, [])
             return
         if rows:
             with index.lock:
@@ -277,9 +283,7 @@ class Writer:
         SQLite refuses that transaction, the group fails and the waiting rows keep waiting.
         """
         redo, waiting = self._redo, self._waiting
-        record = encode(rows, redo.epoch)
-        if redo.fits(record):
-            redo.append(record)
+        if redo.append(rows):
             waiting.add(rows)  # before the index names them
             return
         self._insert(waiting.rows() + rows, full=True)
@@ -411,6 +415,11 @@ class Writer:
 
     # -- compaction ---------------------------------------------------------------------------
 
+    def _next_compact_check(self) -> int:
+        """The revision at which the writer next compacts on its own."""
+        c = self._compaction
+        return self._index.revision + c.trigger_revisions if c.enabled else sys.maxsize
+
     def compaction_target(self) -> int:
         c = self._compaction
         target = self._index.revision - c.retain_revisions
@@ -424,20 +433,21 @@ class Writer:
         return target
 
     def compact_auto(self) -> int:
-        self._last_compact_check = self._index.revision
+        self._compact_due = self._next_compact_check()
         target = self.compaction_target()
         if target <= self._index.compacted:
             return self._index.compacted
         return self._compact(target)
 
     def _compact_request(self, target: int) -> object:
-        if target == 0:
-            return self.compact_auto()
+        """The answer to a compaction asked for: the compacted revision, or the error."""
         if target > self._index.revision:
             return FutureRevision(target, self._index.revision)
-        if target <= self._index.compacted:
-            return self._index.compacted
         try:
+            if target == 0:
+                return self.compact_auto()
+            if target <= self._index.compacted:
+                return self._index.compacted
             return self._compact(target)
         except StorageError as exc:
             return exc
