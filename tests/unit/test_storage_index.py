@@ -172,22 +172,22 @@ def test_fresh_index_revision_bookkeeping() -> None:
 
 def test_compaction_keeps_the_newest_version_and_drops_deleted_keys() -> None:
     index = built()
-    assert sorted(index.compaction_plan(6)) == [2, 3, 5]  # a@2 superseded; b's create+tombstone
-    index.compact(6)
+    assert sorted(index.compaction_plan(6).revisions) == [2, 3, 5]  # a@2 superseded; b's create+tombstone
+    index.compact(index.compaction_plan(6))
     assert index.get(b"a", 7) == (4, 2, 2)
     assert index.get(b"c", 7) == (6, 6, 1)
     assert index.get(b"b", 7) == (7, 7, 1)  # the recreated key is untouched
     assert index.get(b"b", 6) is None  # its deleted past is gone
     assert index.latest(b"b") == (7, 7, 1)
-    assert index.compaction_plan(7) == []  # nothing left to drop
+    assert index.compaction_plan(7).revisions == []  # nothing left to drop
 
 
 def test_compaction_removes_a_deleted_key_entirely() -> None:
     index = KeyIndex()
     index.load([(2, b"gone", 2, 1), (3, b"gone", 2, 2), (4, b"gone", 2, 0), (5, b"kept", 5, 1)])
     index.revision = 5
-    assert sorted(index.compaction_plan(4)) == [2, 3, 4]
-    index.compact(4)
+    assert sorted(index.compaction_plan(4).revisions) == [2, 3, 4]
+    index.compact(index.compaction_plan(4))
     assert len(index) == 1
     assert index.latest(b"gone") is None
     assert [k for k, _ in index.range(b"", b"", 5, 0).items] == [b"kept"]
@@ -198,11 +198,11 @@ def test_compaction_before_a_tombstone_keeps_it() -> None:
     index = KeyIndex()
     index.load([(2, b"k", 2, 1), (3, b"k", 2, 2), (4, b"k", 2, 0)])
     index.revision = 4
-    assert index.compaction_plan(3) == [2]
-    index.compact(3)
+    assert index.compaction_plan(3).revisions == [2]
+    index.compact(index.compaction_plan(3))
     assert index.get(b"k", 3) == (3, 2, 2)
     assert index.latest(b"k") == (4, 2, 0)
-    index.compact(4)  # the tombstone is now at or before the point: the key goes
+    index.compact(index.compaction_plan(4))  # the tombstone is now at or before the point: it goes
     assert len(index) == 0
 
 
@@ -219,7 +219,7 @@ def test_compaction_of_many_deleted_keys_rebuilds_the_key_list() -> None:
     rows += [(202 + j, b"k%03d" % i, 2 + i, 0) for j, i in enumerate(range(0, 200, 2))]  # delete even ones
     index.load(rows)
     index.revision = 301
-    index.compact(301)  # 100 keys go at once (more than 64): the bulk path
+    index.compact(index.compaction_plan(301))  # 100 keys go at once (more than 64): the bulk path
     odd = [b"k%03d" % i for i in range(1, 200, 2)]
     assert [k for k, _ in index.range(b"", b"", 301, 0).items] == odd
     assert [k for k, _ in index.range(b"k000", b"k010", 301, 3).items] == odd[:3]
@@ -335,10 +335,10 @@ def test_compaction_drops_exactly_the_superseded_history(
     removed: set[int] = set()
     for point in points:
         plan = index.compaction_plan(point)
-        assert len(plan) == len(set(plan))
+        assert len(plan.revisions) == len(set(plan.revisions))
         want = model_compaction(log, point) - removed
-        assert set(plan) == want
-        index.compact(point)
+        assert set(plan.revisions) == want
+        index.compact(plan)
         index.compacted = point
         removed |= want
         # Every read at or after the compaction point answers as before.
@@ -352,6 +352,6 @@ def test_compaction_drops_exactly_the_superseded_history(
             elif latest is not None:
                 assert latest[2] == 0 and latest[0] > point  # deleted after the point
     # Compacting at the head leaves one entry per live key and nothing else.
-    index.compact(head)
+    index.compact(index.compaction_plan(head))
     assert len(index) == len(model_at(log, head))
-    assert index.compaction_plan(head) == []
+    assert index.compaction_plan(head).revisions == []

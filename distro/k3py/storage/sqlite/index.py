@@ -16,6 +16,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Entry = tuple[int, int, int]
 """(mod_revision, create_revision, version); version 0 means the key was deleted."""
@@ -32,6 +33,14 @@ def entry_at(history: list[Entry], rev: int) -> Entry | None:
         return last
     i = bisect_right(history, rev, key=_mod)
     return history[i - 1] if i else None
+
+
+class CompactionPlan(NamedTuple):
+    rev: int
+    revisions: list[int]
+    """The rows compaction at ``rev`` removes."""
+    drops: list[tuple[bytes, list[Entry], int]]
+    """Each key whose history shortens, its entries and how many leading ones go."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +150,18 @@ class KeyIndex:
             if drop > 0:
                 yield key, entries, drop
 
-    def compaction_plan(self, rev: int) -> list[int]:
-        """The revisions whose rows compaction at ``rev`` removes (the index is unchanged)."""
-        return [e[0] for _, entries, drop in self._superseded(rev) for e in entries[:drop]]
+    def compaction_plan(self, rev: int) -> CompactionPlan:
+        """What compaction at ``rev`` removes; the index is unchanged until ``compact``."""
+        drops = list(self._superseded(rev))
+        revisions = [e[0] for _, entries, drop in drops for e in entries[:drop]]
+        return CompactionPlan(rev, revisions, drops)
 
-    def compact(self, rev: int) -> None:
-        """Drop every entry superseded at or before ``rev``, and tombstones at or before it."""
+    def compact(self, plan: CompactionPlan) -> None:
+        """Carry out ``plan``, made by ``compaction_plan`` after the index last changed: drop
+        every entry superseded at or before its revision, and tombstones at or before it."""
+        rev = plan.rev
         gone: list[bytes] = []
-        for key, entries, drop in list(self._superseded(rev)):
+        for key, entries, drop in plan.drops:
             del entries[:drop]
             if not entries:
                 gone.append(key)
