@@ -69,7 +69,7 @@ _AGE_SAMPLE_SECONDS = 0.1
 VALUE_CACHE_BYTES = 4 << 20
 """Recently written values kept in memory, so an update or delete finds the previous value
 (which its watch event carries) without reading the log."""
-DEFER_ROWS = 64
+DEFER_ROWS = 256
 """Rows waiting for SQLite that make the writer insert them at once."""
 DEFER_BYTES = 1 << 20
 """Bytes of keys and values waiting that make the writer insert them at once."""
@@ -462,7 +462,8 @@ class Writer:
         with index.lock:
             before = index.compacted
             index.compacted = target  # new reads below the target fail from now on
-            doomed = index.compaction_plan(target)
+            plan = index.compaction_plan(target)
+        doomed = plan.revisions
         started = time.monotonic()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -478,7 +479,7 @@ class Writer:
                 index.compacted = before
             raise StoreUnavailable(f"compaction failed: {self._reason(exc)}") from exc
         with index.lock:
-            index.compact(target)
+            index.compact(plan)
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:  # a checkpoint is an optimisation; the next one retries
