@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from k3py.storage import (
+    Compacted,
     Event,
     EventType,
     KeyValue,
@@ -110,6 +111,32 @@ async def test_a_quiet_store_inserts_waiting_rows_soon(tmp_path: Path) -> None:
         assert await store.get(kv.key) == kv
     finally:
         await store.close()
+
+
+async def test_compaction_removes_history_still_waiting_for_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction deletes from the database; a waiting row it removes must not reach SQLite
+    afterwards, while newer waiting rows stay waiting (compaction does not force them in)."""
+    monkeypatch.setattr(writer, "DEFER_SECONDS", 3600.0)
+    path = tmp_path / "state.db"
+    store = await open_store(options(path))
+    try:
+        old = await store.create(PREFIX + b"a", b"1")
+        middle = await store.update(PREFIX + b"a", b"2")
+        other = await store.create(PREFIX + b"b", b"1")
+        assert old.mod_revision not in revisions_in_database(path)
+        await store.compact(middle.mod_revision)  # drops ``old``, which only memory held
+        newest = await store.update(PREFIX + b"a", b"3")
+        await store.compact(other.mod_revision)  # drops nothing waiting: nothing is forced in
+        assert newest.mod_revision not in revisions_in_database(path)
+        with pytest.raises(Compacted):
+            await store.get(old.key, rev=old.mod_revision)
+    finally:
+        await store.close()  # inserts what still waits
+    stored = revisions_in_database(path)
+    assert old.mod_revision not in stored
+    assert {middle.mod_revision, newest.mod_revision} <= stored
 
 
 async def test_reads_racing_the_batched_inserts_miss_nothing(tmp_path: Path) -> None:

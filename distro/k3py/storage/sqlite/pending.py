@@ -35,6 +35,11 @@ class PendingRows:
                 size += len(row[1]) + len(row[5])
         self.size += size
 
+    def first(self) -> int:
+        """The lowest revision waiting (0 if none)."""
+        with self._lock:
+            return next(iter(self._rows), 0)
+
     def rows(self) -> list[Row]:
         with self._lock:
             return list(self._rows.values())

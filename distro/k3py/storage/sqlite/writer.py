@@ -457,7 +457,9 @@ class Writer:
         target = min(target, index.revision - 1)  # the head row is never removed
         if target <= index.compacted:
             return index.compacted
-        if not self.insert_waiting():  # compaction deletes from the database alone
+        # Compaction deletes from the database alone: a row it removes must be there first.
+        # Waiting rows are the newest, so usually none is that old.
+        if 0 < self._waiting.first() <= target and not self.insert_waiting():
             raise StoreUnavailable(f"compaction failed: {self._insert_error}")
         with index.lock:
             before = index.compacted
