@@ -16,6 +16,7 @@ from pathlib import Path
 from k3py.config import load_server_config
 from k3py.server.datastore import storage_options
 from k3py.storage import Compacted, CompactionOptions, SQLiteOptions, open_store
+from k3py.storage.sqlite.schema import connect
 
 NO_DEFAULT_FILE = Path("/nonexistent/k3py/config.yaml")
 
@@ -72,3 +73,18 @@ async def test_the_wal_stays_small_under_churn(tmp_path: Path) -> None:
         await store.close()
     assert written > 2 * (8 << 20)  # without checkpoints the WAL would hold it all
     assert largest < 8 << 20, f"the WAL grew to {largest:,} bytes"
+
+
+def test_the_writer_connection_deletes_without_writing_freed_pages(tmp_path: Path) -> None:
+    """Debian's SQLite overwrites deleted rows and freed pages by default; the writer asks for
+    FAST secure delete, so compaction writes only the pages it changes (and zeroes the deleted
+    content in them)."""
+    writer = connect(tmp_path / "state.db", writer=True)
+    reader = connect(tmp_path / "state.db", writer=False)
+    try:
+        assert writer.execute("PRAGMA secure_delete").fetchone()[0] == 2  # FAST
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: the commit log syncs
+        assert reader.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        writer.close()
+        reader.close()
