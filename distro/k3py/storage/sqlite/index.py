@@ -36,6 +36,9 @@ def entry_at(history: list[Entry], rev: int) -> Entry | None:
 
 
 class CompactionPlan(NamedTuple):
+    """What compaction at ``rev`` removes, worked out once for both the SQL delete and the
+    index (``KeyIndex.compaction_plan``, then ``KeyIndex.compact``)."""
+
     rev: int
     revisions: list[int]
     """The rows compaction at ``rev`` removes."""
