@@ -172,12 +172,8 @@ class Writer:
         if not self._queue and not self._compactions:
             return
         writes, self._queue = self._queue, []
-        step = self._max_batch
-        if len(writes) <= step:
-            self._commit_group(writes)
-        else:
-            for i in range(0, len(writes), step):
-                self._commit_group(writes[i : i + step])
+        for i in range(0, len(writes), self._max_batch):
+            self._commit_group(writes[i : i + self._max_batch])
         if self._compactions:
             requests, self._compactions = self._compactions, []
             for r in requests:
