@@ -1,10 +1,11 @@
 """``SQLiteStore``: the default backend, one SQLite file in WAL mode.
 
-Data flow: writes → ``Writer`` (group commit once per loop turn: a commit log record, the
-rows kept in ``PendingRows`` until SQLite takes them in batches) → index update → futures
-resolved and watch events published by ``_deliver`` → ``Broadcaster``. Point reads run inline
-on the loop (one primary-key lookup); ranges that may be large and watch history run on the
-``ReaderPool`` threads. A periodic task asks the writer to compact.
+Data flow: writes → ``Writer`` (group commit once per loop turn, or at once for a write
+nothing could join: a commit log record, the rows kept in ``PendingRows`` until SQLite
+takes them in batches) → index update → futures resolved and watch events published by
+``_deliver`` → ``Broadcaster``. Point reads run inline on the loop (one primary-key lookup);
+ranges that may be large and watch history run on the ``ReaderPool`` threads. A periodic
+task asks the writer to compact.
 """
 
 from __future__ import annotations

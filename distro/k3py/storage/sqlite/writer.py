@@ -1,9 +1,11 @@
 """The single writer: validates writes, group-commits them, then publishes them.
 
 Every mutation of the store goes through one ``Writer`` that owns the writing connection,
-so SQLite never sees two writers and never answers "database is locked". Writers submitted
+so SQLite never sees two writers and never answers "database is locked". Writes submitted
 during one turn of the event loop are committed together by a callback queued behind them:
 one commit log record and one synchronous write for the whole group (up to ``max_batch``).
+A write that nothing could join (no other callback left in the turn) is committed at once
+instead, by the coroutine that submits it (``submit``).
 Within a group each write is checked against the index plus the group's earlier writes, so
 compare-and-swap stays exact. Only after the record is durable does the index change
 (readers see the write) and the callers' futures resolve, in revision order, with the watch
@@ -18,7 +20,8 @@ before the log starts over, and a group that cannot be stored that way fails as 
 
 The commit runs on the loop thread. A hand-off to a writer thread costs two thread wake-ups
 per write (about 80 µs in CPython), more than half an fsync; the loop instead pauses for
-one commit per turn, which bounds what any other request waits for (see docs/adr).
+one commit per turn (or ``INLINE_COMMITS`` in a row), which bounds what any other request
+waits for (see docs/adr).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import sqlite3
 import sys
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from pathlib import Path
 
 from k3py.storage.errors import (
@@ -75,6 +78,10 @@ DEFER_BYTES = 1 << 20
 """Bytes of keys and values waiting that make the writer insert them at once."""
 DEFER_SECONDS = 0.1
 """How long a row waits for SQLite at most while the store is quiet."""
+INLINE_COMMITS = 8
+"""Writes committed in a row by ``Writer.submit`` itself before one waits for a turn of the
+loop (which polls the sockets): the longest the loop goes without polling is this many
+commits."""
 RETRY_SECONDS = 1.0
 """After SQLite refused the waiting rows, how long before the writer asks again."""
 
@@ -148,6 +155,10 @@ class Writer:
         self._queue: list[Request] = []
         self._compactions: list[Request] = []
         self._flush_scheduled = False
+        self._ready: Sized | None = getattr(loop, "_ready", None)
+        """asyncio's callbacks left to run in this turn (None for a loop that hides them)."""
+        self._inline = 0
+        """Writes committed by ``submit`` since the last flush."""
         self._insert_timer: asyncio.TimerHandle | None = None
         self._insert_error = ""
         """Why SQLite last refused the waiting rows ("" once it took them)."""
@@ -157,8 +168,28 @@ class Writer:
         self._values = _ValueCache(VALUE_CACHE_BYTES)
 
     def submit(self, request: Request) -> None:
+        """Commit ``request`` at once if nothing else could join its group, else queue it
+        for the flush at the end of this turn of the loop.
+
+        Nothing can join when the loop has no other callback left to run in this turn: a
+        write submitted then would be committed alone by the flush anyway, one turn later.
+        Committing it here spares the caller that turn (a loop iteration and a task switch,
+        several microseconds per write). A caller that writes in a loop would then never let
+        the loop poll its sockets, so after ``INLINE_COMMITS`` such commits one write waits
+        for the flush again.
+        """
         if request.op is Op.COMPACT:
             self._compactions.append(request)
+        elif (
+            not self._flush_scheduled
+            and self._inline < INLINE_COMMITS
+            and self._ready is not None
+            and not self._ready
+        ):
+            self._inline += 1
+            self._commit_group([request])
+            self._after_commits()
+            return
         else:
             self._queue.append(request)
         if not self._flush_scheduled:
@@ -169,6 +200,7 @@ class Writer:
         """Commit everything submitted so far, in groups of at most ``max_batch``, then run
         the compactions asked for."""
         self._flush_scheduled = False
+        self._inline = 0
         if not self._queue and not self._compactions:
             return
         writes, self._queue = self._queue, []
@@ -178,18 +210,16 @@ class Writer:
             requests, self._compactions = self._compactions, []
             for r in requests:
                 self._deliver([(r.fut, self._compact_request(r.expected))], [])
+        self._after_commits()
+
+    def _after_commits(self) -> None:
+        """Compact if the writes reached the trigger; insert the waiting rows if due."""
         if self._index.revision >= self._compact_due:
             try:
                 self.compact_auto()
             except StorageError as exc:  # the writes are done; the next trigger tries again
                 log.warning("compaction failed: %s", exc)
         self._insert_when_due()
-        # The callers just resumed run in the next turn of the loop, before anything queued
-        # from now on; a flush queued behind them commits what they write next in that same
-        # turn, instead of one turn later (half the loop turns for a caller that writes in
-        # sequence). If they write nothing, that flush finds the queue empty.
-        self._flush_scheduled = True
-        self._loop.call_soon(self.flush)
 
     def _commit_group(self, writes: list[Request]) -> None:
         try:
