@@ -55,7 +55,6 @@ def size_for(directory: Path, wanted: int = DEFAULT_SIZE) -> int:
     return max(MIN_SIZE, min(wanted, free // 10 // BLOCK * BLOCK))
 
 
-_ZEROS = bytes(BLOCK)
 _CRC = struct.Struct("<I")
 _CRC_OFFSET = _RECORD_HEADER.size - _CRC.size
 
@@ -146,7 +145,8 @@ class RedoLog:
 
         The record is built in the aligned buffer itself: a header, then each row's fixed
         fields, key and value; the checksum covers the header (with a zero checksum field)
-        and the rows.
+        and the rows. The rest of the last block goes out as the buffer holds it: a record
+        ends where its header says, and nothing reads beyond.
         """
         total = _record_size(rows)
         if self._offset + total > self._size:
@@ -166,7 +166,6 @@ class RedoLog:
             buf, 0, MAGIC, self.epoch, rows[0][0], len(rows), pos - _RECORD_HEADER.size, 0
         )
         _CRC.pack_into(buf, _CRC_OFFSET, zlib.crc32(self._view[:pos]))
-        buf[pos:total] = _ZEROS[: total - pos]
         self._write(total, self._offset)
         self._offset += total
         return True
