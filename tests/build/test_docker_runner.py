@@ -236,6 +236,16 @@ def test_the_container_is_removed_on_leaving(
     client.close()
 
 
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt, even in a process started with SIGINT ignored (as a
+    shell that runs CI in the background starts its children)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_raises")
 def test_ctrl_c_during_a_command_stops_it_and_removes_the_container(
     engine: Engine, amd64: RootfsImage, tmp_path: Path
 ) -> None:

@@ -97,9 +97,12 @@ def test_a_node_that_cannot_start_fails_the_cluster_cleanly(tmp_path: Path) -> N
 def test_ctrl_c_tears_the_cluster_down(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
-        import sys, time
+        import signal, sys, time
         from pathlib import Path
         from conformance.cluster import ClusterSpec, EphemeralCluster
+        # SIGINT ignored by whoever started the tests (a shell running CI in the background)
+        # is ignored here too; Ctrl+C must still reach the harness.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         with EphemeralCluster(ClusterSpec(Path({str(tmp_path)!r}), agents=0)) as cluster:
             print(cluster.run_id, *(n.process.pid for n in cluster.nodes), flush=True)
             time.sleep(120)
