@@ -3,7 +3,8 @@
 A write that nothing could join (the loop has no other callback to run in this turn) is
 committed by the submitting coroutine itself, without waiting for a turn of the loop; a
 caller writing in a loop still lets the loop turn every ``INLINE_COMMITS`` writes; writes
-submitted together are still committed as one group, one commit log record each.
+submitted together are still committed as one group, one commit log record each. A writer
+that fails unexpectedly answers its callers instead of leaving them waiting.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from k3py.storage import KeyValue, SQLiteStore, open_store
+from k3py.storage import KeyValue, SQLiteStore, StoreUnavailable, open_store
 from k3py.storage.sqlite.redo import RedoLog, Row
-from k3py.storage.sqlite.writer import INLINE_COMMITS
+from k3py.storage.sqlite.writer import INLINE_COMMITS, Writer
 from tests.integration.storage_support import options
 
 
@@ -80,5 +81,28 @@ async def test_writes_submitted_together_still_commit_as_one_group(
         await asyncio.gather(*(writer(j) for j in range(writers)))
         assert sum(groups) == writers * rounds
         assert len(groups) <= 2 * rounds, groups  # one record a round, not one a write
+    finally:
+        await store.close()
+
+
+async def test_a_writer_failure_answers_every_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = await quiet_store(tmp_path / "state.db")
+    try:
+        await store.create(b"/a", b"0")
+
+        def broken(*args: object) -> None:
+            raise RuntimeError("a bug in the writer")
+
+        with monkeypatch.context() as m:
+            m.setattr(Writer, "_decide", broken)
+            with pytest.raises(StoreUnavailable, match="a bug in the writer"):  # committed inline
+                await store.update(b"/a", b"1")
+            together = await asyncio.wait_for(  # committed as one group
+                asyncio.gather(*(store.update(b"/a", b"%d" % i) for i in range(3)), return_exceptions=True),
+                5,
+            )
+            assert all(isinstance(e, StoreUnavailable) for e in together), together
+        kv = await store.update(b"/a", b"2")  # nothing was written, and the writer goes on
+        assert (kv.value, kv.version) == (b"2", 2)
     finally:
         await store.close()

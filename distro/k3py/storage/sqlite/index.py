@@ -16,14 +16,15 @@ from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import NamedTuple
 
 Entry = tuple[int, int, int]
 """(mod_revision, create_revision, version); version 0 means the key was deleted."""
 
 
-def _mod(entry: Entry) -> int:
-    return entry[0]
+_mod = itemgetter(0)
+"""An entry's mod_revision (the key ``bisect`` sorts entries by)."""
 
 
 def entry_at(history: list[Entry], rev: int) -> Entry | None:

@@ -35,6 +35,11 @@ class PendingRows:
                 size += len(row[1]) + len(row[5])
         self.size += size
 
+    def add_row(self, row: Row) -> None:
+        with self._lock:
+            self._rows[row[0]] = row
+        self.size += len(row[1]) + len(row[5])
+
     def first(self) -> int:
         """The lowest revision waiting (0 if none)."""
         with self._lock:

@@ -33,6 +33,8 @@ MAGIC = b"k3RL"
 _FILE_HEADER = struct.Struct("<4sQ")  # magic, epoch
 _RECORD_HEADER = struct.Struct("<4sQQIII")  # magic, epoch, first rev, rows, payload, crc
 _ROW = struct.Struct("<QQQQII")  # rev, create_rev, prev_rev, version, key length, value length
+_ONE_ROW = struct.Struct(_RECORD_HEADER.format + _ROW.format[1:])
+"""A record's header and its first row's fixed fields, packed at once."""
 
 DEFAULT_SIZE = 4 << 20
 MIN_SIZE = 16 * BLOCK
@@ -148,6 +150,8 @@ class RedoLog:
         and the rows. The rest of the last block goes out as the buffer holds it: a record
         ends where its header says, and nothing reads beyond.
         """
+        if len(rows) == 1:
+            return self.append_row(rows[0])
         total = _record_size(rows)
         if self._offset + total > self._size:
             return False
@@ -168,6 +172,28 @@ class RedoLog:
         _CRC.pack_into(buf, _CRC_OFFSET, zlib.crc32(self._view[:pos]))
         self._write(total, self._offset)
         self._offset += total
+        return True
+
+    def append_row(self, row: Row) -> bool:
+        """``append`` for a record of one row (a sequential writer's every write)."""
+        rev, key, create, prev, version, value = row
+        klen, vlen = len(key), len(value)
+        end = _ONE_ROW.size + klen + vlen
+        total = end + (-end % BLOCK)
+        offset = self._offset
+        if offset + total > self._size:
+            return False
+        self._reserve(total)
+        buf = self._buffer
+        payload = end - _RECORD_HEADER.size
+        _ONE_ROW.pack_into(
+            buf, 0, MAGIC, self.epoch, rev, 1, payload, 0, rev, create, prev, version, klen, vlen
+        )
+        buf[_ONE_ROW.size : end - vlen] = key
+        buf[end - vlen : end] = value
+        _CRC.pack_into(buf, _CRC_OFFSET, zlib.crc32(self._view[:end]))
+        self._write(total, offset)
+        self._offset = offset + total
         return True
 
     def reset(self) -> None:

@@ -3,7 +3,7 @@
 Data flow: writes → ``Writer`` (group commit once per loop turn, or at once for a write
 nothing could join: a commit log record, the rows kept in ``PendingRows`` until SQLite
 takes them in batches) → index update → futures resolved and watch events published by
-``_deliver`` → ``Broadcaster``. Point reads run inline on the loop (one primary-key lookup);
+``Writer._deliver`` → ``Broadcaster``. Point reads run inline on the loop (one primary-key lookup);
 ranges that may be large and watch history run on the ``ReaderPool`` threads. A periodic
 task asks the writer to compact.
 """
@@ -37,7 +37,7 @@ from k3py.storage.sqlite.readers import (
 from k3py.storage.sqlite.redo import RedoLog, Row, redo_path, size_for
 from k3py.storage.sqlite.schema import connect, describe, open_database, sync_files
 from k3py.storage.sqlite.watch import SQLiteWatch
-from k3py.storage.sqlite.writer import Op, Outcome, Request, Writer
+from k3py.storage.sqlite.writer import Op, Request, Writer
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class SQLiteStore:
             index,
             self._waiting,
             self._loop,
-            self._deliver,
+            self._broadcaster.publish,
             max_batch=options.max_batch,
             compaction=options.compaction,
         )
@@ -224,17 +224,6 @@ class SQLiteStore:
         fut: asyncio.Future[object] = self._loop.create_future()
         self._writer.submit(Request(op, key, value, expected, fut))
         return fut
-
-    def _deliver(self, outcomes: list[Outcome], events: list[Event]) -> None:
-        """On the loop: resolve the callers' futures, then publish the committed events."""
-        for fut, result in outcomes:
-            if fut.done():
-                continue
-            if isinstance(result, BaseException):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
-        self._broadcaster.publish(events)
 
     # -- watch ---------------------------------------------------------------------------------
 

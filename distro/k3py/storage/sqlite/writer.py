@@ -35,7 +35,8 @@ import sqlite3
 import sys
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Sequence, Sized
+from itertools import chain
 from pathlib import Path
 
 from k3py.storage.errors import (
@@ -85,6 +86,10 @@ commits."""
 RETRY_SECONDS = 1.0
 """After SQLite refused the waiting rows, how long before the writer asks again."""
 
+_tuple = tuple.__new__
+"""Builds a ``KeyValue`` or an ``Event`` from a tuple of its fields, as their constructors do
+after a Python-level call of their own (a named tuple's ``__new__``) that the writer saves."""
+
 
 class Op(enum.Enum):
     CREATE = 1
@@ -105,7 +110,7 @@ class Request:
 
 
 Outcome = tuple["asyncio.Future[object]", object]
-Deliver = Callable[[list[Outcome], list[Event]], None]
+Publish = Callable[[Sequence[Event]], None]
 
 
 class _ValueCache:
@@ -138,7 +143,7 @@ class Writer:
         index: KeyIndex,
         pending: PendingRows,
         loop: asyncio.AbstractEventLoop,
-        deliver: Deliver,
+        publish: Publish,
         *,
         max_batch: int,
         compaction: CompactionOptions,
@@ -149,7 +154,7 @@ class Writer:
         self._index = index
         self._waiting = pending
         self._loop = loop
-        self._deliver = deliver
+        self._publish = publish
         self._max_batch = max_batch
         self._compaction = compaction
         self._queue: list[Request] = []
@@ -187,7 +192,10 @@ class Writer:
             and not self._ready
         ):
             self._inline += 1
-            self._commit_group([request])
+            try:
+                self._commit_one(request)
+            except Exception as exc:
+                self._failed([request], exc)
             self._after_commits()
             return
         else:
@@ -223,61 +231,95 @@ class Writer:
 
     def _commit_group(self, writes: list[Request]) -> None:
         try:
-            self._commit(writes)
-        except Exception as exc:  # keep callers from waiting forever
-            log.exception("store writer failed")
-            failure = StoreUnavailable(f"store writer failed: {exc}")
-            self._deliver([(r.fut, failure) for r in writes], [])
+            if len(writes) == 1:
+                self._commit_one(writes[0])
+            else:
+                self._commit(writes)
+        except Exception as exc:
+            self._failed(writes, exc)
+
+    def _failed(self, writes: list[Request], exc: Exception) -> None:
+        """Answer the callers of a group the writer failed on, which would wait forever."""
+        log.exception("store writer failed")
+        failure = StoreUnavailable(f"store writer failed: {exc}")
+        self._deliver([(r.fut, failure) for r in writes], [])
+
+    def _decide(
+        self, r: Request, latest: Entry | None, latest_value: bytes | None, rev: int
+    ) -> tuple[Row, object, Event]:
+        """Write ``r`` as revision ``rev``, its key's newest entry being ``latest`` (with its
+        value if the group wrote it, else None): the row to store, the caller's result and
+        the watch event. Raises the ``StorageError`` the write fails with."""
+        key = r.key
+        if r.op is Op.CREATE:
+            if latest is not None and latest[2]:
+                raise KeyExists(key)
+            value = r.value
+            kv = _tuple(KeyValue, (key, value, rev, rev, 1))
+            return (rev, key, rev, 0, 1, value), kv, _tuple(Event, (EventType.CREATE, kv, None))
+        if latest is None or not latest[2]:
+            raise KeyNotFound(key)
+        mod, create, version = latest
+        if r.expected and mod != r.expected:
+            raise Conflict(key, r.expected, mod)
+        if latest_value is None:
+            latest_value = self._value_of(mod)
+        prev = _tuple(KeyValue, (key, latest_value, create, mod, version))
+        if r.op is Op.UPDATE:
+            value, version = r.value, version + 1
+            kv = _tuple(KeyValue, (key, value, create, rev, version))
+            return (rev, key, create, mod, version, value), kv, _tuple(Event, (EventType.UPDATE, kv, prev))
+        gone = _tuple(KeyValue, (key, b"", create, rev, 0))
+        return (rev, key, create, mod, 0, b""), prev, _tuple(Event, (EventType.DELETE, gone, prev))
+
+    def _commit_one(self, r: Request) -> None:
+        """``_commit`` for a group of one write, the path of every write of a sequential
+        writer: the same checks and results without the group's bookkeeping."""
+        index = self._index
+        rev = index.revision + 1
+        try:
+            row, result, event = self._decide(r, index.latest(r.key), None, rev)
+            if self._redo.append_row(row):
+                self._waiting.add_row(row)  # before the index names it
+            else:
+                self._store_rows([row])
+        except StorageError as exc:
+            self._deliver([(r.fut, exc)], [])
+            return
+        except (sqlite3.Error, OSError) as exc:
+            failure = StoreUnavailable(f"write failed, nothing was stored: {self._reason(exc)}")
+            self._deliver([(r.fut, failure)], [])
+            return
+        with index.lock:
+            index.apply(row[1], (rev, row[2], row[4]))
+            index.revision = rev
+        self._values.put(rev, row[5])
+        self._sample_age(rev)
+        if not r.fut.done():
+            r.fut.set_result(result)
+        self._publish((event,))
 
     def _commit(self, writes: list[Request]) -> None:
         index = self._index
         rev = index.revision
-        pending: dict[bytes, tuple[Entry, bytes]] = {}  # each key's newest entry and value in the group
+        group: dict[bytes, tuple[Entry, bytes]] = {}  # each key's newest entry and value in the group
         rows: list[Row] = []
         outcomes: list[Outcome] = []
         events: list[Event] = []
         try:
             for r in writes:
-                key = r.key
-                p = pending.get(key)
-                latest = p[0] if p is not None else index.latest(key)
-                live = latest is not None and latest[2] > 0
+                written = group.get(r.key)
                 try:
-                    if r.op is Op.CREATE:
-                        if live:
-                            raise KeyExists(key)
-                    elif not live:
-                        raise KeyNotFound(key)
-                    elif r.expected and latest is not None and latest[0] != r.expected:
-                        raise Conflict(key, r.expected, latest[0])
+                    if written is None:
+                        row, result, event = self._decide(r, index.latest(r.key), None, rev + 1)
+                    else:
+                        row, result, event = self._decide(r, written[0], written[1], rev + 1)
                 except StorageError as exc:
                     outcomes.append((r.fut, exc))
                     continue
                 rev += 1
-                if r.op is Op.CREATE:
-                    entry: Entry = (rev, rev, 1)
-                    value, prev_rev = r.value, 0
-                    kv = KeyValue(key, value, rev, rev, 1)
-                    event = Event(EventType.CREATE, kv, None)
-                    result: object = kv
-                else:
-                    assert latest is not None
-                    prev_value = p[1] if p is not None else self._value_of(latest[0])
-                    prev = KeyValue(key, prev_value, latest[1], latest[0], latest[2])
-                    prev_rev = latest[0]
-                    if r.op is Op.UPDATE:
-                        entry = (rev, latest[1], latest[2] + 1)
-                        value = r.value
-                        kv = KeyValue(key, value, latest[1], rev, entry[2])
-                        event = Event(EventType.UPDATE, kv, prev)
-                        result = kv
-                    else:
-                        entry = (rev, latest[1], 0)
-                        value = b""
-                        event = Event(EventType.DELETE, KeyValue(key, b"", latest[1], rev, 0), prev)
-                        result = prev
-                pending[key] = (entry, value)
-                rows.append((rev, key, entry[1], prev_rev, entry[2], value))
+                group[r.key] = ((rev, row[2], row[4]), row[5])
+                rows.append(row)
                 outcomes.append((r.fut, result))
                 events.append(event)
             if rows:
@@ -296,10 +338,26 @@ class Writer:
                 index.revision = rev
             for row in rows:
                 self._values.put(row[0], row[5])
-            now = time.monotonic()
-            if now - self._ages[-1][1] >= _AGE_SAMPLE_SECONDS:
-                self._ages.append((rev, now))
+            self._sample_age(rev)
         self._deliver(outcomes, events)
+
+    def _deliver(self, outcomes: list[Outcome], events: list[Event]) -> None:
+        """Resolve the callers' futures (those still waiting), then publish the events."""
+        for fut, result in outcomes:
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+        self._publish(events)
+
+    def _sample_age(self, rev: int) -> None:
+        """Remember when revision ``rev`` was written, at most every ``_AGE_SAMPLE_SECONDS``
+        (compaction by age finds its target here)."""
+        now = time.monotonic()
+        if now - self._ages[-1][1] >= _AGE_SAMPLE_SECONDS:
+            self._ages.append((rev, now))
 
     def _store_rows(self, rows: list[Row]) -> None:
         """Make ``rows`` durable: one commit log record, their insert into SQLite deferred.
@@ -321,9 +379,10 @@ class Writer:
 
     def _insert_when_due(self) -> None:
         waiting = self._waiting
-        if not waiting:
+        count = len(waiting)
+        if not count:
             return
-        due = len(waiting) >= DEFER_ROWS or waiting.size >= DEFER_BYTES
+        due = count >= DEFER_ROWS or waiting.size >= DEFER_BYTES
         if due and time.monotonic() >= self._retry_at:
             self.insert_waiting()
             return
@@ -404,7 +463,7 @@ class Writer:
                 for i in range(0, len(rows), INSERT_ROWS):
                     chunk = rows[i : i + INSERT_ROWS]
                     sql = _INSERT_FULL if len(chunk) == INSERT_ROWS else _insert_statement(len(chunk))
-                    conn.execute(sql, [field for row in chunk for field in row])
+                    conn.execute(sql, list(chain.from_iterable(chunk)))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
