@@ -81,7 +81,7 @@ class Broadcaster:
     def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        self.revision = events[-1].revision
+        self.revision = events[-1].kv.mod_revision
         to_wake = self._to_wake
         for prefix, subs in self._groups.items():
             matched = events if not prefix else [e for e in events if e.kv.key.startswith(prefix)]

@@ -183,7 +183,8 @@ class RedoLog:
         offset = self._offset
         if offset + total > self._size:
             return False
-        self._reserve(total)
+        if total > len(self._buffer):
+            self._reserve(total)
         buf = self._buffer
         payload = end - _RECORD_HEADER.size
         _ONE_ROW.pack_into(

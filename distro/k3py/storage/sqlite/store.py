@@ -220,7 +220,8 @@ class SQLiteStore:
 
     def _submit(self, op: Op, key: bytes, value: bytes, expected: int) -> asyncio.Future[object]:
         """Hand a write to the writer; the future resolves once it is durable (or failed)."""
-        self._check_open()
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
         fut: asyncio.Future[object] = self._loop.create_future()
         self._writer.submit(Request(op, key, value, expected, fut))
         return fut

@@ -221,13 +221,20 @@ class Writer:
         self._after_commits()
 
     def _after_commits(self) -> None:
-        """Compact if the writes reached the trigger; insert the waiting rows if due."""
+        """Compact if the writes reached the trigger; insert the waiting rows if due, else
+        make sure a timer will."""
         if self._index.revision >= self._compact_due:
             try:
                 self.compact_auto()
             except StorageError as exc:  # the writes are done; the next trigger tries again
                 log.warning("compaction failed: %s", exc)
-        self._insert_when_due()
+        waiting = self._waiting
+        if (waiting.size >= DEFER_BYTES or len(waiting) >= DEFER_ROWS) and time.monotonic() >= self._retry_at:
+            self.insert_waiting()
+        elif self._insert_timer is None and waiting:
+            self._insert_timer = self._loop.call_later(
+                max(DEFER_SECONDS, self._retry_at - time.monotonic()), self._on_insert_timer
+            )
 
     def _commit_group(self, writes: list[Request]) -> None:
         try:
@@ -376,20 +383,6 @@ class Writer:
             redo.reset()
         except OSError as exc:  # the log still holds only committed rows: harmless
             log.warning("cannot restart commit log %s: %s", redo.path, describe(exc))
-
-    def _insert_when_due(self) -> None:
-        waiting = self._waiting
-        count = len(waiting)
-        if not count:
-            return
-        due = count >= DEFER_ROWS or waiting.size >= DEFER_BYTES
-        if due and time.monotonic() >= self._retry_at:
-            self.insert_waiting()
-            return
-        if self._insert_timer is None:
-            self._insert_timer = self._loop.call_later(
-                max(DEFER_SECONDS, self._retry_at - time.monotonic()), self._on_insert_timer
-            )
 
     def _on_insert_timer(self) -> None:
         self._insert_timer = None
