@@ -41,6 +41,7 @@ from typing import Final
 from k3py.agent.containerd_reset import STOP_TIMEOUT, is_containerd_for, processes, terminate
 from k3py.agent.containerd_reset import kill_all as kill_all  # part of this module's API
 from k3py.agent.cri import CriError, Runtime
+from k3py.config.model import RUN_DIR
 from k3py.images import pause
 from k3py.payload import Unpacked
 
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 PAUSE_IMAGE: Final = pause.reference()
 """k3py's pause image (containerd's ``sandbox_image``) for the catatonit Debian 12 ships."""
-STATE_BASE: Final = Path("/run/k3py")
+STATE_BASE: Final = RUN_DIR
 HOST_PAUSE_ARCHIVE: Final = STATE_BASE / "images" / "pause.tar"
 """Running from source: the pause image built from the host's catatonit (rebuilt after a reboot)."""
 START_TIMEOUT: Final = 60.0

@@ -1,16 +1,20 @@
-"""A small asynchronous client for the Kubernetes REST API, over HTTPS.
+"""A small asynchronous client for the Kubernetes REST API, over HTTPS or the server's local socket.
 
-Used by every component that talks to a server from outside the API server: the ``k3py
-token`` command and the agent. Credentials are a client certificate or a bearer token; the
-server is trusted through a CA bundle, or (only to fetch that bundle, before a token's hash
-has been checked) not at all. A failed request raises :class:`ApiStatusError` carrying the
-server's ``Status`` (code, reason, message).
+Used by every component that talks to an API server: the ``k3py token`` command and the
+agent over HTTPS, the controllers, the scheduler and the cluster DNS inside the server
+process over its local socket (``RestClient.local``). Over HTTPS, credentials are a client
+certificate or a bearer token, and the server is trusted through a CA bundle, or (only to
+fetch that bundle, before a token's hash has been checked) not at all. On the local socket,
+which only root can open, each request names the user it acts as in ``LOCAL_IDENTITY_HEADER``
+and is authorized and admitted as that user, as over HTTPS. A failed request raises
+:class:`ApiStatusError` carrying the server's ``Status`` (code, reason, message).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +41,10 @@ PATCH_TYPES = {
     "json": "application/json-patch+json",
     "apply": "application/apply-patch+yaml",
 }
+
+
+LOCAL_IDENTITY_HEADER = "K3py-Local-Identity"
+"""On the server's local socket: the user a request acts as, ``{"user": ..., "groups": [...]}``."""
 
 
 class ApiStatusError(Exception):
@@ -68,6 +76,18 @@ class Credentials:
         if self.cert_pem is not None and self.key_pem is not None:
             load_pem_pair(context, self.cert_pem, self.key_pem)
         return context
+
+
+@dataclass(frozen=True)
+class LocalIdentity:
+    """A client inside the server process: the server's local socket and who to be."""
+
+    socket: Path
+    user: str
+    groups: tuple[str, ...] = ()
+
+    def header(self) -> str:
+        return json.dumps({"user": self.user, "groups": list(self.groups)})
 
 
 @dataclass(frozen=True)
@@ -114,16 +134,27 @@ def _data(section: Mapping[str, Any], key: str) -> bytes | None:
 class RestClient:
     """``async with RestClient(server, credentials) as api: await api.get(path)``."""
 
-    def __init__(self, server: str, credentials: Credentials) -> None:
+    def __init__(self, server: str, credentials: Credentials, *, local: LocalIdentity | None = None) -> None:
         self.server = server.rstrip("/")
         self.credentials = credentials
+        self.local = local
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def local_client(cls, identity: LocalIdentity) -> RestClient:
+        """A client of the API server in this process, over its local socket (plain HTTP)."""
+        return cls("http://localhost", Credentials(), local=identity)
 
     async def __aenter__(self) -> Self:
         headers = {"Accept": "application/json", "User-Agent": "k3py"}
-        if self.credentials.token:
-            headers["Authorization"] = f"Bearer {self.credentials.token}"
-        connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context())
+        connector: aiohttp.BaseConnector
+        if self.local is not None:
+            headers[LOCAL_IDENTITY_HEADER] = self.local.header()
+            connector = aiohttp.UnixConnector(path=str(self.local.socket))
+        else:
+            if self.credentials.token:
+                headers["Authorization"] = f"Bearer {self.credentials.token}"
+            connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context())
         self._session = aiohttp.ClientSession(headers=headers, connector=connector, timeout=TIMEOUT)
         return self
 
@@ -133,8 +164,14 @@ class RestClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
-            # TLS connections finish closing on the next turns of the loop (aiohttp's advice).
-            await asyncio.sleep(0.25)
+            if self.local is None:
+                # TLS connections finish closing on the next turns of the loop (aiohttp's advice).
+                await asyncio.sleep(0.25)
+
+    @property
+    def where(self) -> str:
+        """The server, as messages name it."""
+        return f"the local socket {self.local.socket}" if self.local is not None else self.server
 
     async def raw(
         self, method: str, path: str, body: Body | None = None, content_type: str | None = None
@@ -152,11 +189,10 @@ class RestClient:
                     raise _status_error(answer.status, payload)
                 return payload
         except aiohttp.ClientError as exc:
-            raise ApiStatusError(0, "ConnectionFailed", f"cannot reach {self.server}: {exc}") from None
+            raise ApiStatusError(0, "ConnectionFailed", f"cannot reach {self.where}: {exc}") from None
         except TimeoutError:
-            raise ApiStatusError(
-                0, "Timeout", f"{method} {path}: {self.server} did not answer in time"
-            ) from None
+            message = f"{method} {path}: {self.where} did not answer in time"
+            raise ApiStatusError(0, "Timeout", message) from None
 
     async def request(
         self, method: str, path: str, body: Body | None = None, content_type: str | None = None

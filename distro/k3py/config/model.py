@@ -7,6 +7,7 @@ here: they live with the flags (``config.flags``), the single place a setting is
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,18 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_CONFIG_FILE = Path("/etc/k3py/config.yaml")
+RUN_DIR = Path("/run/k3py")
+"""Runtime state that goes away at reboot: sockets (whose paths must stay short), containerd's
+state directories."""
 DISABLEABLE = ("coredns", "servicelb", "traefik", "local-storage", "metrics-server")
 """Packaged components that ``--disable`` may name (K3s's list, minus what k3py lacks)."""
+
+
+def local_socket(data_dir: Path) -> Path:
+    """The API server's local socket for ``data_dir``: one per data directory, however it is
+    spelt, under ``RUN_DIR`` (a Unix socket's path must stay short)."""
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    return RUN_DIR / f"server-{tag}" / "api.sock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +87,11 @@ class ServerConfig:
     def server_dir(self) -> Path:
         """``<data-dir>/server``: the control plane's state (database, credentials)."""
         return self.data_dir / "server"
+
+    @property
+    def local_socket(self) -> Path:
+        """The API server's socket for the components inside the server process."""
+        return local_socket(self.data_dir)
 
     @property
     def listen_url(self) -> str:

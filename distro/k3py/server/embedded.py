@@ -4,7 +4,8 @@ The embedded agent is a node like any other: it reaches the API server over HTTP
 ``system:node:<name>`` client certificate, and serves its kubelet API with a serving
 certificate, both issued here from the server's own CAs (a joining agent gets the same
 through CertificateSigningRequests, which cannot name the server's own addresses). The
-scheduler likewise acts as ``system:kube-scheduler``. The server's node is labelled
+scheduler, the controllers and the cluster DNS reach the API server over its local socket
+instead, each as its own user (``RestClient.local_client``). The server's node is labelled
 ``node-role.kubernetes.io/control-plane`` by the server itself, since NodeRestriction keeps
 a kubelet from giving itself role labels.
 """

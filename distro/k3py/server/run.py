@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import platform
 import re
@@ -33,6 +34,7 @@ import socket
 import ssl
 import uuid
 import weakref
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -89,9 +91,8 @@ from k3py.apiserver.tokens import (
 from k3py.apiserver.webhooks import WebhookAdmission
 from k3py.client.informer import SharedInformers
 from k3py.client.leaderelection import LeaderElector
-from k3py.client.rest import Credentials, RestClient
+from k3py.client.rest import LOCAL_IDENTITY_HEADER, LocalIdentity, RestClient
 from k3py.config import ConfigError, ServerConfig
-from k3py.controllers.base import Controller
 from k3py.controllers.manager import CONTROLLERS, identity_user
 from k3py.dns import ClusterDns, DnsError, DnsSettings
 from k3py.dns.cluster import IDENTITY as DNS_IDENTITY
@@ -114,7 +115,7 @@ from k3py.pki.serviceaccount import JWKS_PATH
 from k3py.scheduler import Scheduler
 from k3py.server.collector import freeze_startup_objects, server_collection
 from k3py.server.datastore import StoreHandle, open_datastore, prepare_data_dir
-from k3py.server.embedded import client_pair, label_control_plane, node_credentials
+from k3py.server.embedded import label_control_plane, node_credentials
 from k3py.server.endpoints import keep_kubernetes_endpoints
 from k3py.server.errors import ServerError
 from k3py.server.health import PING, HealthCheck, health_routes
@@ -269,6 +270,7 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
             config.https_listen_port,
             app,
             ssl_context=ssl_server_context(pki),
+            local_socket=config.local_socket,
             access_log=config.debug,
         )
         await listener.start()
@@ -277,13 +279,13 @@ async def serve(config: ServerConfig, stop: StopRequest, ready: Gate | None = No
         await asyncio.to_thread(_write_admin_kubeconfig, config, pki)
         url = _local_url(config)
         if not (config.disable_scheduler and config.disable_controller_manager):
-            shared = await _shared_informers(pki, url, cleanup)
+            shared = await _shared_informers(config, cleanup)
             if not config.disable_scheduler:
-                await _start_scheduler(pki, url, shared, tasks, cleanup)
+                await _start_scheduler(config, shared, tasks, cleanup)
             if not config.disable_controller_manager:
-                await _start_controllers(pki, url, shared, tasks, cleanup)
+                await _start_controllers(config, shared, tasks, cleanup)
         if "coredns" not in config.disable:
-            await _start_dns(config, pki, url, advertised, tasks, cleanup)
+            await _start_dns(config, advertised, tasks, cleanup)
         if not config.disable_agent:
             await _start_agent(config, pki, url, objects, tasks, cleanup)
 
@@ -375,22 +377,25 @@ async def _start_aggregator(
     return aggregator
 
 
-async def _shared_informers(pki: Pki, url: str, cleanup: AsyncExitStack) -> SharedInformers:
+def _local(config: ServerConfig, user: str, groups: Sequence[str] = ()) -> RestClient:
+    """A client of this process's API server, over its local socket, acting as ``user``."""
+    return RestClient.local_client(LocalIdentity(config.local_socket, user, tuple(groups)))
+
+
+async def _shared_informers(config: ServerConfig, cleanup: AsyncExitStack) -> SharedInformers:
     """One informer per collection for the scheduler and the controllers: one list, one watch
     and one cache of each in this process, whichever of them leads. They list and watch as
     kube-controller-manager, which may read everything (each component writes as itself)."""
-    cert, key = await asyncio.to_thread(client_pair, pki, "system:kube-controller-manager", ())
-    api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+    api = _local(config, "system:kube-controller-manager")
     await _open_clients(cleanup, [api])
     return SharedInformers(api)
 
 
 async def _start_scheduler(
-    pki: Pki, url: str, shared: SharedInformers, tasks: Supervisor, cleanup: AsyncExitStack
+    config: ServerConfig, shared: SharedInformers, tasks: Supervisor, cleanup: AsyncExitStack
 ) -> None:
     """The scheduler, while this server holds the ``kube-system/kube-scheduler`` Lease."""
-    cert, key = await asyncio.to_thread(client_pair, pki, "system:kube-scheduler", ())
-    api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+    api = _local(config, "system:kube-scheduler")
     await cleanup.enter_async_context(api)
     elector = LeaderElector(api, "kube-system", "kube-scheduler", _candidate())
     scheduler = tasks.spawn("scheduler", elector.run(lambda: Scheduler(api, informers=shared).run()))
@@ -398,17 +403,12 @@ async def _start_scheduler(
 
 
 async def _start_controllers(
-    pki: Pki, url: str, shared: SharedInformers, tasks: Supervisor, cleanup: AsyncExitStack
+    config: ServerConfig, shared: SharedInformers, tasks: Supervisor, cleanup: AsyncExitStack
 ) -> None:
     """kube-controller-manager's controllers, each a client with its service account's identity,
     while this server holds the ``kube-system/kube-controller-manager`` Lease."""
-    clients: list[tuple[type[Controller], RestClient]] = []
-    for kind in CONTROLLERS:
-        name, groups = identity_user(kind.identity)
-        cert, key = await asyncio.to_thread(client_pair, pki, name, groups)
-        clients.append((kind, RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))))
-    cert, key = await asyncio.to_thread(client_pair, pki, "system:kube-controller-manager", ())
-    lease_api = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+    clients = [(kind, _local(config, *identity_user(kind.identity))) for kind in CONTROLLERS]
+    lease_api = _local(config, "system:kube-controller-manager")
     await _open_clients(cleanup, [lease_api, *(api for _, api in clients)])
 
     async def lead() -> None:
@@ -423,15 +423,11 @@ async def _start_controllers(
     cleanup.push_async_callback(_cancel, task)  # before the clients close
 
 
-async def _start_dns(
-    config: ServerConfig, pki: Pki, url: str, ip: str, tasks: Supervisor, cleanup: AsyncExitStack
-) -> None:
+async def _start_dns(config: ServerConfig, ip: str, tasks: Supervisor, cleanup: AsyncExitStack) -> None:
     """The cluster DNS on this server's node address: it reads as CoreDNS's service account and
     writes its ``kube-dns`` Service as the supervisor (K3s applies its manifests so)."""
-    cert, key = await asyncio.to_thread(client_pair, pki, DNS_IDENTITY, DNS_IDENTITY_GROUPS)
-    reader = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
-    cert, key = await asyncio.to_thread(client_pair, pki, "system:k3py-supervisor", ("system:masters",))
-    publisher = RestClient(url, Credentials(pki.server_ca.cert_pem, cert, key))
+    reader = _local(config, DNS_IDENTITY, DNS_IDENTITY_GROUPS)
+    publisher = _local(config, "system:k3py-supervisor", ("system:masters",))
     await _open_clients(cleanup, [reader, publisher])
     settings = DnsSettings(
         node_ip=ip,
@@ -527,16 +523,34 @@ _CONNECTION_USERS: weakref.WeakKeyDictionary[ssl.SSLObject, User | None] = weakr
 
 
 def _identify(request: web.Request) -> User | None:
+    """The user a request's client certificate names or, on the local socket only, the one
+    its ``K3py-Local-Identity`` header names."""
     transport = request.transport
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
+    if transport is None:
         return None
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        sock = transport.get_extra_info("socket")
+        return _local_user(request) if sock is not None and sock.family == socket.AF_UNIX else None
     try:
         return _CONNECTION_USERS[ssl_object]
     except KeyError:
         identity = client_identity(ssl_object.getpeercert())
         user = _CONNECTION_USERS[ssl_object] = User(identity[0], tuple(identity[1])) if identity else None
         return user
+
+
+def _local_user(request: web.Request) -> User | None:
+    try:
+        named = json.loads(request.headers.get(LOCAL_IDENTITY_HEADER, ""))
+        user, groups = named["user"], named["groups"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(user, str) or not user or not isinstance(groups, list):
+        return None
+    if not all(isinstance(g, str) for g in groups):
+        return None
+    return User(user, tuple(groups))
 
 
 def first_service_ip(config: ServerConfig) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
