@@ -68,6 +68,7 @@ from k3py.agent.cri.messages import (
     LEASES_SERVICE,
     WriteAction,
 )
+from k3py.agent.errors import AirgapError as AirgapError  # part of this module's API
 from k3py.images import oci
 
 log = logging.getLogger(__name__)
@@ -95,10 +96,6 @@ _BLOB: Final = re.compile(r"^blobs/(sha256|sha384|sha512)/([0-9a-f]{64,128})$")
 _LEGACY_CONFIG: Final = re.compile(r"^([0-9a-f]{64})\.json$")
 
 Progress = Callable[[Path, "list[str] | Exception"], None]
-
-
-class AirgapError(Exception):
-    """An archive cannot be imported: the message names the archive and the reason."""
 
 
 @dataclass

@@ -41,6 +41,7 @@ from typing import Final
 from k3py.agent.containerd_reset import STOP_TIMEOUT, is_containerd_for, processes, terminate
 from k3py.agent.containerd_reset import kill_all as kill_all  # part of this module's API
 from k3py.agent.cri import CriError, Runtime
+from k3py.agent.errors import ContainerdError as ContainerdError  # part of this module's API
 from k3py.config.model import RUN_DIR
 from k3py.images import pause
 from k3py.payload import Unpacked
@@ -69,10 +70,6 @@ CAP_SYS_RESOURCE: Final = 24
 _HOST_BIN_DIRS: Final = (Path("/usr/local/bin"), Path("/usr/bin"))
 _HOST_SBIN_DIRS: Final = (Path("/usr/local/sbin"), Path("/usr/sbin"), Path("/usr/bin"))
 _HOST_CNI_DIRS: Final = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
-
-
-class ContainerdError(Exception):
-    """containerd cannot be found, configured or started: the message says what to do."""
 
 
 @dataclass(frozen=True)

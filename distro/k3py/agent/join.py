@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from k3py.agent.errors import JoinError as JoinError  # part of this module's API
 from k3py.client import ApiStatusError, Credentials, RestClient
 from k3py.config import AgentConfig
 from k3py.pki import PkiError, jointoken, kubeconfig
@@ -53,10 +54,6 @@ FILES = {
     "serving_key": "serving-kubelet.key",
     "kubeconfig": "kubelet.kubeconfig",
 }
-
-
-class JoinError(Exception):
-    """The node could not join: the message says why and what to check."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k3py.agent.errors import NetworkError as NetworkError  # part of this module's API
 from k3py.agent.serviceproxy_rules import HOOKS as SERVICE_HOOKS
 from k3py.agent.serviceproxy_rules import is_service_chain
 from k3py.util.proc import CommandFailed, ProcessError, run
@@ -65,10 +66,6 @@ and deleting never touches a route anyone else made."""
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 BRIDGE_NF_CALL_IPTABLES = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
-
-
-class NetworkError(RuntimeError):
-    """The node's network could not be set up (a command failed, a bad setting)."""
 
 
 def _ipv4(cidr: IPNetwork, what: str) -> IPv4Network:

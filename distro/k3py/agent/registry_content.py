@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Final
 
 from k3py.agent import airgap
+from k3py.agent.errors import AirgapError
 from k3py.images import oci
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def index_directory(images: Path, content: Path) -> tuple[Catalog, dict[Path, Ex
             ValueError,
             KeyError,
             TypeError,
-            airgap.AirgapError,
+            AirgapError,
         ) as exc:
             said = str(exc) if isinstance(exc, ContentError) else repr(exc)
             failed[archive] = ContentError(said if str(archive) in said else f"{archive}: {said}")

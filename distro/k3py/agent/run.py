@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import socket
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,8 @@ from k3py.agent import airgap, network, registry_content, registry_hosts
 from k3py.agent.containerd import PAUSE_IMAGE, Containerd, ContainerdPaths, RuntimeFiles
 from k3py.agent.cri import CriError, Runtime
 from k3py.agent.cri_config import NodeSettings
-from k3py.agent.join import FILES, JoinError, join, node_user
+from k3py.agent.errors import AgentError, JoinError, NetworkError
+from k3py.agent.join import FILES, join, node_user
 from k3py.agent.kubelet import Kubelet, ensure_dirs
 from k3py.agent.kubelet_api import KubeletApi, api_authorizer
 from k3py.agent.node import KUBELET_PORT, NodeAgent, NodeIdentity, default_labels
@@ -48,6 +48,7 @@ from k3py.apiserver.tokens import CLIENT_CA_PATH
 from k3py.client.informer import Informer
 from k3py.client.rest import ApiStatusError, Credentials, RestClient
 from k3py.config import AgentConfig
+from k3py.util.addresses import node_ip
 
 __all__ = ["AgentError", "JoinError", "NodeCredentials", "NodePlan", "run_agent", "run_node"]
 
@@ -57,10 +58,6 @@ DEFAULT_CLUSTER_CIDR = ipaddress.ip_network("10.42.0.0/16")
 DEFAULT_CLUSTER_DNS = "10.43.0.10"
 POD_CIDR_WAIT = 60.0
 SHUTDOWN_GRACE = 10.0
-
-
-class AgentError(Exception):
-    """The node cannot run: its container runtime does not answer, or a step of its start failed."""
 
 
 @dataclass(frozen=True)
@@ -93,19 +90,6 @@ class NodePlan:
     @property
     def agent_dir(self) -> Path:
         return self.data_dir / "agent"
-
-
-def node_ip(given: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str:
-    """``--node-ip``, else the address this host would use for outbound traffic (no packet is sent)."""
-    if given is not None:
-        return str(given)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("10.255.255.255", 9))
-            address: str = probe.getsockname()[0]
-            return address
-        except OSError:
-            return "127.0.0.1"
 
 
 def run_agent(config: AgentConfig) -> None:
@@ -309,7 +293,7 @@ async def _pod_network(node: NodeAgent, plan: NodePlan) -> None:
                 cluster_cidr=plan.cluster_cidr,
                 node_ip=ipaddress.ip_address(plan.ip),
             )
-        except (network.NetworkError, OSError) as exc:
+        except (NetworkError, OSError) as exc:
             log.error(
                 "Pod network %s: cannot set up the node's rules: %s (retrying in %.0fs)", pod_cidr, exc, delay
             )

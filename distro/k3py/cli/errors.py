@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from k3py.agent.airgap import AirgapError
-from k3py.agent.containerd import ContainerdError
-from k3py.agent.network import NetworkError
-from k3py.agent.run import AgentError, JoinError
+from k3py.agent.errors import AgentError, AirgapError, ContainerdError, JoinError, NetworkError
 from k3py.aio import TaskCrashed
 from k3py.config import ConfigError
 from k3py.payload import PayloadError

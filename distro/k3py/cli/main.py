@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from k3py import payload
-from k3py.agent.run import run_agent
 from k3py.cli import check_config, killall, logs, token
 from k3py.cli.errors import UsageError, exit_status
 from k3py.cli.kubectl import run_kubectl
@@ -62,6 +61,8 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _agent(args: argparse.Namespace) -> int:
+    from k3py.agent.run import run_agent  # the node's modules load only for a node
+
     config = load_agent_config(given_flags(args, SUBCOMMAND_FLAGS["agent"]))
     logs.configure(debug=config.debug)
     run_agent(config)

@@ -17,15 +17,17 @@ import copy
 import ipaddress
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from k3py.agent.run import NodeCredentials
 from k3py.apiserver.generic import ObjectStore, WriteOptions
 from k3py.pki import Pki
 from k3py.pki.certs import CLIENT_AUTH, SERVER_AUTH, LeafSpec, certs_to_pem, issue, key_to_pem, new_key
+
+if TYPE_CHECKING:
+    from k3py.agent.run import NodeCredentials
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ def client_pair(pki: Pki, common_name: str, organizations: tuple[str, ...]) -> t
 
 def node_credentials(pki: Pki, server: str, name: str, ip: str) -> NodeCredentials:
     """The embedded node's client and kubelet serving credentials."""
+    from k3py.agent.run import NodeCredentials  # the agent's modules load with the agent
+
     cert, key = client_pair(pki, f"system:node:{name}", ("system:nodes",))
     ca_cert, ca_key = _ca(pki.server_ca.cert_pem, pki.server_ca.key_pem)
     serving_key = new_key()

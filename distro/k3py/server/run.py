@@ -41,8 +41,6 @@ from aiohttp import web
 from cryptography import x509
 
 from k3py import __version__, payload
-from k3py.agent.node import default_labels
-from k3py.agent.run import NodePlan, node_ip, run_node
 from k3py.aio import Gate, StopRequest, Supervisor, stop_on_signals
 from k3py.api import resources
 from k3py.api.manifest import Manifest
@@ -120,6 +118,7 @@ from k3py.server.endpoints import keep_kubernetes_endpoints
 from k3py.server.errors import ServerError
 from k3py.server.health import PING, HealthCheck, health_routes
 from k3py.server.listener import Listener
+from k3py.util.addresses import node_ip
 
 log = logging.getLogger(__name__)
 
@@ -470,8 +469,12 @@ async def _start_agent(
     """Run this host's node (the embedded agent) beside the control plane, as K3s does.
 
     It stops before the API server does (its cleanup is registered after the listener's),
-    leaving its pods' containers running as a separate ``k3py agent`` would.
+    leaving its pods' containers running as a separate ``k3py agent`` would. The agent's
+    modules load here, so a server without it does not hold them in memory.
     """
+    from k3py.agent.node import default_labels
+    from k3py.agent.run import NodePlan, run_node
+
     ip = node_ip(config.node_ip or config.advertise_address)
     credentials = await asyncio.to_thread(node_credentials, pki, url, config.node_name, ip)
     plan = NodePlan(
