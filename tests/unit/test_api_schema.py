@@ -217,6 +217,30 @@ def test_custom_definitions_and_bad_references() -> None:
         thing.field("external")
 
 
+def test_definitions_added_to_the_bundled_ones_join_them(schemas: Schemas) -> None:
+    """A custom resource's definitions beside the bundled ones (kept compressed until asked
+    for): each set is found, a definition of the same name replaces the bundled one, and the
+    kinds of both are indexed."""
+    widget = {
+        "type": "object",
+        "x-kubernetes-group-version-kind": [{"group": "example.com", "version": "v1", "kind": "Widget"}],
+        "properties": {"metadata": {"$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}},
+    }
+    replaced = {"type": "object", "description": "replaced"}
+    both = schemas.with_definitions({"com.example.v1.Widget": widget, "io.k8s.api.core.v1.PodSpec": replaced})
+    assert len(both) == len(schemas) + 1
+    assert "com.example.v1.Widget" in both and "io.k8s.api.apps.v1.Deployment" in both
+    assert both.definition("io.k8s.api.core.v1.PodSpec") == replaced
+    assert (
+        "containers" in schemas.definition("io.k8s.api.core.v1.PodSpec")["properties"]
+    )  # the base is unchanged
+    found = both.kind("example.com", "v1", "Widget")
+    assert found is not None and walk(found, "metadata", "labels", "{}").type == "string"
+    assert both.kind("apps", "v1", "Deployment") is not None
+    assert schemas.kind("example.com", "v1", "Widget") is None
+    assert len(set(both.names())) == len(both)
+
+
 def test_documents_without_defs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="no \\$defs"):
         Schemas.from_document(b'{"definitions": {}}')
