@@ -22,6 +22,7 @@ from its client-side apply without conflicts (:mod:`.lastapplied`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from typing import Any, Final
 
@@ -171,9 +172,10 @@ def _track(
 
 
 class _CreatedFields:
-    """The managedFields of recent creates, by everything they depend on: objects created from
-    one template (a controller's pods, a client's batch) differ only in values no field set
-    holds, so the field walk and its encoding run once for all of them."""
+    """The managedFields of recent creates, by everything they depend on (the object as a
+    128-bit digest, not kept whole): objects created from one template (a controller's pods, a
+    client's batch) differ only in values no field set holds, so the field walk and its
+    encoding run once for all of them."""
 
     SIZE = 128
     VARYING: Final = ("name", "generateName", "uid", "creationTimestamp")
@@ -189,9 +191,10 @@ class _CreatedFields:
         blanked = {**metadata, **{k: "" for k in self.VARYING if k in metadata}}
         shown = {**target, "metadata": blanked}
         try:
-            return (*context, orjson.dumps(shown))
+            encoded = orjson.dumps(shown)
         except TypeError:
             return None
+        return (*context, hashlib.blake2b(encoded, digest_size=16).digest())  # not the object itself
 
     def get(self, key: tuple[Any, ...], node: Node | None, now: str) -> list[dict[str, Any]] | None:
         found = self._entries.get(key)
