@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +26,16 @@ DISABLEABLE = ("coredns", "servicelb", "traefik", "local-storage", "metrics-serv
 
 def local_socket(data_dir: Path) -> Path:
     """The API server's local socket for ``data_dir``: one per data directory, however it is
-    spelt, under ``RUN_DIR`` (a Unix socket's path must stay short)."""
-    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
-    return RUN_DIR / f"server-{tag}" / "api.sock"
+    spelt, under ``RUN_DIR`` (a Unix socket's path must stay short). A server not run by root
+    puts it in its session's runtime directory (``$XDG_RUNTIME_DIR``), else in its data
+    directory."""
+    data_dir = data_dir.resolve()
+    tag = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+    if os.geteuid() == 0:
+        return RUN_DIR / f"server-{tag}" / "api.sock"
+    if runtime := os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(runtime) / "k3py" / f"server-{tag}" / "api.sock"
+    return data_dir / "server" / "run" / "api.sock"
 
 
 @dataclass(frozen=True, slots=True)

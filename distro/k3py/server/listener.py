@@ -68,7 +68,7 @@ class Listener:
                 await self._listen_locally(self.local_socket)
             except OSError as exc:
                 await self.stop()
-                raise ServerError(f"cannot listen on {self.local_socket}: {_describe(exc)}") from None
+                raise ServerError(f"cannot listen on {self.local_socket}: {exc.strerror or exc}") from None
 
     async def _listen_locally(self, path: Path) -> None:
         await asyncio.to_thread(_private_dir, path.parent)
